@@ -1,0 +1,3 @@
+from ai_gateway.cli import main
+
+raise SystemExit(main())

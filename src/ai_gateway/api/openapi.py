@@ -1,0 +1,164 @@
+"""GET /openapi.json: built from the same pydantic models that validate requests and describe
+responses, so the document and the endpoints cannot drift apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from ai_gateway import __version__
+from ai_gateway.schemas.chat import ChatCompletionRequest
+from ai_gateway.schemas.chat_response import ChatCompletion, ChatCompletionChunk
+from ai_gateway.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse
+from ai_gateway.schemas.errors import ErrorResponse
+from ai_gateway.schemas.models import ModelCard, ModelList
+
+_REF = "#/components/schemas/{model}"
+_MODELS: list[type[BaseModel]] = [
+    ChatCompletionRequest,
+    ChatCompletion,
+    ChatCompletionChunk,
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    ModelCard,
+    ModelList,
+    ErrorResponse,
+]
+
+_ERRORS = {
+    "400": "Malformed JSON or a field that fails validation (the message names it).",
+    "401": "Missing or wrong gateway API key (only when a master key is configured).",
+    "404": "Unknown model; list models with GET /v1/models.",
+    "413": "The request body is larger than the gateway accepts.",
+    "429": "The upstream provider is rate limiting; see Retry-After.",
+    "502": "The upstream provider failed, was unreachable, or rejected the gateway's credentials.",
+    "503": "The upstream provider is overloaded or unavailable.",
+    "504": "The upstream provider did not answer in time.",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(model=name)}
+
+
+def _json(name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(name)}}
+
+
+def _errors() -> dict[str, Any]:
+    return {
+        code: {"description": text, "content": _json("ErrorResponse")}
+        for code, text in _ERRORS.items()
+    }
+
+
+def _paths_for(prefix: str) -> dict[str, Any]:
+    chat_ok = {
+        "description": "A chat completion, or with `stream: true` a server-sent event stream of "
+        "`ChatCompletionChunk` objects (`data: {...}`) ending with `data: [DONE]`; a failure "
+        'after the stream started arrives as a final `data: {"error": {...}}` event.',
+        "content": {
+            **_json("ChatCompletion"),
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "x-item-schema": _ref("ChatCompletionChunk"),
+            },
+        },
+    }
+    return {
+        f"{prefix}/chat/completions": {
+            "post": {
+                "operationId": f"{prefix.strip('/')}_create_chat_completion",
+                "summary": "Create a chat completion (OpenAI-compatible)",
+                "requestBody": {"required": True, "content": _json("ChatCompletionRequest")},
+                "responses": {"200": chat_ok, **_errors()},
+            }
+        },
+        f"{prefix}/embeddings": {
+            "post": {
+                "operationId": f"{prefix.strip('/')}_create_embeddings",
+                "summary": "Create embeddings (OpenAI-compatible)",
+                "requestBody": {"required": True, "content": _json("EmbeddingsRequest")},
+                "responses": {
+                    "200": {"description": "Embeddings", "content": _json("EmbeddingsResponse")},
+                    **_errors(),
+                },
+            }
+        },
+        f"{prefix}/models": {
+            "get": {
+                "operationId": f"{prefix.strip('/')}_list_models",
+                "summary": "List the models this gateway serves",
+                "responses": {"200": {"description": "Models", "content": _json("ModelList")}},
+            }
+        },
+        f"{prefix}/models/{{model_id}}": {
+            "get": {
+                "operationId": f"{prefix.strip('/')}_retrieve_model",
+                "summary": "Describe one model",
+                "parameters": [
+                    {
+                        "name": "model_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "The model", "content": _json("ModelCard")},
+                    "404": {"description": "Unknown model", "content": _json("ErrorResponse")},
+                },
+            }
+        },
+    }
+
+
+def build_openapi() -> dict[str, Any]:
+    _, schemas = models_json_schema([(model, "validation") for model in _MODELS], ref_template=_REF)
+    plain = {"type": "object", "additionalProperties": True}
+    paths: dict[str, Any] = {**_paths_for("/ai"), **_paths_for("/v1")}
+    paths["/health"] = {
+        "get": {
+            "operationId": "health",
+            "summary": "Liveness",
+            "responses": {
+                "200": {"description": "Alive", "content": {"application/json": {"schema": plain}}}
+            },
+        }
+    }
+    paths["/health/ready"] = {
+        "get": {
+            "operationId": "ready",
+            "summary": "Readiness: each dependency's state",
+            "responses": {
+                "200": {"description": "Ready", "content": {"application/json": {"schema": plain}}},
+                "503": {
+                    "description": "A required dependency is down",
+                    "content": {"application/json": {"schema": plain}},
+                },
+            },
+        }
+    }
+    paths["/metrics"] = {
+        "get": {
+            "operationId": "metrics",
+            "summary": "Prometheus metrics",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "DevMentor AI Gateway", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

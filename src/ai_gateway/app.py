@@ -1,0 +1,163 @@
+"""create_app(config): wires the stores, adapters, pipeline and routes; nothing global."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ai_gateway.api.auth import MasterKeyAuth
+from ai_gateway.api.chat import CompletionsAPI
+from ai_gateway.api.common import JSONResponse, error_response
+from ai_gateway.api.health import CheckResult, HealthAPI, ReadinessCheck
+from ai_gateway.api.middleware import RequestContextMiddleware
+from ai_gateway.api.models import ModelsAPI, build_model_cards
+from ai_gateway.api.openapi import build_openapi
+from ai_gateway.errors import (
+    GatewayError,
+    InternalError,
+    MethodNotAllowedError,
+    NotFoundError,
+)
+from ai_gateway.model_registry import ModelRegistry, load_default_registry
+from ai_gateway.observability.logging import get_logger
+from ai_gateway.observability.metrics import Metrics
+from ai_gateway.pipeline.chat import ChatPipeline
+from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.providers.registry import ProviderRegistry
+from ai_gateway.routing.deployments import DeploymentTable
+from ai_gateway.settings import Config
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The app's parts, reachable as `app.state.gateway` (for the CLI's start-up log and tests)."""
+
+    config: Config
+    deployments: DeploymentTable
+    providers: ProviderRegistry
+    registry: ModelRegistry
+    metrics: Metrics
+    pipeline: ChatPipeline
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(
+            MethodNotAllowedError(f"Method {request.method} is not allowed on {request.url.path}."),
+            headers=exc.headers,
+        )
+    if exc.status_code == 404:
+        return error_response(
+            NotFoundError(
+                f"There is no route {request.url.path}. The API lives under /v1 and /ai "
+                "(e.g. POST /v1/chat/completions); see GET /openapi.json."
+            )
+        )
+    return error_response(InternalError(str(exc.detail)))
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    return Response(status_code=499)  # nobody is listening; recorded as "client closed request"
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    info = RequestInfo.from_scope(request.scope)
+    log.error(
+        "unhandled_error",
+        request_id=info.request_id,
+        path=request.url.path,
+        error_type=type(exc).__name__,
+    )
+    return error_response(
+        InternalError(
+            f"The gateway failed unexpectedly; quote request id {info.request_id} to report it."
+        )
+    )
+
+
+def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlette:
+    settings = config.gateway
+    registry = registry or load_default_registry()
+    deployments = DeploymentTable.from_config(config)
+    metrics = Metrics()
+    providers = ProviderRegistry.from_settings(settings)
+    pipeline = ChatPipeline(deployments, providers, metrics)
+    gateway = Gateway(config, deployments, providers, registry, metrics, pipeline)
+
+    completions = CompletionsAPI(pipeline, settings.max_body_bytes)
+    models = ModelsAPI(build_model_cards(deployments, registry))
+
+    async def providers_check() -> CheckResult:
+        count = len(deployments.groups)
+        direct = deployments.direct_providers
+        if count or direct:
+            return CheckResult(True, f"{count} model names; direct providers: {list(direct)}")
+        return CheckResult(
+            False,
+            "no provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY, "
+            "or list models in a config file",
+        )
+
+    health = HealthAPI([ReadinessCheck("providers", True, providers_check)], metrics)
+    openapi = JSONResponse(build_openapi()).body
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
+    routes: list[Route] = []
+    for prefix in ("/ai", "/v1"):
+        routes += [
+            Route(f"{prefix}/chat/completions", completions.chat, methods=["POST"]),
+            Route(f"{prefix}/embeddings", completions.embeddings, methods=["POST"]),
+            Route(f"{prefix}/models", models.list, methods=["GET"]),
+            Route(f"{prefix}/models/{{model_id:path}}", models.retrieve, methods=["GET"]),
+        ]
+    routes += [
+        Route("/health", health.live, methods=["GET"]),
+        Route("/health/ready", health.ready, methods=["GET"]),
+        Route("/metrics", health.metrics, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+    ]
+
+    middleware = [Middleware(RequestContextMiddleware, metrics=metrics)]
+    if settings.master_key is not None:
+        middleware.append(
+            Middleware(MasterKeyAuth, master_key=settings.master_key.get_secret_value())
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await providers.aclose()
+
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            GatewayError: _gateway_error,
+            HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
+            Exception: _unexpected,
+        },
+    )
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,196 @@
+"""The `ai-gateway` command: serve, emulate, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ai_gateway import __version__
+from ai_gateway.settings import Config, ConfigError, load_config
+
+_LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ai-gateway",
+        description="DevMentor AI Gateway: an OpenAI-compatible gateway for OpenAI, Anthropic "
+        "and Gemini.",
+    )
+    parser.add_argument("--version", action="version", version=f"ai-gateway {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument(
+        "--config", help="YAML config file (default: $AI_GATEWAY_CONFIG, else environment only)"
+    )
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1; $AI_GATEWAY_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 3001; $AI_GATEWAY_PORT)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (default 1; $AI_GATEWAY_WORKERS)"
+    )
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        default=None,
+        help="allow binding to a non-loopback address without AI_GATEWAY_MASTER_KEY",
+    )
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", choices=["json", "console"])
+
+    emulate = sub.add_parser(
+        "emulate", help="run the provider emulator (OpenAI, Anthropic, Gemini wire formats)"
+    )
+    emulate.add_argument("--host", default="127.0.0.1")
+    emulate.add_argument("--port", type=int, default=8089)
+    emulate.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
+    emulate.add_argument(
+        "--chunk-delay", type=float, default=0.0, help="seconds between stream chunks"
+    )
+    emulate.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        help="accept only this key (repeatable; default: any non-empty key)",
+    )
+
+    check = sub.add_parser("check-config", help="validate configuration and exit")
+    check.add_argument("--config", help="YAML config file")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"ai-gateway: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _build(config: Config) -> Any:
+    from ai_gateway.app import create_app
+
+    return create_app(config)
+
+
+def app_from_env() -> Any:
+    """uvicorn factory for --workers > 1: each worker reads the same config again."""
+    from ai_gateway.observability.logging import configure_logging
+
+    config = load_config(os.environ.get("AI_GATEWAY_CONFIG") or None)
+    configure_logging(config.gateway.log_level, config.gateway.log_format)
+    return _build(config)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ai_gateway.observability.logging import configure_logging, get_logger
+
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "insecure_no_auth": args.insecure_no_auth,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
+    }
+    try:
+        config = load_config(args.config, overrides)
+        settings = config.gateway
+        configure_logging(settings.log_level, settings.log_format)
+        app = _build(config) if settings.workers == 1 else None
+    except ConfigError as exc:
+        return _fail(str(exc))
+    log = get_logger("ai_gateway.cli")
+    if settings.master_key is None:
+        if not is_loopback(settings.host) and not settings.insecure_no_auth:
+            return _fail(
+                f"refusing to listen on {settings.host} without authentication: set "
+                "AI_GATEWAY_MASTER_KEY, bind to 127.0.0.1, or pass --insecure-no-auth"
+            )
+        log.warning(
+            "authentication_disabled",
+            detail="AI_GATEWAY_MASTER_KEY is not set: anyone who can reach this address can use "
+            "the gateway and its provider keys",
+        )
+    from ai_gateway.routing.deployments import DeploymentTable
+
+    table = DeploymentTable.from_config(config)
+    log.info(
+        "starting",
+        version=__version__,
+        url=f"http://{settings.host}:{settings.port}",
+        workers=settings.workers,
+        config=config.source,
+        models={
+            name: [f"{d.provider}/{d.model}" for d in deps] for name, deps in table.groups.items()
+        },
+        direct_providers=list(table.direct_providers),
+        auth="master key" if settings.master_key else "none",
+    )
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr, format="%(message)s")
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "server_header": False,
+        "log_config": None,
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": 30,
+    }
+    if app is not None:
+        uvicorn.run(app, **common)
+    else:
+        if args.config:
+            os.environ["AI_GATEWAY_CONFIG"] = os.path.abspath(args.config)
+        uvicorn.run("ai_gateway.cli:app_from_env", factory=True, workers=settings.workers, **common)
+    return 0
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    from ai_gateway.emulator.app import EmulatorSettings, run
+
+    settings = EmulatorSettings(
+        latency_s=args.latency,
+        chunk_delay_s=args.chunk_delay,
+        api_keys=frozenset(args.api_key),
+    )
+    run(settings, args.host, args.port)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        _build(config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    print(f"configuration OK ({config.source}): {len(config.models)} model names")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "emulate":
+        return _emulate(args)
+    return _check(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""The gateway's error tree and its mapping to OpenAI-style error JSON.
+
+Every error a client can see is one of these. The HTTP status tells whose fault it is:
+4xx the client's, 502/503/504 an upstream provider's or the gateway's configuration, 500 ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import orjson
+
+
+class GatewayError(Exception):
+    """Base class: carries everything needed to render the OpenAI-style error body."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "api_error"
+    default_code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+# --- the client's fault -------------------------------------------------------------------------
+
+
+class InvalidRequestError(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDeniedError(GatewayError):
+    status = 403
+    type = "permission_error"
+
+
+class NotFoundError(GatewayError):
+    status = 404
+    type = "not_found_error"
+
+
+class ModelNotFoundError(NotFoundError):
+    default_code = "model_not_found"
+
+
+class MethodNotAllowedError(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    default_code = "method_not_allowed"
+
+
+class PayloadTooLargeError(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class UnsupportedMediaTypeError(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    default_code = "unsupported_media_type"
+
+
+class RateLimitError(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+# --- an upstream provider's fault, or the gateway's configuration -------------------------------
+
+
+class UpstreamError(GatewayError):
+    """The provider failed; 502 unless a subclass says otherwise."""
+
+    status = 502
+    type = "upstream_error"
+    default_code: ClassVar[str | None] = "upstream_error"
+
+
+class UpstreamBadRequestError(UpstreamError):
+    """The provider rejected the request as invalid: the client's request, so 400."""
+
+    status = 400
+    type = "invalid_request_error"
+    default_code = None
+
+
+class UpstreamNotFoundError(UpstreamError):
+    """The provider does not know the model the client named directly."""
+
+    status = 404
+    type = "not_found_error"
+    default_code = "model_not_found"
+
+
+class UpstreamAuthError(UpstreamError):
+    """The provider rejected the gateway's credentials: the gateway's configuration is wrong."""
+
+    default_code = "upstream_authentication_failed"
+
+
+class UpstreamRateLimitError(UpstreamError):
+    status = 429
+    type = "rate_limit_error"
+    default_code = "upstream_rate_limited"
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """The provider says it is overloaded or unavailable (503, Anthropic's 529)."""
+
+    status = 503
+    default_code = "upstream_unavailable"
+
+
+class UpstreamConnectionError(UpstreamError):
+    default_code = "upstream_connection_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    default_code = "upstream_timeout"
+
+
+class UpstreamProtocolError(UpstreamError):
+    """The provider's answer was not what its API promises (bad JSON, truncated stream)."""
+
+    default_code = "upstream_protocol_error"
+
+
+class ContentFilteredError(GatewayError):
+    """The provider refused the prompt on safety grounds."""
+
+    status = 400
+    type = "invalid_request_error"
+    default_code = "content_filter"
+
+
+# --- ours ----------------------------------------------------------------------------------------
+
+
+class InternalError(GatewayError):
+    status = 500
+    type = "server_error"
+    default_code = "internal_error"
+
+
+class ServiceUnavailableError(GatewayError):
+    status = 503
+    type = "server_error"
+    default_code = "service_unavailable"

@@ -1,0 +1,103 @@
+"""Prometheus metrics, on a registry owned by the app (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+)
+
+
+class Metrics:
+    """All of the gateway's metrics. Labelled children are memoised to keep the hot path cheap."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "ai_gateway_requests_total",
+            "Requests by route, public model, provider and HTTP status.",
+            ("route", "model", "provider", "status"),
+            registry=r,
+        )
+        self.latency = Histogram(
+            "ai_gateway_request_duration_seconds",
+            "Time from request start to the last byte of the response.",
+            ("route", "model", "provider"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "ai_gateway_upstream_duration_seconds",
+            "Time an upstream provider took: the whole response, or the whole stream.",
+            ("provider", "model"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "ai_gateway_time_to_first_token_seconds",
+            "Time from request start to the first content chunk sent to the client (streams).",
+            ("provider", "model"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "ai_gateway_tokens_total",
+            "Tokens by public model, provider and direction (input/output), as providers report.",
+            ("model", "provider", "direction"),
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "ai_gateway_in_flight_requests", "Requests being served now.", registry=r
+        )
+        self.upstream_errors = Counter(
+            "ai_gateway_upstream_errors_total",
+            "Failed upstream calls by provider and error code.",
+            ("provider", "code"),
+            registry=r,
+        )
+        self._request_children: dict[tuple[str, str, str, str], Counter] = {}
+        self._latency_children: dict[tuple[str, str, str], Histogram] = {}
+
+    def observe_request(
+        self, route: str, model: str, provider: str, status: int, seconds: float
+    ) -> None:
+        key = (route, model, provider, str(status))
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(*key)
+        counter.inc()
+        lkey = (route, model, provider)
+        hist = self._latency_children.get(lkey)
+        if hist is None:
+            hist = self._latency_children[lkey] = self.latency.labels(*lkey)
+        hist.observe(seconds)
+
+    def observe_usage(self, model: str, provider: str, usage: object) -> None:
+        if not isinstance(usage, dict):
+            return
+        prompt = usage.get("prompt_tokens")
+        completion = usage.get("completion_tokens")
+        if isinstance(prompt, int) and prompt > 0:
+            self.tokens.labels(model, provider, "input").inc(prompt)
+        if isinstance(completion, int) and completion > 0:
+            self.tokens.labels(model, provider, "output").inc(completion)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

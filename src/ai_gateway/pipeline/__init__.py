@@ -1,0 +1,1 @@
+"""The request pipeline: the ordered stages every request goes through."""

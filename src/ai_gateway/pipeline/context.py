@@ -1,0 +1,28 @@
+"""Per-request facts shared by the middleware, the API layer and the pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    """Filled in as the request moves through the stages; read by metrics and logs at the end."""
+
+    request_id: str
+    started: float = field(default_factory=perf_counter)
+    model: str = ""
+    provider: str = ""
+    deployment: str = ""
+
+    @classmethod
+    def from_scope(cls, scope: MutableMapping[str, Any]) -> RequestInfo:
+        info = scope.get("ai_gateway.info")
+        if isinstance(info, RequestInfo):
+            return info
+        info = cls(request_id="")
+        scope["ai_gateway.info"] = info
+        return info

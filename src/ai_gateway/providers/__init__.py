@@ -1,0 +1,1 @@
+"""Provider adapters: the gateway's OpenAI shapes to and from each provider's wire format."""

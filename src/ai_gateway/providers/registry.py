@@ -1,0 +1,42 @@
+"""One adapter instance (and so one HTTP pool) per provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ai_gateway.errors import InternalError
+from ai_gateway.providers.base import Provider
+from ai_gateway.providers.http import UpstreamHTTP
+from ai_gateway.providers.openai import OpenAIProvider
+from ai_gateway.settings import GatewaySettings
+
+
+class ProviderRegistry:
+    def __init__(self, providers: Iterable[Provider]) -> None:
+        self._providers = {p.name: p for p in providers}
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> ProviderRegistry:
+        def http() -> UpstreamHTTP:
+            return UpstreamHTTP(
+                connect_timeout_s=settings.connect_timeout_s,
+                request_timeout_s=settings.request_timeout_s,
+                stream_idle_timeout_s=settings.stream_idle_timeout_s,
+                max_connections=settings.max_upstream_connections,
+            )
+
+        return cls([OpenAIProvider(http())])
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self._providers)
+
+    def get(self, name: str) -> Provider:
+        try:
+            return self._providers[name]
+        except KeyError:
+            raise InternalError(f"No adapter is installed for provider '{name}'.") from None
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()

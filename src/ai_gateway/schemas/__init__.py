@@ -1,0 +1,1 @@
+"""Typed request and response models of the OpenAI-compatible API (one group per module)."""

@@ -1,0 +1,161 @@
+"""The Chat Completions request, as clients send it.
+
+Strict where a wrong type would be forwarded upstream and fail there; open (`extra="allow"`) so
+that fields this gateway does not know yet still reach OpenAI-compatible upstreams unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_OPEN = ConfigDict(extra="allow", strict=True)
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+class ImageURL(BaseModel):
+    model_config = _OPEN
+    url: str = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ContentPart(BaseModel):
+    """One part of multi-part content: text, image_url, input_audio, file, refusal, ..."""
+
+    model_config = _OPEN
+    type: str = Field(min_length=1)
+    text: str | None = None
+    image_url: ImageURL | None = None
+    refusal: str | None = None
+
+    @model_validator(mode="after")
+    def _required_by_type(self) -> ContentPart:
+        if self.type == "text" and self.text is None:
+            raise ValueError("a 'text' content part needs a 'text' string")
+        if self.type == "image_url" and self.image_url is None:
+            raise ValueError("an 'image_url' content part needs 'image_url': {'url': ...}")
+        if self.type == "refusal" and self.refusal is None:
+            raise ValueError("a 'refusal' content part needs a 'refusal' string")
+        return self
+
+
+class FunctionCall(BaseModel):
+    model_config = _OPEN
+    name: str
+    arguments: str
+
+
+class ToolCall(BaseModel):
+    model_config = _OPEN
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class Message(BaseModel):
+    model_config = _OPEN
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _required_by_role(self) -> Message:
+        if self.role in ("system", "developer", "user") and self.content is None:
+            raise ValueError(f"a '{self.role}' message needs 'content'")
+        if self.role == "tool":
+            if self.tool_call_id is None:
+                raise ValueError("a 'tool' message needs 'tool_call_id'")
+            if self.content is None:
+                raise ValueError("a 'tool' message needs 'content'")
+        if self.role == "assistant" and self.content is None and not self.tool_calls:
+            extra = self.model_extra or {}
+            if not extra.get("function_call") and not extra.get("refusal"):
+                raise ValueError("an 'assistant' message needs 'content' or 'tool_calls'")
+        return self
+
+
+class FunctionDefinition(BaseModel):
+    model_config = _OPEN
+    name: str = Field(min_length=1, max_length=128)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    model_config = _OPEN
+    type: str = "function"
+    function: FunctionDefinition | None = None
+
+    @model_validator(mode="after")
+    def _function_needed(self) -> Tool:
+        if self.type == "function" and self.function is None:
+            raise ValueError("a 'function' tool needs 'function': {'name': ...}")
+        return self
+
+
+class NamedFunction(BaseModel):
+    model_config = _OPEN
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    model_config = _OPEN
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class JSONSchemaFormat(BaseModel):
+    model_config = _OPEN
+    name: str = Field(min_length=1)
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = _OPEN
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_needed(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("response_format of type 'json_schema' needs 'json_schema'")
+        return self
+
+
+class StreamOptions(BaseModel):
+    model_config = _OPEN
+    include_usage: bool | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """POST /ai/chat/completions (and /v1/chat/completions)."""
+
+    model_config = _OPEN
+
+    model: str = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=128)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = None
+    user: str | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)

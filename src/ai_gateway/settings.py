@@ -1,0 +1,283 @@
+"""Configuration: environment variables and an optional YAML file, validated at start-up.
+
+Precedence, highest first: command-line flags, environment variables, the YAML file, defaults.
+Nothing here is read at import time; `load_config()` is called by the CLI (or a test) and the
+result is passed to `create_app()`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ProviderName = Literal["openai", "anthropic", "gemini"]
+PROVIDERS: tuple[ProviderName, ...] = ("openai", "anthropic", "gemini")
+
+DEFAULT_API_BASES: dict[ProviderName, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+}
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a message naming the key and why."""
+
+
+def _check_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+class DeploymentConfig(BaseModel):
+    """One concrete upstream: a provider, an upstream model id, where and with which key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: ProviderName
+    model: str = Field(min_length=1)
+    api_base: str | None = None
+    api_key: SecretStr | None = None
+    weight: float = Field(default=1.0, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+    _url = field_validator("api_base")(_check_url)
+
+
+class ModelGroupConfig(BaseModel):
+    """A public model name (what clients send as "model") and the deployments behind it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_form(cls, data: Any) -> Any:
+        # The short form puts one deployment's keys beside the name.
+        if isinstance(data, dict) and "deployments" not in data:
+            deployment = {k: v for k, v in data.items() if k != "name"}
+            return {"name": data.get("name"), "deployments": [deployment]}
+        return data
+
+
+class ProviderConfig(BaseModel):
+    """Credentials and base URL used for `provider/<model>` requests and as deployment defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_key: SecretStr | None = None
+    api_base: str | None = None
+
+    _url = field_validator("api_base")(_check_url)
+
+
+class GatewaySettings(BaseSettings):
+    """The gateway's own settings: env `AI_GATEWAY_<NAME>` or the YAML file's `gateway:` section."""
+
+    model_config = SettingsConfigDict(env_prefix="AI_GATEWAY_", extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=3001, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    master_key: SecretStr | None = None
+    insecure_no_auth: bool = False
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    request_timeout_s: float = Field(default=600.0, gt=0)
+    stream_idle_timeout_s: float = Field(default=300.0, gt=0)
+    max_upstream_connections: int = Field(default=1000, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the YAML file (passed in as init kwargs).
+        return (env_settings, init_settings)
+
+
+class _ProviderEnv(BaseSettings):
+    """The official SDKs' conventional variable names."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+    gemini_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    )
+    gemini_base_url: str | None = Field(default=None, validation_alias="GEMINI_BASE_URL")
+
+
+class _FileConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gateway: dict[str, Any] = Field(default_factory=dict)
+    providers: dict[ProviderName, ProviderConfig] = Field(default_factory=dict)
+    models: list[ModelGroupConfig] = Field(default_factory=list)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, groups: list[ModelGroupConfig]) -> list[ModelGroupConfig]:
+        seen: set[str] = set()
+        for group in groups:
+            if group.name in seen:
+                raise ValueError(f"model name {group.name!r} is listed twice")
+            seen.add(group.name)
+        return groups
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `create_app()` needs, validated."""
+
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    providers: Mapping[ProviderName, ProviderConfig] = field(default_factory=dict)
+    models: tuple[ModelGroupConfig, ...] = ()
+    source: str = "environment"
+
+
+def _interpolate(value: Any, env: Mapping[str, str], path: str) -> Any:
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"{path}: references ${{{name}}}, which is not set in the environment"
+            )
+
+        return _ENV_REF.sub(replace, value)
+    if isinstance(value, dict):
+        return {
+            k: _interpolate(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        parts: list[str] = []
+        for item in err["loc"]:
+            if isinstance(item, int):
+                parts.append(f"[{item}]")
+            else:
+                parts.append(f".{item}" if parts else str(item))
+        where = prefix + "".join(parts)
+        lines.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(lines)
+
+
+def _read_file(path: Path, env: Mapping[str, str]) -> _FileConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: the top level must be a mapping (models:, providers:, gateway:)"
+        )
+    data = _interpolate(raw, env, "")
+    try:
+        return _FileConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from exc
+
+
+def _merge_providers(
+    file_providers: Mapping[ProviderName, ProviderConfig], env: _ProviderEnv
+) -> dict[ProviderName, ProviderConfig]:
+    env_values: dict[ProviderName, tuple[SecretStr | None, str | None]] = {
+        "openai": (env.openai_api_key, env.openai_base_url),
+        "anthropic": (env.anthropic_api_key, env.anthropic_base_url),
+        "gemini": (env.gemini_api_key, env.gemini_base_url),
+    }
+    merged: dict[ProviderName, ProviderConfig] = {}
+    for name in PROVIDERS:
+        base = file_providers.get(name, ProviderConfig())
+        key, url = env_values[name]
+        try:
+            merged[name] = ProviderConfig(
+                api_key=key if key is not None and key.get_secret_value() else base.api_key,
+                api_base=url or base.api_base,
+            )
+        except ValidationError as exc:
+            raise ConfigError(f"{name.upper()}_BASE_URL: {_describe(exc)}") from exc
+    return merged
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read the YAML file (if any) and the environment; raise ConfigError naming what is wrong.
+
+    `overrides` are command-line values for `GatewaySettings` fields; they beat everything.
+    """
+    env = os.environ
+    if path is None and env.get("AI_GATEWAY_CONFIG"):
+        path = env["AI_GATEWAY_CONFIG"]
+    file_config = _read_file(Path(path), env) if path else _FileConfig()
+    try:
+        gateway = GatewaySettings(**file_config.gateway)
+        if overrides:
+            gateway = GatewaySettings.model_validate(
+                {**gateway.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+            )
+    except ValidationError as exc:
+        raise ConfigError(f"gateway settings: {_describe(exc, 'gateway.')}") from exc
+    try:
+        provider_env = _ProviderEnv()
+    except ValidationError as exc:
+        raise ConfigError(f"provider environment: {_describe(exc)}") from exc
+    providers = _merge_providers(file_config.providers, provider_env)
+    return Config(
+        gateway=gateway,
+        providers=providers,
+        models=tuple(file_config.models),
+        source=str(path) if path else "environment",
+    )
