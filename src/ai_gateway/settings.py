@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderName = Literal["openai", "anthropic", "gemini"]
 PROVIDERS: tuple[ProviderName, ...] = ("openai", "anthropic", "gemini")
@@ -95,10 +95,10 @@ class ProviderConfig(BaseModel):
     _url = field_validator("api_base")(_check_url)
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(BaseModel):
     """The gateway's own settings: env `AI_GATEWAY_<NAME>` or the YAML file's `gateway:` section."""
 
-    model_config = SettingsConfigDict(env_prefix="AI_GATEWAY_", extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=3001, ge=0, le=65535)
@@ -114,16 +114,20 @@ class GatewaySettings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
 
     @classmethod
-    def settings_customise_sources(
+    def from_sources(
         cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment beats the YAML file (passed in as init kwargs).
-        return (env_settings, init_settings)
+        file_values: Mapping[str, Any],
+        env: Mapping[str, str],
+        overrides: Mapping[str, Any],
+    ) -> GatewaySettings:
+        """Defaults < the YAML file < `AI_GATEWAY_<NAME>` variables < command-line overrides."""
+        merged: dict[str, Any] = dict(file_values)
+        for name in cls.model_fields:
+            value = env.get(f"AI_GATEWAY_{name.upper()}")
+            if value is not None and value != "":
+                merged[name] = value
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(merged)
 
 
 class _ProviderEnv(BaseSettings):
@@ -263,13 +267,13 @@ def load_config(
         path = env["AI_GATEWAY_CONFIG"]
     file_config = _read_file(Path(path), env) if path else _FileConfig()
     try:
-        gateway = GatewaySettings(**file_config.gateway)
-        if overrides:
-            gateway = GatewaySettings.model_validate(
-                {**gateway.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-            )
+        gateway = GatewaySettings.from_sources(file_config.gateway, env, overrides or {})
     except ValidationError as exc:
-        raise ConfigError(f"gateway settings: {_describe(exc, 'gateway.')}") from exc
+        where = f"{path}: " if path else ""
+        raise ConfigError(
+            f"{where}{_describe(exc, 'gateway.')} (from the file's gateway: section, "
+            "AI_GATEWAY_* variables or command-line flags)"
+        ) from exc
     try:
         provider_env = _ProviderEnv()
     except ValidationError as exc:

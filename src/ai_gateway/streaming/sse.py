@@ -45,7 +45,7 @@ class SSEDecoder:
             self._buffer = lines.pop()
         else:
             self._buffer = b""
-        if lines and lines[-1].endswith(b"\r"):
+        if not self._buffer and lines and lines[-1].endswith(b"\r"):
             self._skip_lf = True
         events: list[ServerSentEvent] = []
         for raw in lines:

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from openapi_spec_validator import validate
+
+from ai_gateway.api.openapi import build_openapi
+
+
+def test_document_is_valid_openapi_3_1() -> None:
+    validate(build_openapi())
+
+
+def test_every_route_is_documented_under_both_prefixes() -> None:
+    paths = build_openapi()["paths"]
+    for prefix in ("/ai", "/v1"):
+        for suffix in ("/chat/completions", "/embeddings", "/models", "/models/{model_id}"):
+            assert prefix + suffix in paths
+    for extra in ("/health", "/health/ready", "/metrics"):
+        assert extra in paths
+
+
+def test_request_schema_names_the_real_fields() -> None:
+    schemas = build_openapi()["components"]["schemas"]
+    chat = schemas["ChatCompletionRequest"]
+    assert set(chat["required"]) == {"model", "messages"}
+    assert "stream_options" in chat["properties"]
+    assert chat["additionalProperties"] is True
