@@ -32,6 +32,8 @@ class GatewayError(Exception):
         self.param = param
         self.code = code if code is not None else self.default_code
         self.headers: dict[str, str] = dict(headers or {})
+        # For the operator's logs only (e.g. the upstream address); never sent to the client.
+        self.internal_detail: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

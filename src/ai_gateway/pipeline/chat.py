@@ -58,6 +58,7 @@ class ChatPipeline:
             status=exc.status,
             code=exc.code,
             error=exc.message,
+            detail=exc.internal_detail,
         )
 
     # -- entry points --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ into the gateway's error tree (the one place aiohttp exceptions are caught)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import email.utils
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -169,9 +170,18 @@ def translate_transport_error(
         limit = f" within {timeout_s:g}s" if timeout_s else ""
         return UpstreamTimeoutError(f"The upstream provider {where} did not answer{limit}.")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamConnectionError(
-            f"Could not connect to the upstream provider {where}: {exc.strerror or 'refused'}."
+        reason = {
+            errno.ECONNREFUSED: "connection refused",
+            errno.EHOSTUNREACH: "host unreachable",
+            errno.ENETUNREACH: "network unreachable",
+        }.get(exc.os_error.errno or 0, "connection failed")
+        if isinstance(exc, aiohttp.ClientConnectorDNSError):
+            reason = "its host name did not resolve"
+        error = UpstreamConnectionError(
+            f"Could not connect to the upstream provider {where}: {reason}."
         )
+        error.internal_detail = str(exc)
+        return error
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
         return UpstreamConnectionError(
             f"The upstream provider {where} closed the connection before the response was complete."

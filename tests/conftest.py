@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from harness import EmulatorServer, GatewayServer, config_from_yaml
+
+EMULATOR_KEY = "sk-emulator-provider-key-0000"
+
+PROVIDER_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GEMINI_BASE_URL",
+    "AI_GATEWAY_CONFIG",
+    "AI_GATEWAY_MASTER_KEY",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests configure providers explicitly; a developer's real keys never leak in."""
+    for name in PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorServer]:
+    server = EmulatorServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def emu(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The shared emulator, with faults and the request log cleared around the test."""
+    emulator.reset()
+    yield emulator
+    emulator.reset()
+
+
+GatewayFactory = Callable[..., GatewayServer]
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
+    started: list[GatewayServer] = []
+
+    def factory(yaml_text: str, **overrides: object) -> GatewayServer:
+        server = GatewayServer(config_from_yaml(tmp_path, yaml_text, dict(overrides)))
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+def emulator_yaml(emulator: EmulatorServer, extra: str = "") -> str:
+    return f"""
+providers:
+  openai: {{api_key: {EMULATOR_KEY}, api_base: "{emulator.url}/v1"}}
+models:
+  - name: fast
+    provider: openai
+    model: gpt-4o-mini
+    api_base: {emulator.url}/v1
+    api_key: {EMULATOR_KEY}
+  - name: embed
+    provider: openai
+    model: text-embedding-3-small
+    api_base: {emulator.url}/v1
+    api_key: {EMULATOR_KEY}
+{extra}
+"""
+
+
+@pytest.fixture
+def gateway(emu: EmulatorServer, start_gateway: GatewayFactory) -> GatewayServer:
+    return start_gateway(emulator_yaml(emu))
+
+
+@pytest.fixture
+def client(gateway: GatewayServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0) as c:
+        yield c
