@@ -33,7 +33,7 @@ from ai_gateway.pipeline.chat import ChatPipeline
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.registry import ProviderRegistry
 from ai_gateway.routing.deployments import DeploymentTable
-from ai_gateway.settings import Config
+from ai_gateway.settings import Config, ConfigError
 
 log = get_logger(__name__)
 
@@ -66,7 +66,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(
             NotFoundError(
                 f"There is no route {request.url.path}. The API lives under /v1 and /ai "
-                "(e.g. POST /v1/chat/completions); see GET /openapi.json."
+                "(e.g. POST /v1/chat/completions); see GET /openapi.json.",
+                code="route_not_found",
             )
         )
     return error_response(InternalError(str(exc.detail)))
@@ -94,9 +95,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlette:
     settings = config.gateway
     registry = registry or load_default_registry()
-    deployments = DeploymentTable.from_config(config)
-    metrics = Metrics()
+    if config.registry:
+        try:
+            registry = registry.with_overrides(config.registry)
+        except ValueError as exc:
+            raise ConfigError(f"{config.source}: registry: {exc}") from None
     providers = ProviderRegistry.from_settings(settings)
+    deployments = DeploymentTable.from_config(config, available=providers.names)
+    metrics = Metrics()
     pipeline = ChatPipeline(deployments, providers, metrics)
     gateway = Gateway(config, deployments, providers, registry, metrics, pipeline)
 

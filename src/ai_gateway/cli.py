@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -110,7 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides)
         settings = config.gateway
         configure_logging(settings.log_level, settings.log_format)
-        app = _build(config) if settings.workers == 1 else None
+        app = _build(config)  # validates everything, also when workers build their own
     except ConfigError as exc:
         return _fail(str(exc))
     log = get_logger("ai_gateway.cli")
@@ -125,9 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
             detail="AI_GATEWAY_MASTER_KEY is not set: anyone who can reach this address can use "
             "the gateway and its provider keys",
         )
-    from ai_gateway.routing.deployments import DeploymentTable
-
-    table = DeploymentTable.from_config(config)
+    table = app.state.gateway.deployments
     log.info(
         "starting",
         version=__version__,
@@ -140,7 +137,14 @@ def _serve(args: argparse.Namespace) -> int:
         direct_providers=list(table.direct_providers),
         auth="master key" if settings.master_key else "none",
     )
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr, format="%(message)s")
+    for name, deployments in table.groups.items():
+        if len(deployments) > 1:
+            log.warning(
+                "routing_not_available",
+                model=name,
+                detail=f"{len(deployments)} deployments are listed; this version sends every "
+                "request to the first one",
+            )
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -152,11 +156,17 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": settings.log_level,
         "timeout_graceful_shutdown": 30,
     }
-    if app is not None:
+    if settings.workers == 1:
         uvicorn.run(app, **common)
     else:
+        # Each worker process loads the configuration again: hand it the same file and flags.
         if args.config:
             os.environ["AI_GATEWAY_CONFIG"] = os.path.abspath(args.config)
+        for name, value in overrides.items():
+            if value is not None:
+                os.environ[f"AI_GATEWAY_{name.upper()}"] = (
+                    str(value).lower() if isinstance(value, bool) else str(value)
+                )
         uvicorn.run("ai_gateway.cli:app_from_env", factory=True, workers=settings.workers, **common)
     return 0
 

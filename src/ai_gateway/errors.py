@@ -63,11 +63,6 @@ class AuthenticationError(GatewayError):
     default_code = "invalid_api_key"
 
 
-class PermissionDeniedError(GatewayError):
-    status = 403
-    type = "permission_error"
-
-
 class NotFoundError(GatewayError):
     status = 404
     type = "not_found_error"
@@ -87,21 +82,6 @@ class PayloadTooLargeError(GatewayError):
     status = 413
     type = "invalid_request_error"
     default_code = "request_too_large"
-
-
-class UnsupportedMediaTypeError(GatewayError):
-    status = 415
-    type = "invalid_request_error"
-    default_code = "unsupported_media_type"
-
-
-class RateLimitError(GatewayError):
-    status = 429
-    type = "rate_limit_error"
-    default_code = "rate_limit_exceeded"
-
-
-# --- an upstream provider's fault, or the gateway's configuration -------------------------------
 
 
 class UpstreamError(GatewayError):
@@ -126,6 +106,14 @@ class UpstreamNotFoundError(UpstreamError):
     status = 404
     type = "not_found_error"
     default_code = "model_not_found"
+
+
+class UpstreamPayloadTooLargeError(UpstreamError):
+    """The provider says the request is too large for it."""
+
+    status = 413
+    type = "invalid_request_error"
+    default_code = "request_too_large"
 
 
 class UpstreamAuthError(UpstreamError):
@@ -162,24 +150,7 @@ class UpstreamProtocolError(UpstreamError):
     default_code = "upstream_protocol_error"
 
 
-class ContentFilteredError(GatewayError):
-    """The provider refused the prompt on safety grounds."""
-
-    status = 400
-    type = "invalid_request_error"
-    default_code = "content_filter"
-
-
-# --- ours ----------------------------------------------------------------------------------------
-
-
 class InternalError(GatewayError):
     status = 500
     type = "server_error"
     default_code = "internal_error"
-
-
-class ServiceUnavailableError(GatewayError):
-    status = 503
-    type = "server_error"
-    default_code = "service_unavailable"

@@ -43,6 +43,10 @@ class ConfigError(Exception):
     """A configuration problem, with a message naming the key and why."""
 
 
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
 def _check_url(value: str | None) -> str | None:
     if value is None:
         return None
@@ -64,6 +68,7 @@ class DeploymentConfig(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
 
     _url = field_validator("api_base")(_check_url)
+    _empty = field_validator("api_key", "api_base", mode="before")(_empty_is_none)
 
 
 class ModelGroupConfig(BaseModel):
@@ -93,6 +98,7 @@ class ProviderConfig(BaseModel):
     api_base: str | None = None
 
     _url = field_validator("api_base")(_check_url)
+    _empty = field_validator("api_key", "api_base", mode="before")(_empty_is_none)
 
 
 class GatewaySettings(BaseModel):
@@ -151,6 +157,7 @@ class _FileConfig(BaseModel):
     gateway: dict[str, Any] = Field(default_factory=dict)
     providers: dict[ProviderName, ProviderConfig] = Field(default_factory=dict)
     models: list[ModelGroupConfig] = Field(default_factory=list)
+    registry: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("models")
     @classmethod
@@ -170,6 +177,8 @@ class Config:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     providers: Mapping[ProviderName, ProviderConfig] = field(default_factory=dict)
     models: tuple[ModelGroupConfig, ...] = ()
+    # Model registry additions and overrides (context windows, prices, capabilities).
+    registry: tuple[Mapping[str, Any], ...] = ()
     source: str = "environment"
 
 
@@ -178,10 +187,11 @@ def _interpolate(value: Any, env: Mapping[str, str], path: str) -> Any:
 
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
+            value = env.get(name)
+            if default is not None:  # like the shell: the default also replaces an empty value
+                return value or default
+            if value is not None:
+                return value
             raise ConfigError(
                 f"{path}: references ${{{name}}}, which is not set in the environment"
             )
@@ -196,17 +206,31 @@ def _interpolate(value: Any, env: Mapping[str, str], path: str) -> Any:
     return value
 
 
-def _describe(exc: ValidationError, prefix: str = "") -> str:
-    lines = []
-    for err in exc.errors(include_url=False):
+def _describe(exc: ValidationError, prefix: str = "", flat: frozenset[int] = frozenset()) -> str:
+    lines: list[str] = []
+    errors = exc.errors(include_url=False)
+    for err in errors:
+        loc = list(err["loc"])
+        # "too short" on a list whose items failed is noise: the item errors say what is wrong.
+        if err["type"] == "too_short" and any(
+            len(other["loc"]) > len(loc) and list(other["loc"][: len(loc)]) == loc
+            for other in errors
+        ):
+            continue
+        # A short-form entry has no deployments list in the file: report its keys directly.
+        if loc[:1] == ["models"] and len(loc) >= 4 and loc[1] in flat and loc[2] == "deployments":
+            loc = loc[:2] + loc[4:]
         parts: list[str] = []
-        for item in err["loc"]:
+        for item in loc:
             if isinstance(item, int):
                 parts.append(f"[{item}]")
             else:
                 parts.append(f".{item}" if parts else str(item))
         where = prefix + "".join(parts)
-        lines.append(f"{where}: {err['msg']}" if where else err["msg"])
+        msg = err["msg"].removeprefix("Value error, ")
+        line = f"{where}: {msg}" if where else msg
+        if line not in lines:
+            lines.append(line)
     return "; ".join(lines)
 
 
@@ -225,11 +249,24 @@ def _read_file(path: Path, env: Mapping[str, str]) -> _FileConfig:
         raise ConfigError(
             f"{path}: the top level must be a mapping (models:, providers:, gateway:)"
         )
-    data = _interpolate(raw, env, "")
+    try:
+        data = _interpolate(raw, env, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     try:
         return _FileConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc)}") from exc
+        raise ConfigError(f"{path}: {_describe(exc, flat=_flat_entries(data))}") from exc
+
+
+def _flat_entries(data: Any) -> frozenset[int]:
+    """Indexes of `models:` entries written in the short form (no `deployments:` list)."""
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        return frozenset()
+    return frozenset(
+        i for i, m in enumerate(models) if isinstance(m, dict) and "deployments" not in m
+    )
 
 
 def _merge_providers(
@@ -283,5 +320,6 @@ def load_config(
         gateway=gateway,
         providers=providers,
         models=tuple(file_config.models),
+        registry=tuple(file_config.registry),
         source=str(path) if path else "environment",
     )

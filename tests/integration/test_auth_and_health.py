@@ -30,6 +30,8 @@ def test_master_key_required_on_api_routes(locked, emu: EmulatorServer) -> None:
         assert wrong.status_code == 401
         assert wrong.json()["error"]["type"] == "authentication_error"
         assert MASTER not in wrong.text
+        lower = c.get("/v1/models", headers={"Authorization": f"bearer {MASTER}"})
+        assert lower.status_code == 200  # the auth scheme is case-insensitive (RFC 9110)
         assert c.get("/health").status_code == 200  # probes stay open
         assert c.get("/metrics").status_code == 200
     with openai.OpenAI(base_url=f"{locked.url}/v1", api_key=MASTER, max_retries=0) as sdk:

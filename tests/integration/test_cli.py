@@ -78,7 +78,7 @@ def test_bad_config_fails_fast_naming_the_key(tmp_path: Path) -> None:
     config.write_text("models:\n  - {name: x, provider: openai, model: m, weight: -1}\n")
     result = run("serve", "--config", str(config), "--port", str(free_port()))
     assert result.returncode == 2
-    assert "models[0].deployments[0].weight" in result.stderr
+    assert "models[0].weight" in result.stderr
     assert "greater than 0" in result.stderr
     check = run("check-config", "--config", str(config))
     assert check.returncode == 2

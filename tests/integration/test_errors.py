@@ -148,11 +148,16 @@ def test_upstream_timeout_is_504(start_gateway: GatewayFactory, emu: EmulatorSer
 """,
         )
     )
-    emu.add_faults({"kind": "delay", "seconds": 2, "model": "slow-model"})
+    emu.add_faults({"kind": "delay", "seconds": 2, "model": "slow-model", "count": 2})
     with httpx.Client(base_url=gw.url) as c:
         err = error_of(c.post("/v1/chat/completions", json={**CHAT, "model": "slow"}), 504)
-    assert err["code"] == "upstream_timeout"
-    assert "0.3s" in err["message"]
+        assert err["code"] == "upstream_timeout"
+        assert "0.3s" in err["message"]
+        # A stream waits no longer than the deployment's timeout for its first byte either.
+        stream = {**CHAT, "model": "slow", "stream": True}
+        assert error_of(c.post("/v1/chat/completions", json=stream), 504)["code"] == (
+            "upstream_timeout"
+        )
 
 
 def test_connection_refused_is_502(start_gateway: GatewayFactory) -> None:

@@ -49,3 +49,14 @@ def test_provider_prefix_with_key_builds_a_direct_deployment() -> None:
 def test_a_bare_unknown_prefix_is_not_a_provider() -> None:
     with pytest.raises(ModelNotFoundError):
         table().resolve("azure/gpt-4o")
+
+
+def test_client_chosen_model_labels_are_bounded() -> None:
+    from ai_gateway.observability.metrics import MAX_DIRECT_MODEL_LABELS, Metrics
+
+    metrics = Metrics()
+    labels = {metrics.model_label(f"openai/m{i}", configured=False) for i in range(1000)}
+    assert len(labels) == MAX_DIRECT_MODEL_LABELS + 1
+    assert "other" in labels
+    assert metrics.model_label("openai/m0", configured=False) == "openai/m0"  # still known
+    assert metrics.model_label("fast", configured=True) == "fast"  # configured names always

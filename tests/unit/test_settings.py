@@ -78,8 +78,56 @@ def test_unset_variable_is_named(tmp_path: Path) -> None:
     path = write(
         tmp_path, "models:\n  - {name: a, provider: openai, model: m, api_key: '${NOPE_KEY}'}\n"
     )
-    with pytest.raises(ConfigError, match=r"models\[0\]\.api_key.*\$\{NOPE_KEY\}"):
+    with pytest.raises(ConfigError, match=r"gateway\.yaml: models\[0\]\.api_key.*\$\{NOPE_KEY\}"):
         load_config(path)
+
+
+def test_default_also_replaces_an_empty_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMPTY_KEY", "")
+    path = write(
+        tmp_path,
+        "providers:\n  openai: {api_key: '${EMPTY_KEY}'}\n"
+        "models:\n  - {name: a, provider: openai, model: m, api_key: '${EMPTY_KEY:-sk-dflt-1}'}\n",
+    )
+    config = load_config(path)
+    assert config.providers["openai"].api_key is None  # empty means unset
+    (dep,) = DeploymentTable.from_config(config).resolve("a")
+    assert dep.api_key == "sk-dflt-1"
+
+
+def test_keyless_openai_compatible_server_via_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+    table = DeploymentTable.from_config(load_config())
+    assert table.direct_providers == ("openai",)
+    (dep,) = table.resolve("openai/llama3.2")
+    assert dep.api_key is None
+    assert dep.api_base == "http://127.0.0.1:11434/v1"
+
+
+def test_provider_without_an_adapter_is_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "models:\n  - {name: c, provider: gemini, model: g, api_key: k}\n")
+    with pytest.raises(ConfigError, match="provider 'gemini' is not supported"):
+        DeploymentTable.from_config(load_config(path), available=("openai",))
+
+
+def test_registry_overrides_from_config(tmp_path: Path) -> None:
+    from ai_gateway.app import create_app
+
+    path = write(
+        tmp_path,
+        "registry:\n  - {provider: openai, id: gpt-4o-mini, input_price: '0.20'}\n"
+        "  - {provider: openai, id: my-finetune, mode: chat, context_window: 4096}\n",
+    )
+    registry = create_app(load_config(path)).state.gateway.registry
+    assert str(registry.get("openai", "gpt-4o-mini").input_price) == "0.20"
+    assert registry.get("openai", "my-finetune").context_window == 4096
+    bad = write(
+        tmp_path, "registry:\n  - {provider: openai, id: gpt-4o-mini, context_window: -1}\n"
+    )
+    with pytest.raises(ConfigError, match="registry"):
+        create_app(load_config(bad))
 
 
 @pytest.mark.parametrize(
@@ -87,11 +135,16 @@ def test_unset_variable_is_named(tmp_path: Path) -> None:
     [
         (
             "models:\n  - {name: a, provider: azure, model: m}\n",
-            "models[0].deployments[0].provider",
+            "models[0].provider",
         ),
         (
             "models:\n  - {name: a, provider: openai}\n",
-            "models[0].deployments[0].model: Field required",
+            "models[0].model: Field required",
+        ),
+        (
+            "models:\n  - name: a\n    deployments:\n"
+            "      - {provider: openai, model: m, weight: 0}\n",
+            "models[0].deployments[0].weight: Input should be greater than 0",
         ),
         ("models:\n  - {name: a, provider: openai, model: m, wieght: 2}\n", "wieght"),
         ("modles: []\n", "modles: Extra inputs are not permitted"),
@@ -112,6 +165,8 @@ def test_bad_files_fail_naming_the_key(tmp_path: Path, text: str, fragment: str)
         load_config(path)
     assert fragment in str(info.value)
     assert str(path) in str(info.value)
+    assert "Value error" not in str(info.value)
+    assert "at least 1 item" not in str(info.value)
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:

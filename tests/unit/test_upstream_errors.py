@@ -39,7 +39,7 @@ def body(message: str, param: str | None = None) -> bytes:
         (401, errors.UpstreamAuthError, 502),
         (403, errors.UpstreamAuthError, 502),
         (408, errors.UpstreamTimeoutError, 504),
-        (413, errors.PayloadTooLargeError, 413),
+        (413, errors.UpstreamPayloadTooLargeError, 413),
         (422, errors.UpstreamBadRequestError, 400),
         (429, errors.UpstreamRateLimitError, 429),
         (500, errors.UpstreamError, 502),

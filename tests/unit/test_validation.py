@@ -93,6 +93,11 @@ def test_full_featured_request_is_valid() -> None:
         ({**OK, "tool_choice": "sometimes"}, "tool_choice", "'none'"),
         ({**OK, "tools": [{"type": "function"}]}, "tools[0]", "needs 'function'"),
         ({**OK, "response_format": {"type": "yaml"}}, "response_format.type", "'text'"),
+        (
+            {**OK, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "messages[0].content[0]",
+            "needs 'image_url'",
+        ),
     ],
 )
 def test_violations_name_the_field(body: dict[str, Any], param: str, fragment: str) -> None:

@@ -14,7 +14,7 @@ PROTECTED_PREFIXES = ("/ai/", "/v1/")
 class MasterKeyAuth:
     def __init__(self, app: ASGIApp, master_key: str) -> None:
         self.app = app
-        self._expected = f"Bearer {master_key}".encode()
+        self._expected = master_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIXES):
@@ -29,7 +29,9 @@ class MasterKeyAuth:
             error = AuthenticationError(
                 "Missing API key: send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
             )
-        elif hmac.compare_digest(supplied, self._expected):
+        elif supplied[:7].lower() == b"bearer " and hmac.compare_digest(
+            supplied[7:].strip(), self._expected
+        ):
             await self.app(scope, receive, send)
             return
         else:

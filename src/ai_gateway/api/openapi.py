@@ -31,12 +31,16 @@ _ERRORS = {
     "400": "Malformed JSON or a field that fails validation (the message names it).",
     "401": "Missing or wrong gateway API key (only when a master key is configured).",
     "404": "Unknown model; list models with GET /v1/models.",
+    "405": "The route does not accept this HTTP method.",
     "413": "The request body is larger than the gateway accepts.",
     "429": "The upstream provider is rate limiting; see Retry-After.",
     "502": "The upstream provider failed, was unreachable, or rejected the gateway's credentials.",
     "503": "The upstream provider is overloaded or unavailable.",
     "504": "The upstream provider did not answer in time.",
+    "500": "The gateway failed unexpectedly; the message quotes the request id.",
 }
+# Required only when the gateway runs with AI_GATEWAY_MASTER_KEY; otherwise ignored.
+_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -71,6 +75,7 @@ def _paths_for(prefix: str) -> dict[str, Any]:
         f"{prefix}/chat/completions": {
             "post": {
                 "operationId": f"{prefix.strip('/')}_create_chat_completion",
+                "security": _SECURITY,
                 "summary": "Create a chat completion (OpenAI-compatible)",
                 "requestBody": {"required": True, "content": _json("ChatCompletionRequest")},
                 "responses": {"200": chat_ok, **_errors()},
@@ -79,6 +84,7 @@ def _paths_for(prefix: str) -> dict[str, Any]:
         f"{prefix}/embeddings": {
             "post": {
                 "operationId": f"{prefix.strip('/')}_create_embeddings",
+                "security": _SECURITY,
                 "summary": "Create embeddings (OpenAI-compatible)",
                 "requestBody": {"required": True, "content": _json("EmbeddingsRequest")},
                 "responses": {
@@ -90,6 +96,7 @@ def _paths_for(prefix: str) -> dict[str, Any]:
         f"{prefix}/models": {
             "get": {
                 "operationId": f"{prefix.strip('/')}_list_models",
+                "security": _SECURITY,
                 "summary": "List the models this gateway serves",
                 "responses": {"200": {"description": "Models", "content": _json("ModelList")}},
             }
@@ -97,6 +104,7 @@ def _paths_for(prefix: str) -> dict[str, Any]:
         f"{prefix}/models/{{model_id}}": {
             "get": {
                 "operationId": f"{prefix.strip('/')}_retrieve_model",
+                "security": _SECURITY,
                 "summary": "Describe one model",
                 "parameters": [
                     {
@@ -138,6 +146,18 @@ def build_openapi() -> dict[str, Any]:
                     "description": "A required dependency is down",
                     "content": {"application/json": {"schema": plain}},
                 },
+            },
+        }
+    }
+    paths["/openapi.json"] = {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "responses": {
+                "200": {
+                    "description": "OpenAPI 3.1",
+                    "content": {"application/json": {"schema": plain}},
+                }
             },
         }
     }

@@ -24,6 +24,9 @@ LATENCY_BUCKETS = (
 )
 
 
+MAX_DIRECT_MODEL_LABELS = 200
+
+
 class Metrics:
     """All of the gateway's metrics. Labelled children are memoised to keep the hot path cheap."""
 
@@ -72,8 +75,19 @@ class Metrics:
             ("provider", "code"),
             registry=r,
         )
+        self._direct_models: set[str] = set()
         self._request_children: dict[tuple[str, str, str, str], Counter] = {}
         self._latency_children: dict[tuple[str, str, str], Histogram] = {}
+
+    def model_label(self, model: str, *, configured: bool) -> str:
+        """The `model` label for a request: configured names as they are; `provider/<id>` names
+        chosen by clients only up to MAX_DIRECT_MODEL_LABELS distinct ones, then "other"."""
+        if configured or model in self._direct_models:
+            return model
+        if len(self._direct_models) < MAX_DIRECT_MODEL_LABELS:
+            self._direct_models.add(model)
+            return model
+        return "other"
 
     def observe_request(
         self, route: str, model: str, provider: str, status: int, seconds: float

@@ -28,6 +28,15 @@ from ai_gateway.streaming.sse import DONE, encode_data
 log = get_logger(__name__)
 
 
+def _has_content(choices: list[JSONObject]) -> bool:
+    """True when a chunk carries generated output (not just the role or a finish reason)."""
+    for choice in choices:
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal"):
+            return True
+    return False
+
+
 class ChatPipeline:
     def __init__(
         self, deployments: DeploymentTable, providers: ProviderRegistry, metrics: Metrics
@@ -40,7 +49,7 @@ class ChatPipeline:
 
     def _route(self, model: str, info: RequestInfo) -> tuple[Deployment, Provider]:
         deployment = self._deployments.resolve(model)[0]
-        info.model = model
+        info.model = self._metrics.model_label(model, configured=deployment.from_config)
         info.provider = deployment.provider
         info.deployment = deployment.id
         return deployment, self._providers.get(deployment.provider)
@@ -116,8 +125,9 @@ class ChatPipeline:
                 usage = chunk.get("usage") if include_usage else chunk.pop("usage", None)
                 if usage:
                     self._metrics.observe_usage(info.model, deployment.provider, usage)
-                if chunk.get("choices") or include_usage:
-                    if not first_token_seen and chunk.get("choices"):
+                choices = chunk.get("choices")
+                if choices or include_usage:
+                    if not first_token_seen and choices and _has_content(choices):
                         first_token_seen = True
                         self._metrics.ttft.labels(deployment.provider, deployment.model).observe(
                             perf_counter() - info.started

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 
 from ai_gateway.errors import (
     GatewayError,
-    PayloadTooLargeError,
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamError,
     UpstreamNotFoundError,
+    UpstreamPayloadTooLargeError,
     UpstreamRateLimitError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
@@ -59,7 +59,7 @@ def upstream_error(
     if status == 408:
         return UpstreamTimeoutError(f"The upstream provider ({where}) timed out (HTTP 408).")
     if status == 413:
-        return PayloadTooLargeError(
+        return UpstreamPayloadTooLargeError(
             f"The upstream provider ({where}) says the request is too large{said}"
         )
     if status == 429:

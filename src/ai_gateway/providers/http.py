@@ -4,8 +4,8 @@ into the gateway's error tree (the one place aiohttp exceptions are caught)."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import email.utils
+import errno
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -87,6 +87,17 @@ class UpstreamHTTP:
             sock_read=deployment.timeout_s,
         )
 
+    def _stream_timeout_for(self, deployment: Deployment) -> aiohttp.ClientTimeout:
+        # A stream has no total limit; the deployment's timeout bounds the wait for the first
+        # byte and every gap between chunks.
+        if deployment.timeout_s is None:
+            return self._stream_timeout
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=min(self._connect_timeout, deployment.timeout_s),
+            sock_read=deployment.timeout_s,
+        )
+
     async def request_json(
         self,
         deployment: Deployment,
@@ -130,7 +141,7 @@ class UpstreamHTTP:
 
         Leaving the context early (the client went away) closes the upstream connection.
         """
-        timeout = self._stream_timeout
+        timeout = self._stream_timeout_for(deployment)
         try:
             async with self._get_session().post(
                 url, data=payload, headers=headers, timeout=timeout

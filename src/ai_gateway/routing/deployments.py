@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from ai_gateway.errors import ModelNotFoundError
@@ -14,6 +14,10 @@ from ai_gateway.settings import (
     ProviderConfig,
     ProviderName,
 )
+
+
+def _custom_openai_base(base: str | None) -> bool:
+    return base is not None and base != DEFAULT_API_BASES["openai"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,23 +44,37 @@ class DeploymentTable:
         self,
         groups: Mapping[str, tuple[Deployment, ...]],
         providers: Mapping[ProviderName, ProviderConfig],
+        available: Collection[str] = PROVIDERS,
     ) -> None:
         self._groups = dict(groups)
+        # Reachable as `provider/<model>`: a key is configured, or (OpenAI-compatible servers
+        # such as Ollama or vLLM) an OpenAI base URL other than OpenAI's own.
         self._direct: dict[ProviderName, ProviderConfig] = {
-            name: cfg for name, cfg in providers.items() if cfg.api_key is not None
+            name: cfg
+            for name, cfg in providers.items()
+            if name in available
+            and (
+                cfg.api_key is not None or (name == "openai" and _custom_openai_base(cfg.api_base))
+            )
         }
         self._direct_cache: dict[str, tuple[Deployment, ...]] = {}
 
     @classmethod
-    def from_config(cls, config: Config) -> DeploymentTable:
+    def from_config(cls, config: Config, available: Collection[str] = PROVIDERS) -> DeploymentTable:
+        """Build the table; `available` names the providers that have an adapter."""
         groups: dict[str, tuple[Deployment, ...]] = {}
         for index, group in enumerate(config.models):
             deployments = []
             for position, dep in enumerate(group.deployments):
+                if dep.provider not in available:
+                    raise ConfigError(
+                        f"models[{index}] ({group.name!r}).deployments[{position}]: provider "
+                        f"{dep.provider!r} is not supported by this version of the gateway"
+                    )
                 defaults = config.providers.get(dep.provider, ProviderConfig())
                 key = dep.api_key or defaults.api_key
                 base = dep.api_base or defaults.api_base or DEFAULT_API_BASES[dep.provider]
-                if key is None and not (dep.provider == "openai" and dep.api_base):
+                if key is None and not (dep.provider == "openai" and _custom_openai_base(base)):
                     env = "GEMINI_API_KEY" if dep.provider == "gemini" else "_API_KEY"
                     env = env if dep.provider == "gemini" else f"{dep.provider.upper()}{env}"
                     raise ConfigError(
@@ -76,7 +94,7 @@ class DeploymentTable:
                     )
                 )
             groups[group.name] = tuple(deployments)
-        return cls(groups, config.providers)
+        return cls(groups, config.providers, available)
 
     @property
     def groups(self) -> Mapping[str, tuple[Deployment, ...]]:

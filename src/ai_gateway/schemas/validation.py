@@ -34,7 +34,10 @@ def parse_body(model: type[M], body: object) -> M:
         return model.model_validate(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
-        first = min(errors, key=lambda e: len(e["loc"])) if errors else None
+        # Prefer an error that explains a value over "should be a valid <type>" errors, which
+        # pydantic also reports for every other member of a union the value did not match.
+        specific = [e for e in errors if not e["type"].endswith("_type")] or errors
+        first = min(specific, key=lambda e: len(e["loc"])) if specific else None
         if first is None:
             raise InvalidRequestError("The request body is invalid.") from None
         param = _param(first["loc"])
