@@ -50,6 +50,10 @@ class ChatPipeline:
     def _route(self, model: str, info: RequestInfo) -> tuple[Deployment, Provider]:
         deployment = self._deployments.resolve(model)[0]
         info.model = self._metrics.model_label(model, configured=deployment.from_config)
+        # Client-chosen `provider/<id>` models share the bound on label values.
+        info.upstream_label = (
+            deployment.model if deployment.from_config else info.model.partition("/")[2] or "other"
+        )
         info.provider = deployment.provider
         info.deployment = deployment.id
         return deployment, self._providers.get(deployment.provider)
@@ -80,7 +84,7 @@ class ChatPipeline:
         except UpstreamError as exc:
             self._upstream_failed(deployment, info, exc)
             raise
-        self._metrics.upstream_latency.labels(deployment.provider, deployment.model).observe(
+        self._metrics.upstream_latency.labels(deployment.provider, info.upstream_label).observe(
             perf_counter() - started
         )
         self._metrics.observe_usage(info.model, deployment.provider, result.get("usage"))
@@ -129,7 +133,7 @@ class ChatPipeline:
                 if choices or include_usage:
                     if not first_token_seen and choices and _has_content(choices):
                         first_token_seen = True
-                        self._metrics.ttft.labels(deployment.provider, deployment.model).observe(
+                        self._metrics.ttft.labels(deployment.provider, info.upstream_label).observe(
                             perf_counter() - info.started
                         )
                     yield encode_data(chunk)
@@ -141,7 +145,7 @@ class ChatPipeline:
             # The client already has a 200 and some chunks: tell it, never end silently.
             yield encode_data(exc.to_dict())
         finally:
-            self._metrics.upstream_latency.labels(deployment.provider, deployment.model).observe(
+            self._metrics.upstream_latency.labels(deployment.provider, info.upstream_label).observe(
                 perf_counter() - started
             )
             await chunks.aclose()
@@ -154,7 +158,7 @@ class ChatPipeline:
         except UpstreamError as exc:
             self._upstream_failed(deployment, info, exc)
             raise
-        self._metrics.upstream_latency.labels(deployment.provider, deployment.model).observe(
+        self._metrics.upstream_latency.labels(deployment.provider, info.upstream_label).observe(
             perf_counter() - started
         )
         self._metrics.observe_usage(info.model, deployment.provider, result.get("usage"))

@@ -17,6 +17,7 @@ class RequestInfo:
     model: str = ""
     provider: str = ""
     deployment: str = ""
+    upstream_label: str = ""
 
     @classmethod
     def from_scope(cls, scope: MutableMapping[str, Any]) -> RequestInfo:
