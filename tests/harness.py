@@ -236,3 +236,35 @@ def start_process(
                 proc.wait(5)
         if proc.stdout:
             proc.stdout.close()
+
+
+AIMOCK_BIN = Path(__file__).resolve().parent / "third_party" / "node_modules" / ".bin" / "llmock"
+
+
+@contextlib.contextmanager
+def start_aimock(fixtures: Path) -> Iterator[str]:
+    """aimock (npm @copilotkit/aimock): a third-party mock of the OpenAI, Anthropic and Gemini
+    APIs, run as its own Node process. Skips the test when it is not installed (scripts/test
+    installs it), except under CI, where a missing upstream is a failure."""
+    import pytest
+
+    if not AIMOCK_BIN.exists():
+        if os.environ.get("CI") == "true":
+            raise RuntimeError(f"aimock is not installed at {AIMOCK_BIN}; run scripts/test")
+        pytest.skip("aimock is not installed (npm ci --prefix tests/third_party)")
+    port = free_port()
+    with start_process(
+        [
+            str(AIMOCK_BIN),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-f",
+            str(fixtures),
+            "--log-level",
+            "warn",
+        ]
+    ) as proc:
+        wait_http(f"http://127.0.0.1:{port}/health", proc=proc, timeout=30)
+        yield f"http://127.0.0.1:{port}"

@@ -150,6 +150,17 @@ class UpstreamProtocolError(UpstreamError):
     default_code = "upstream_protocol_error"
 
 
+class ContentFilteredError(UpstreamError):
+    """The provider refused the prompt on safety grounds: the client's content, so 400."""
+
+    status = 400
+    type = "invalid_request_error"
+    default_code = "content_filter"
+
+
+# --- ours ----------------------------------------------------------------------------------------
+
+
 class InternalError(GatewayError):
     status = 500
     type = "server_error"
