@@ -100,7 +100,7 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
             registry = registry.with_overrides(config.registry)
         except ValueError as exc:
             raise ConfigError(f"{config.source}: registry: {exc}") from None
-    providers = ProviderRegistry.from_settings(settings)
+    providers = ProviderRegistry.from_settings(settings, registry)
     deployments = DeploymentTable.from_config(config, available=providers.names)
     metrics = Metrics()
     pipeline = ChatPipeline(deployments, providers, metrics)

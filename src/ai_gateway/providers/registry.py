@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ai_gateway.errors import InternalError
+from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.providers.base import Provider
 from ai_gateway.providers.http import UpstreamHTTP
 from ai_gateway.providers.openai import OpenAIProvider
@@ -16,7 +17,7 @@ class ProviderRegistry:
         self._providers = {p.name: p for p in providers}
 
     @classmethod
-    def from_settings(cls, settings: GatewaySettings) -> ProviderRegistry:
+    def from_settings(cls, settings: GatewaySettings, models: ModelRegistry) -> ProviderRegistry:
         def http() -> UpstreamHTTP:
             return UpstreamHTTP(
                 connect_timeout_s=settings.connect_timeout_s,
@@ -25,7 +26,10 @@ class ProviderRegistry:
                 max_connections=settings.max_upstream_connections,
             )
 
-        return cls([OpenAIProvider(http())])
+        adapters: list[Provider] = [OpenAIProvider(http())]
+        # anthropic: adapters.append(AnthropicProvider(http(), models))
+        # gemini: adapters.append(GeminiProvider(http(), models))
+        return cls(adapters)
 
     @property
     def names(self) -> frozenset[str]:
