@@ -20,6 +20,7 @@ from ai_gateway.api.health import CheckResult, HealthAPI, ReadinessCheck
 from ai_gateway.api.middleware import RequestContextMiddleware
 from ai_gateway.api.models import ModelsAPI, build_model_cards
 from ai_gateway.api.openapi import build_openapi
+from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.errors import (
     GatewayError,
     InternalError,
@@ -31,9 +32,11 @@ from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.chat import ChatPipeline
 from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.providers.local import local_models_installed
 from ai_gateway.providers.registry import ProviderRegistry
 from ai_gateway.routing.deployments import DeploymentTable
 from ai_gateway.settings import Config, ConfigError
+from ai_gateway.usage.tokens import TokenCounter
 
 log = get_logger(__name__)
 
@@ -107,7 +110,10 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
     gateway = Gateway(config, deployments, providers, registry, metrics, pipeline)
 
     completions = CompletionsAPI(pipeline, settings.max_body_bytes)
-    models = ModelsAPI(build_model_cards(deployments, registry))
+    tokens = TokensAPI(deployments, TokenCounter(), settings.max_body_bytes)
+    models = ModelsAPI(
+        build_model_cards(deployments, registry, local_installed=local_models_installed())
+    )
 
     async def providers_check() -> CheckResult:
         count = len(deployments.groups)
@@ -133,6 +139,7 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
             Route(f"{prefix}/embeddings", completions.embeddings, methods=["POST"]),
             Route(f"{prefix}/models", models.list, methods=["GET"]),
             Route(f"{prefix}/models/{{model_id:path}}", models.retrieve, methods=["GET"]),
+            Route(f"{prefix}/tokens/count", tokens.count, methods=["POST"]),
         ]
     routes += [
         Route("/health", health.live, methods=["GET"]),

@@ -27,13 +27,17 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ProviderName = Literal["openai", "anthropic", "gemini"]
-PROVIDERS: tuple[ProviderName, ...] = ("openai", "anthropic", "gemini")
+ProviderName = Literal["openai", "anthropic", "gemini", "local"]
+PROVIDERS: tuple[ProviderName, ...] = ("openai", "anthropic", "gemini", "local")
+# Providers reached over HTTP with a key; "local" runs in the gateway's own process.
+RemoteProvider = Literal["openai", "anthropic", "gemini"]
+REMOTE_PROVIDERS: tuple[RemoteProvider, ...] = ("openai", "anthropic", "gemini")
 
 DEFAULT_API_BASES: dict[ProviderName, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
     "gemini": "https://generativelanguage.googleapis.com",
+    "local": "local:",
 }
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -155,7 +159,7 @@ class _FileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gateway: dict[str, Any] = Field(default_factory=dict)
-    providers: dict[ProviderName, ProviderConfig] = Field(default_factory=dict)
+    providers: dict[RemoteProvider, ProviderConfig] = Field(default_factory=dict)
     models: list[ModelGroupConfig] = Field(default_factory=list)
     registry: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -270,15 +274,15 @@ def _flat_entries(data: Any) -> frozenset[int]:
 
 
 def _merge_providers(
-    file_providers: Mapping[ProviderName, ProviderConfig], env: _ProviderEnv
+    file_providers: Mapping[RemoteProvider, ProviderConfig], env: _ProviderEnv
 ) -> dict[ProviderName, ProviderConfig]:
-    env_values: dict[ProviderName, tuple[SecretStr | None, str | None]] = {
+    env_values: dict[RemoteProvider, tuple[SecretStr | None, str | None]] = {
         "openai": (env.openai_api_key, env.openai_base_url),
         "anthropic": (env.anthropic_api_key, env.anthropic_base_url),
         "gemini": (env.gemini_api_key, env.gemini_base_url),
     }
     merged: dict[ProviderName, ProviderConfig] = {}
-    for name in PROVIDERS:
+    for name in REMOTE_PROVIDERS:
         base = file_providers.get(name, ProviderConfig())
         key, url = env_values[name]
         try:

@@ -21,6 +21,8 @@ _ROUTES = {
     "/v1/embeddings": "/embeddings",
     "/ai/models": "/models",
     "/v1/models": "/models",
+    "/ai/tokens/count": "/tokens/count",
+    "/v1/tokens/count": "/tokens/count",
     "/health": "/health",
     "/health/ready": "/health/ready",
     "/metrics": "/metrics",

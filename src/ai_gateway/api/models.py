@@ -41,7 +41,9 @@ def _card(
     return card
 
 
-def build_model_cards(table: DeploymentTable, registry: ModelRegistry) -> list[dict[str, Any]]:
+def build_model_cards(
+    table: DeploymentTable, registry: ModelRegistry, *, local_installed: bool
+) -> list[dict[str, Any]]:
     created = int(time.time())
     cards: list[dict[str, Any]] = []
     for name, deployments in table.groups.items():
@@ -49,6 +51,8 @@ def build_model_cards(table: DeploymentTable, registry: ModelRegistry) -> list[d
         info = registry.get(first.provider, first.model)
         cards.append(_card(name, first.provider, first.model, info, created))
     for provider in table.direct_providers:
+        if provider == "local" and not local_installed:
+            continue  # listed once the optional extra is installed
         for info in registry.for_provider(provider):
             public = f"{provider}/{info.id}"
             if public not in table.groups:

@@ -14,6 +14,7 @@ from ai_gateway.schemas.chat_response import ChatCompletion, ChatCompletionChunk
 from ai_gateway.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse
 from ai_gateway.schemas.errors import ErrorResponse
 from ai_gateway.schemas.models import ModelCard, ModelList
+from ai_gateway.schemas.tokens import TokenCountRequest, TokenCountResponse
 
 _REF = "#/components/schemas/{model}"
 _MODELS: list[type[BaseModel]] = [
@@ -24,6 +25,8 @@ _MODELS: list[type[BaseModel]] = [
     EmbeddingsResponse,
     ModelCard,
     ModelList,
+    TokenCountRequest,
+    TokenCountResponse,
     ErrorResponse,
 ]
 
@@ -89,6 +92,18 @@ def _paths_for(prefix: str) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _json("EmbeddingsRequest")},
                 "responses": {
                     "200": {"description": "Embeddings", "content": _json("EmbeddingsResponse")},
+                    **_errors(),
+                },
+            }
+        },
+        f"{prefix}/tokens/count": {
+            "post": {
+                "operationId": f"{prefix.strip('/')}_count_tokens",
+                "summary": "Count a prompt's or texts' tokens for a model (exact or estimated)",
+                "security": _SECURITY,
+                "requestBody": {"required": True, "content": _json("TokenCountRequest")},
+                "responses": {
+                    "200": {"description": "The count", "content": _json("TokenCountResponse")},
                     **_errors(),
                 },
             }

@@ -8,6 +8,7 @@ from ai_gateway.errors import InternalError
 from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.providers.base import Provider
 from ai_gateway.providers.http import UpstreamHTTP
+from ai_gateway.providers.local import LocalEmbeddingProvider
 from ai_gateway.providers.openai import OpenAIProvider
 from ai_gateway.settings import GatewaySettings
 
@@ -26,7 +27,7 @@ class ProviderRegistry:
                 max_connections=settings.max_upstream_connections,
             )
 
-        adapters: list[Provider] = [OpenAIProvider(http())]
+        adapters: list[Provider] = [OpenAIProvider(http()), LocalEmbeddingProvider()]
         # anthropic: adapters.append(AnthropicProvider(http(), models))
         # gemini: adapters.append(GeminiProvider(http(), models))
         return cls(adapters)

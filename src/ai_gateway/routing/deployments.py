@@ -57,6 +57,8 @@ class DeploymentTable:
                 cfg.api_key is not None or (name == "openai" and _custom_openai_base(cfg.api_base))
             )
         }
+        if "local" in available:  # built-in models need no key
+            self._direct["local"] = ProviderConfig()
         self._direct_cache: dict[str, tuple[Deployment, ...]] = {}
 
     @classmethod
@@ -74,7 +76,10 @@ class DeploymentTable:
                 defaults = config.providers.get(dep.provider, ProviderConfig())
                 key = dep.api_key or defaults.api_key
                 base = dep.api_base or defaults.api_base or DEFAULT_API_BASES[dep.provider]
-                if key is None and not (dep.provider == "openai" and _custom_openai_base(base)):
+                keyless = dep.provider == "local" or (
+                    dep.provider == "openai" and _custom_openai_base(base)
+                )
+                if key is None and not keyless:
                     env = "GEMINI_API_KEY" if dep.provider == "gemini" else "_API_KEY"
                     env = env if dep.provider == "gemini" else f"{dep.provider.upper()}{env}"
                     raise ConfigError(
