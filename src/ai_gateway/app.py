@@ -116,8 +116,9 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
     )
 
     async def providers_check() -> CheckResult:
+        # The built-in local embedding model alone does not make a gateway worth routing to.
         count = len(deployments.groups)
-        direct = deployments.direct_providers
+        direct = [p for p in deployments.direct_providers if p != "local"]
         if count or direct:
             return CheckResult(True, f"{count} model names; direct providers: {list(direct)}")
         return CheckResult(

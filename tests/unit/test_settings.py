@@ -100,7 +100,7 @@ def test_default_also_replaces_an_empty_variable(
 def test_keyless_openai_compatible_server_via_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
     table = DeploymentTable.from_config(load_config())
-    assert table.direct_providers == ("openai",)
+    assert table.direct_providers == ("openai", "local")
     (dep,) = table.resolve("openai/llama3.2")
     assert dep.api_key is None
     assert dep.api_base == "http://127.0.0.1:11434/v1"
@@ -208,7 +208,7 @@ def test_provider_env_and_google_alias(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLE_API_KEY", "AIza-google-env")
     config = load_config()
     table = DeploymentTable.from_config(config)
-    assert table.direct_providers == ("openai", "gemini")
+    assert table.direct_providers == ("openai", "gemini", "local")
     (dep,) = table.resolve("openai/gpt-4o-mini")
     assert (dep.provider, dep.model, dep.api_base) == (
         "openai",

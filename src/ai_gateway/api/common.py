@@ -60,14 +60,19 @@ async def read_json(request: Request, limit: int) -> Any:
         ) from None
 
 
-async def cancel_on_disconnect(work: Awaitable[T], receive: Receive) -> T:
-    """Await `work`, cancelling it if the client disconnects first (so upstream is cancelled too).
+async def cancel_on_disconnect(work: Awaitable[T], receive: Receive, grace_s: float = 0.05) -> T:
+    """Await `work` in this task, cancelling it if the client disconnects (so the upstream call
+    is cancelled too). Must be called after the body has been read: then `receive()` only
+    returns on disconnect.
 
-    Must be called after the body has been read: then `receive()` only returns on disconnect.
+    Watching costs a task, so it starts only once `work` has run for `grace_s`: a quick answer
+    (the common case behind a fast upstream) never pays for it, and a client that leaves
+    during a slow one is noticed at most `grace_s` late.
     """
     task = asyncio.current_task()
     assert task is not None
     disconnected = False
+    watcher: asyncio.Task[None] | None = None
 
     async def watch() -> None:
         nonlocal disconnected
@@ -78,7 +83,11 @@ async def cancel_on_disconnect(work: Awaitable[T], receive: Receive) -> T:
                 task.cancel()
                 return
 
-    watcher = asyncio.create_task(watch())
+    def start_watching() -> None:
+        nonlocal watcher
+        watcher = asyncio.create_task(watch())
+
+    timer = asyncio.get_running_loop().call_later(grace_s, start_watching)
     try:
         return await work
     except asyncio.CancelledError:
@@ -86,4 +95,6 @@ async def cancel_on_disconnect(work: Awaitable[T], receive: Receive) -> T:
             raise ClientDisconnect from None
         raise
     finally:
-        watcher.cancel()
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
+from collections.abc import Callable
 from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,6 +41,13 @@ def route_label(path: str) -> str:
     return "unmatched"
 
 
+def request_id_source() -> Callable[[], str]:
+    """Unique ids without a syscall per request: a random per-process prefix and a counter."""
+    prefix = os.urandom(8).hex()
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter):016x}"
+
+
 class RequestContextMiddleware:
     """Assigns the request id (honouring a sane incoming `x-request-id`), echoes it in the
     response, and records count and latency by route, model, provider and status."""
@@ -46,6 +55,7 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._new_id = request_id_source()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,7 +69,7 @@ class RequestContextMiddleware:
                     request_id = candidate
                 break
         if not request_id:
-            request_id = uuid.uuid4().hex
+            request_id = self._new_id()
         info = RequestInfo(request_id=request_id)
         scope["ai_gateway.info"] = info
         status = 500

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (
@@ -76,6 +78,7 @@ class Metrics:
             registry=r,
         )
         self._direct_models: set[str] = set()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._request_children: dict[tuple[str, str, str, str], Counter] = {}
         self._latency_children: dict[tuple[str, str, str], Histogram] = {}
 
@@ -109,9 +112,22 @@ class Metrics:
         prompt = usage.get("prompt_tokens")
         completion = usage.get("completion_tokens")
         if isinstance(prompt, int) and prompt > 0:
-            self.tokens.labels(model, provider, "input").inc(prompt)
+            self._child(self.tokens, (model, provider, "input")).inc(prompt)
         if isinstance(completion, int) and completion > 0:
-            self.tokens.labels(model, provider, "output").inc(completion)
+            self._child(self.tokens, (model, provider, "output")).inc(completion)
+
+    def upstream_seconds(self, provider: str, model: str, seconds: float) -> None:
+        self._child(self.upstream_latency, (provider, model)).observe(seconds)
+
+    def first_token_seconds(self, provider: str, model: str, seconds: float) -> None:
+        self._child(self.ttft, (provider, model)).observe(seconds)
+
+    def _child(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

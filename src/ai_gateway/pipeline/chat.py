@@ -84,8 +84,8 @@ class ChatPipeline:
         except UpstreamError as exc:
             self._upstream_failed(deployment, info, exc)
             raise
-        self._metrics.upstream_latency.labels(deployment.provider, info.upstream_label).observe(
-            perf_counter() - started
+        self._metrics.upstream_seconds(
+            deployment.provider, info.upstream_label, perf_counter() - started
         )
         self._metrics.observe_usage(info.model, deployment.provider, result.get("usage"))
         return result
@@ -133,8 +133,8 @@ class ChatPipeline:
                 if choices or include_usage:
                     if not first_token_seen and choices and _has_content(choices):
                         first_token_seen = True
-                        self._metrics.ttft.labels(deployment.provider, info.upstream_label).observe(
-                            perf_counter() - info.started
+                        self._metrics.first_token_seconds(
+                            deployment.provider, info.upstream_label, perf_counter() - info.started
                         )
                     yield encode_data(chunk)
                 chunk = await anext(chunks, None)
@@ -145,8 +145,8 @@ class ChatPipeline:
             # The client already has a 200 and some chunks: tell it, never end silently.
             yield encode_data(exc.to_dict())
         finally:
-            self._metrics.upstream_latency.labels(deployment.provider, info.upstream_label).observe(
-                perf_counter() - started
+            self._metrics.upstream_seconds(
+                deployment.provider, info.upstream_label, perf_counter() - started
             )
             await chunks.aclose()
 
@@ -158,8 +158,8 @@ class ChatPipeline:
         except UpstreamError as exc:
             self._upstream_failed(deployment, info, exc)
             raise
-        self._metrics.upstream_latency.labels(deployment.provider, info.upstream_label).observe(
-            perf_counter() - started
+        self._metrics.upstream_seconds(
+            deployment.provider, info.upstream_label, perf_counter() - started
         )
         self._metrics.observe_usage(info.model, deployment.provider, result.get("usage"))
         return result
