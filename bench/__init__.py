@@ -1,0 +1,1 @@
+"""Benchmarks for the gateway (not tests): mock upstream, pass-through floor, load, report."""

@@ -1,0 +1,18 @@
+-- wrk script for the benchmark: POST a JSON body and print exact results for bench/load.py.
+-- The body comes from the BENCH_BODY environment variable (bench/load.py sets it).
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = os.getenv("BENCH_BODY") or '{"model": "bench", "messages": [{"role": "user", "content": "Say hello"}]}'
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
+    '"errors_connect": %d, "errors_read": %d, "errors_write": %d, "errors_status": %d, ' ..
+    '"errors_timeout": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "mean_us": %.2f, ' ..
+    '"max_us": %d}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean,
+    latency.max))
+end
