@@ -20,12 +20,15 @@ PROVIDER_ENV = (
     "GEMINI_BASE_URL",
     "AI_GATEWAY_CONFIG",
     "AI_GATEWAY_MASTER_KEY",
+    "AI_GATEWAY_PORT",
+    "AI_GATEWAY_MAX_BODY_BYTES",
 )
 
 
 @pytest.fixture(autouse=True)
 def _no_ambient_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests configure providers explicitly; a developer's real keys never leak in."""
+    """Tests configure providers and settings explicitly; a developer's real keys or
+    AI_GATEWAY_* variables never leak in."""
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
 

@@ -7,26 +7,6 @@ import pytest
 from ai_gateway.routing.deployments import DeploymentTable
 from ai_gateway.settings import ConfigError, load_config
 
-PROVIDER_VARS = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "GEMINI_BASE_URL",
-    "AI_GATEWAY_CONFIG",
-    "AI_GATEWAY_PORT",
-    "AI_GATEWAY_MASTER_KEY",
-    "AI_GATEWAY_MAX_BODY_BYTES",
-)
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROVIDER_VARS:
-        monkeypatch.delenv(name, raising=False)
-
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "gateway.yaml"

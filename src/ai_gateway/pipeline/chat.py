@@ -13,7 +13,7 @@ in this order; a stage that is switched off is simply not in the list.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from time import perf_counter
 
 from ai_gateway.errors import GatewayError, UpstreamError, UpstreamProtocolError
@@ -78,9 +78,19 @@ class ChatPipeline:
 
     async def complete(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
         deployment, provider = self._route(request.parsed.model, info)
+        return await self._answer(deployment, info, provider.chat(deployment, request))
+
+    async def embeddings(self, request: EmbeddingsCall, info: RequestInfo) -> JSONObject:
+        deployment, provider = self._route(request.parsed.model, info)
+        return await self._answer(deployment, info, provider.embeddings(deployment, request))
+
+    async def _answer(
+        self, deployment: Deployment, info: RequestInfo, call: Awaitable[JSONObject]
+    ) -> JSONObject:
+        """Await one non-streaming upstream call and record its latency, usage or failure."""
         started = perf_counter()
         try:
-            result = await provider.chat(deployment, request)
+            result = await call
         except UpstreamError as exc:
             self._upstream_failed(deployment, info, exc)
             raise
@@ -149,17 +159,3 @@ class ChatPipeline:
                 deployment.provider, info.upstream_label, perf_counter() - started
             )
             await chunks.aclose()
-
-    async def embeddings(self, request: EmbeddingsCall, info: RequestInfo) -> JSONObject:
-        deployment, provider = self._route(request.parsed.model, info)
-        started = perf_counter()
-        try:
-            result = await provider.embeddings(deployment, request)
-        except UpstreamError as exc:
-            self._upstream_failed(deployment, info, exc)
-            raise
-        self._metrics.upstream_seconds(
-            deployment.provider, info.upstream_label, perf_counter() - started
-        )
-        self._metrics.observe_usage(info.model, deployment.provider, result.get("usage"))
-        return result
