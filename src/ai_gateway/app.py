@@ -103,14 +103,15 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
             registry = registry.with_overrides(config.registry)
         except ValueError as exc:
             raise ConfigError(f"{config.source}: registry: {exc}") from None
-    providers = ProviderRegistry.from_settings(settings, registry)
+    counter = TokenCounter()
+    providers = ProviderRegistry.from_settings(settings, registry, counter)
     deployments = DeploymentTable.from_config(config, available=providers.names)
     metrics = Metrics()
     pipeline = ChatPipeline(deployments, providers, metrics)
     gateway = Gateway(config, deployments, providers, registry, metrics, pipeline)
 
     completions = CompletionsAPI(pipeline, settings.max_body_bytes)
-    tokens = TokensAPI(deployments, TokenCounter(), settings.max_body_bytes)
+    tokens = TokensAPI(deployments, counter, settings.max_body_bytes)
     models = ModelsAPI(
         build_model_cards(deployments, registry, local_installed=local_models_installed())
     )

@@ -44,6 +44,7 @@ def body(message: str, param: str | None = None) -> bytes:
         (429, errors.UpstreamRateLimitError, 429),
         (500, errors.UpstreamError, 502),
         (502, errors.UpstreamError, 502),
+        (504, errors.UpstreamTimeoutError, 504),
         (503, errors.UpstreamUnavailableError, 503),
         (529, errors.UpstreamUnavailableError, 503),
     ],

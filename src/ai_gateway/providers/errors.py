@@ -56,8 +56,8 @@ def upstream_error(
             f"'{deployment.model}'{said}",
             param="model",
         )
-    if status == 408:
-        return UpstreamTimeoutError(f"The upstream provider ({where}) timed out (HTTP 408).")
+    if status in (408, 504):
+        return UpstreamTimeoutError(f"The upstream provider ({where}) timed out (HTTP {status}).")
     if status == 413:
         return UpstreamPayloadTooLargeError(
             f"The upstream provider ({where}) says the request is too large{said}"

@@ -11,6 +11,7 @@ from ai_gateway.providers.http import UpstreamHTTP
 from ai_gateway.providers.local import LocalEmbeddingProvider
 from ai_gateway.providers.openai import OpenAIProvider
 from ai_gateway.settings import GatewaySettings
+from ai_gateway.usage.tokens import TokenCounter
 
 
 class ProviderRegistry:
@@ -18,7 +19,9 @@ class ProviderRegistry:
         self._providers = {p.name: p for p in providers}
 
     @classmethod
-    def from_settings(cls, settings: GatewaySettings, models: ModelRegistry) -> ProviderRegistry:
+    def from_settings(
+        cls, settings: GatewaySettings, models: ModelRegistry, counter: TokenCounter
+    ) -> ProviderRegistry:
         def http() -> UpstreamHTTP:
             return UpstreamHTTP(
                 connect_timeout_s=settings.connect_timeout_s,
@@ -29,7 +32,9 @@ class ProviderRegistry:
 
         adapters: list[Provider] = [OpenAIProvider(http()), LocalEmbeddingProvider()]
         # anthropic: adapters.append(AnthropicProvider(http(), models))
-        # gemini: adapters.append(GeminiProvider(http(), models))
+        from ai_gateway.providers.gemini import GeminiProvider
+
+        adapters.append(GeminiProvider(http(), models, counter))
         return cls(adapters)
 
     @property
