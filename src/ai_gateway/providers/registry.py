@@ -31,7 +31,9 @@ class ProviderRegistry:
             )
 
         adapters: list[Provider] = [OpenAIProvider(http()), LocalEmbeddingProvider()]
-        # anthropic: adapters.append(AnthropicProvider(http(), models))
+        from ai_gateway.providers.anthropic import AnthropicProvider
+
+        adapters.append(AnthropicProvider(http(), models))
         from ai_gateway.providers.gemini import GeminiProvider
 
         adapters.append(GeminiProvider(http(), models, counter))
