@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
+
 ProviderName = Literal["openai", "anthropic", "gemini", "local"]
 PROVIDERS: tuple[ProviderName, ...] = ("openai", "anthropic", "gemini", "local")
 # Providers reached over HTTP with a key; "local" runs in the gateway's own process.
@@ -70,6 +72,9 @@ class DeploymentConfig(BaseModel):
     api_key: SecretStr | None = None
     weight: float = Field(default=1.0, gt=0)
     timeout_s: float | None = Field(default=None, gt=0)
+    rpm: int | None = Field(default=None, ge=1)  # capacity, for the usage-based strategy
+    tpm: int | None = Field(default=None, ge=1)
+    tags: tuple[str, ...] = ()
 
     _url = field_validator("api_base")(_check_url)
     _empty = field_validator("api_key", "api_base", mode="before")(_empty_is_none)
@@ -82,14 +87,18 @@ class ModelGroupConfig(BaseModel):
 
     name: str = Field(min_length=1)
     deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
+    # Per-name overrides of the router's defaults.
+    strategy: StrategyName | None = None
+    context_strategy: ContextStrategy | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _flat_form(cls, data: Any) -> Any:
         # The short form puts one deployment's keys beside the name.
         if isinstance(data, dict) and "deployments" not in data:
-            deployment = {k: v for k, v in data.items() if k != "name"}
-            return {"name": data.get("name"), "deployments": [deployment]}
+            group_keys = ("name", "strategy", "context_strategy")
+            deployment = {k: v for k, v in data.items() if k not in group_keys}
+            return {**{k: data[k] for k in group_keys if k in data}, "deployments": [deployment]}
         return data
 
 
@@ -121,6 +130,9 @@ class GatewaySettings(BaseModel):
     stream_idle_timeout_s: float = Field(default=300.0, gt=0)
     max_upstream_connections: int = Field(default=1000, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Shared state for several gateway instances (circuit breakers, usage windows). Unset: each
+    # instance keeps its own, in memory.
+    redis_url: SecretStr | None = None
     log_format: Literal["json", "console"] = "json"
 
     @classmethod
@@ -132,6 +144,8 @@ class GatewaySettings(BaseModel):
     ) -> GatewaySettings:
         """Defaults < the YAML file < `AI_GATEWAY_<NAME>` variables < command-line overrides."""
         merged: dict[str, Any] = dict(file_values)
+        if env.get("REDIS_URL"):  # the conventional name; AI_GATEWAY_REDIS_URL wins
+            merged["redis_url"] = env["REDIS_URL"]
         for name in cls.model_fields:
             value = env.get(f"AI_GATEWAY_{name.upper()}")
             if value is not None and value != "":
@@ -162,6 +176,7 @@ class _FileConfig(BaseModel):
     providers: dict[RemoteProvider, ProviderConfig] = Field(default_factory=dict)
     models: list[ModelGroupConfig] = Field(default_factory=list)
     registry: list[dict[str, Any]] = Field(default_factory=list)
+    router: RouterConfig = Field(default_factory=RouterConfig)
 
     @field_validator("models")
     @classmethod
@@ -173,6 +188,22 @@ class _FileConfig(BaseModel):
             seen.add(group.name)
         return groups
 
+    @model_validator(mode="after")
+    def _fallbacks_name_models(self) -> _FileConfig:
+        names = {group.name for group in self.models}
+        router = self.router
+        for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+            for name, targets in getattr(router, kind).items():
+                for target in [name, *targets]:
+                    if target not in names and "/" not in target:
+                        raise ValueError(
+                            f"router.{kind}: {target!r} is not a model name listed under models:"
+                        )
+        for name in router.hedge:
+            if name not in names:
+                raise ValueError(f"router.hedge: {name!r} is not a model name listed under models:")
+        return self
+
 
 @dataclass(frozen=True)
 class Config:
@@ -183,6 +214,7 @@ class Config:
     models: tuple[ModelGroupConfig, ...] = ()
     # Model registry additions and overrides (context windows, prices, capabilities).
     registry: tuple[Mapping[str, Any], ...] = ()
+    router: RouterConfig = field(default_factory=RouterConfig)
     source: str = "environment"
 
 
@@ -325,5 +357,6 @@ def load_config(
         providers=providers,
         models=tuple(file_config.models),
         registry=tuple(file_config.registry),
+        router=file_config.router,
         source=str(path) if path else "environment",
     )
