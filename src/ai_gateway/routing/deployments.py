@@ -32,6 +32,9 @@ class Deployment:
     api_key: str | None = field(default=None, repr=False)
     weight: float = 1.0
     timeout_s: float | None = None
+    rpm: int | None = None  # capacity: requests per minute (usage-based strategy)
+    tpm: int | None = None  # capacity: tokens per minute
+    tags: tuple[str, ...] = ()
     # True when an operator named this deployment in the config; False for `provider/<model>`
     # requests, where the client chose the upstream model itself.
     from_config: bool = True
@@ -96,6 +99,9 @@ class DeploymentTable:
                         api_key=key.get_secret_value() if key is not None else None,
                         weight=dep.weight,
                         timeout_s=dep.timeout_s,
+                        rpm=dep.rpm,
+                        tpm=dep.tpm,
+                        tags=dep.tags,
                     )
                 )
             groups[group.name] = tuple(deployments)
