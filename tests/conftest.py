@@ -6,9 +6,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from harness import EmulatorServer, GatewayServer, config_from_yaml
-
-EMULATOR_KEY = "sk-emulator-provider-key-0000"
+from harness import EMULATOR_KEY, EmulatorServer, GatewayServer, config_from_yaml
 
 PROVIDER_ENV = (
     "OPENAI_API_KEY",
@@ -66,7 +64,10 @@ def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
 
 
 def emulator_yaml(emulator: EmulatorServer, extra: str = "") -> str:
+    # retries: 0 so that error-mapping tests see each upstream failure as it is; the router's
+    # retries and fallbacks are tested with their own configs (test_router.py).
     return f"""
+router: {{retries: 0}}
 providers:
   openai: {{api_key: {EMULATOR_KEY}, api_base: "{emulator.url}/v1"}}
 models:

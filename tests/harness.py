@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -26,6 +27,8 @@ import uvicorn
 from ai_gateway.app import create_app
 from ai_gateway.emulator.app import EmulatorSettings, start
 from ai_gateway.settings import Config, load_config
+
+EMULATOR_KEY = "sk-emulator-provider-key-0000"
 
 T = TypeVar("T")
 VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
@@ -269,3 +272,26 @@ def start_aimock(fixtures: Path) -> Iterator[str]:
     ) as proc:
         wait_http(f"http://127.0.0.1:{port}/health", proc=proc, timeout=30)
         yield f"http://127.0.0.1:{port}"
+
+
+# -- small helpers for routing tests against the emulator ---------------------------------------
+
+
+def dep(emu: EmulatorServer, model: str, **extra: Any) -> str:
+    fields = {
+        "provider": "openai",
+        "model": model,
+        "api_base": f"{emu.url}/v1",
+        "api_key": EMULATOR_KEY,
+        **extra,
+    }
+    return "{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in fields.items()) + "}"
+
+
+def chat(gw: GatewayServer, model: str, **extra: Any) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": "route me"}], **extra}
+    return httpx.post(f"{gw.url}/v1/chat/completions", json=body, timeout=30)
+
+
+def served(emu: EmulatorServer) -> list[str]:
+    return [r["body"]["model"] for r in emu.requests() if r["path"].endswith("/chat/completions")]

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ai_gateway.api.auth import MasterKeyAuth
-from ai_gateway.api.chat import CompletionsAPI
+from ai_gateway.api.chat import CompletionsAPI, route_headers
 from ai_gateway.api.common import JSONResponse, error_response
 from ai_gateway.api.health import CheckResult, HealthAPI, ReadinessCheck
 from ai_gateway.api.middleware import RequestContextMiddleware
@@ -34,8 +34,15 @@ from ai_gateway.pipeline.chat import ChatPipeline
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.local import local_models_installed
 from ai_gateway.providers.registry import ProviderRegistry
+from ai_gateway.routing.breaker import CircuitBreaker
+from ai_gateway.routing.breaker_redis import RedisBreakerStore
+from ai_gateway.routing.context_window import ContextWindowManager
 from ai_gateway.routing.deployments import DeploymentTable
+from ai_gateway.routing.router import Router
+from ai_gateway.routing.stats import DeploymentStats
+from ai_gateway.routing.usage import LocalUsageWindow, RedisUsageWindow
 from ai_gateway.settings import Config, ConfigError
+from ai_gateway.stores.redis import create_redis, redis_readiness_check
 from ai_gateway.usage.tokens import TokenCounter
 
 log = get_logger(__name__)
@@ -51,11 +58,12 @@ class Gateway:
     registry: ModelRegistry
     metrics: Metrics
     pipeline: ChatPipeline
+    breaker: CircuitBreaker
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return error_response(exc)
+    return error_response(exc, headers=route_headers(RequestInfo.from_scope(request.scope)))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -107,8 +115,35 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
     providers = ProviderRegistry.from_settings(settings, registry, counter)
     deployments = DeploymentTable.from_config(config, available=providers.names)
     metrics = Metrics()
-    pipeline = ChatPipeline(deployments, providers, metrics)
-    gateway = Gateway(config, deployments, providers, registry, metrics, pipeline)
+    redis_client = (
+        create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
+    )
+    breaker = CircuitBreaker(
+        config.router.breaker,
+        shared=(
+            RedisBreakerStore(redis_client, prefix=f"{settings.redis_prefix}:breaker")
+            if redis_client is not None
+            else None
+        ),
+        on_change=lambda deployment, state: metrics.breaker_changed(deployment, state.value),
+        probe_timeout_s=config.router.timeout_s,
+    )
+    router = Router(
+        deployments,
+        config.router,
+        stats=DeploymentStats(),
+        breaker=breaker,
+        windows=ContextWindowManager(counter, registry, config.router.reserve_output_tokens),
+        registry=registry,
+        metrics=metrics,
+        usage=(
+            RedisUsageWindow(redis_client, prefix=f"{settings.redis_prefix}:usage")
+            if redis_client is not None
+            else LocalUsageWindow()
+        ),
+    )
+    pipeline = ChatPipeline(router, providers, metrics)
+    gateway = Gateway(config, deployments, providers, registry, metrics, pipeline, breaker)
 
     completions = CompletionsAPI(pipeline, settings.max_body_bytes)
     tokens = TokensAPI(deployments, counter, settings.max_body_bytes)
@@ -128,7 +163,10 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
             "or list models in a config file",
         )
 
-    health = HealthAPI([ReadinessCheck("providers", True, providers_check)], metrics)
+    checks = [ReadinessCheck("providers", True, providers_check), breaker.readiness_check()]
+    if redis_client is not None:
+        checks.append(redis_readiness_check(redis_client))
+    health = HealthAPI(checks, metrics)
     openapi = JSONResponse(build_openapi()).body
 
     async def openapi_json(request: Request) -> Response:
@@ -158,10 +196,14 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await breaker.start()
         try:
             yield
         finally:
+            await breaker.aclose()
             await providers.aclose()
+            if redis_client is not None:
+                await redis_client.aclose()
 
     app = Starlette(
         routes=routes,

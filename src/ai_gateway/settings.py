@@ -133,6 +133,8 @@ class GatewaySettings(BaseModel):
     # Shared state for several gateway instances (circuit breakers, usage windows). Unset: each
     # instance keeps its own, in memory.
     redis_url: SecretStr | None = None
+    # Namespace of the gateway's Redis keys: instances that should share state use the same one.
+    redis_prefix: str = Field(default="ai-gateway", min_length=1, pattern=r"^[A-Za-z0-9:._-]+$")
     log_format: Literal["json", "console"] = "json"
 
     @classmethod

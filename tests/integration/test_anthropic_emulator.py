@@ -40,6 +40,7 @@ CLOCK = {
 def anthropic_yaml(emu: EmulatorServer) -> str:
     """`claude`: a model the registry knows; `claude-new`: one it does not."""
     return f"""
+router: {{retries: 0}}  # error tests see each upstream failure as it is
 models:
   - name: claude
     provider: anthropic

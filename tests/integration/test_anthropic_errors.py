@@ -121,7 +121,8 @@ def test_mid_stream_failure_ends_with_an_error_event(
 
 
 def test_sdk_sees_a_mid_stream_error(emu: EmulatorServer, gw: GatewayServer) -> None:
-    fault(emu, kind="error_event", after_chunks=3)
+    # After the first text deltas: earlier failures are failed over as plain HTTP errors.
+    fault(emu, kind="error_event", after_chunks=6)
     with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0) as sdk:
         stream = sdk.chat.completions.create(**CHAT, stream=True)
         with pytest.raises(openai.APIError, match="Overloaded"):

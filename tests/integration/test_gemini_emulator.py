@@ -53,6 +53,7 @@ def shared_gateway(
 
 def gemini_yaml(base: str, key: str = GEMINI_KEY) -> str:
     return f"""
+router: {{retries: 0}}  # error tests see each upstream failure as it is
 models:
   - {{name: gem, provider: gemini, model: {CHAT_MODEL}, api_base: "{base}", api_key: {key}}}
   - {{name: gem-embed, provider: gemini, model: {EMBED_MODEL}, api_base: "{base}", api_key: {key}}}

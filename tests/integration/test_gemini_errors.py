@@ -33,6 +33,7 @@ def shared_gateway(
 
 def gemini_yaml(base: str, key: str = GEMINI_KEY) -> str:
     return (
+        "router: {retries: 0}\n"  # error tests see each upstream failure as it is
         f"models:\n  - {{name: gem, provider: gemini, model: {MODEL}, "
         f'api_base: "{base}", api_key: {key}}}\n'
     )

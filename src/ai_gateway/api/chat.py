@@ -8,31 +8,80 @@ from starlette.responses import Response, StreamingResponse
 from ai_gateway.api.common import JSONResponse, cancel_on_disconnect, read_json
 from ai_gateway.pipeline.chat import ChatPipeline
 from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.pipeline.fanout import Fanout
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall
-from ai_gateway.schemas.chat import ChatCompletionRequest
+from ai_gateway.schemas.chat import GATEWAY_FIELDS, ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
 from ai_gateway.schemas.validation import parse_body
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def route_headers(info: RequestInfo) -> dict[str, str]:
+    """Which deployment served the request, and what it took to get there."""
+    trace = info.trace
+    if trace is None:
+        return {}
+    headers = {"x-gateway-attempts": str(trace.attempts)}
+    served = trace.served_by
+    if served is not None:
+        headers["x-gateway-model"] = served.group
+        headers["x-gateway-deployment"] = served.id
+        headers["x-gateway-provider"] = served.provider
+        headers["x-gateway-upstream-model"] = served.model
+    if trace.fallbacks:
+        headers["x-gateway-fallbacks"] = ",".join(trace.fallbacks)
+    if trace.hedged:
+        headers["x-gateway-hedged"] = "true"
+    if trace.truncated_messages:
+        headers["x-gateway-truncated-messages"] = str(trace.truncated_messages)
+    return headers
+
+
 class CompletionsAPI:
     def __init__(self, pipeline: ChatPipeline, max_body_bytes: int) -> None:
         self._pipeline = pipeline
+        self._fanout_of = Fanout(pipeline)
         self._limit = max_body_bytes
 
     async def chat(self, request: Request) -> Response:
         body = await read_json(request, self._limit)
         parsed = parse_body(ChatCompletionRequest, body)
+        if any(name in body for name in GATEWAY_FIELDS):
+            body = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
         chat = ChatRequest(body=body, parsed=parsed)
         info = RequestInfo.from_scope(request.scope)
+        if parsed.models:
+            return await self._fanout(chat, info, request)
         if parsed.stream:
             stream = await cancel_on_disconnect(
                 self._pipeline.open_stream(chat, info), request.receive
             )
-            return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+            return StreamingResponse(
+                stream,
+                media_type="text/event-stream",
+                headers={**SSE_HEADERS, **route_headers(info)},
+            )
         result = await cancel_on_disconnect(self._pipeline.complete(chat, info), request.receive)
-        return JSONResponse(result)
+        return JSONResponse(result, headers=route_headers(info))
+
+    async def _fanout(self, chat: ChatRequest, info: RequestInfo, request: Request) -> Response:
+        mode = chat.parsed.fanout or "all"
+        headers = {"x-gateway-fanout": mode}
+        if mode == "all":
+            result = await cancel_on_disconnect(self._fanout_of.all(chat, info), request.receive)
+            return JSONResponse(result, headers=headers)
+        if chat.parsed.stream:
+            stream = await cancel_on_disconnect(
+                self._fanout_of.first_stream(chat, info), request.receive
+            )
+            return StreamingResponse(
+                stream,
+                media_type="text/event-stream",
+                headers={**SSE_HEADERS, **headers, **route_headers(info)},
+            )
+        result = await cancel_on_disconnect(self._fanout_of.first(chat, info), request.receive)
+        return JSONResponse(result, headers={**headers, **route_headers(info)})
 
     async def embeddings(self, request: Request) -> Response:
         body = await read_json(request, self._limit)
@@ -42,4 +91,4 @@ class CompletionsAPI:
             self._pipeline.embeddings(EmbeddingsCall(body=body, parsed=parsed), info),
             request.receive,
         )
-        return JSONResponse(result)
+        return JSONResponse(result, headers=route_headers(info))

@@ -77,6 +77,37 @@ class Metrics:
             ("provider", "code"),
             registry=r,
         )
+        self.retries = Counter(
+            "ai_gateway_retries_total",
+            "Attempts that failed and were retried, by public model, provider and error code.",
+            ("model", "provider", "code"),
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "ai_gateway_fallbacks_total",
+            "Requests moved from one model name to another, by reason.",
+            ("from_model", "to_model", "reason"),
+            registry=r,
+        )
+        self.hedges = Counter(
+            "ai_gateway_hedged_requests_total",
+            "Second requests sent because the first deployment was slow.",
+            ("model",),
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "ai_gateway_breaker_state",
+            "Circuit state per configured deployment: 0 closed, 1 half-open, 2 open.",
+            ("deployment",),
+            registry=r,
+        )
+        self.deployment_latency = Histogram(
+            "ai_gateway_deployment_duration_seconds",
+            "Attempt latency per configured deployment (streams: to the first token).",
+            ("deployment", "outcome"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self._direct_models: set[str] = set()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._request_children: dict[tuple[str, str, str, str], Counter] = {}
@@ -128,6 +159,24 @@ class Metrics:
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+    def retry(self, model: str, provider: str, code: str) -> None:
+        self._child(self.retries, (model, provider, code)).inc()
+
+    def fallback(self, from_model: str, to_model: str, reason: str) -> None:
+        self._child(self.fallbacks, (from_model, to_model, reason)).inc()
+
+    def hedge(self, model: str) -> None:
+        self._child(self.hedges, (model,)).inc()
+
+    def breaker_changed(self, deployment: str, state: str) -> None:
+        value = {"closed": 0, "half_open": 1, "open": 2}.get(state, 0)
+        self._child(self.breaker_state, (deployment,)).set(value)
+
+    def deployment_seconds(self, deployment: Any, seconds: float, ok: bool) -> None:
+        # Configured deployments are a fixed set; client-chosen `provider/<id>` ones are not.
+        label = deployment.id if deployment.from_config else "direct"
+        self._child(self.deployment_latency, (label, "ok" if ok else "error")).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,27 +2,32 @@
 
     authenticate      (middleware: api/auth.py, before any body is read)
  -> validate          (api/chat.py: size limit, JSON, schema)
- -> route             (pick the deployment for the public model name)
+ -> route             (routing/router.py: strategy, circuit breakers, context window,
+                       retries, fallbacks, hedging; each attempt below)
  -> call provider     (adapter translates; transport errors become gateway errors)
- -> stream or respond (SSE relay with an error event on mid-stream failure, or one JSON body)
+ -> stream or respond (SSE relay: fail over until the first token, then an error event on a
+                       mid-stream failure; or one JSON body)
  -> record usage      (metrics: tokens, upstream latency, time to first token)
 
-Later stages (rate limits, guardrails, cache, context building, retries and fallbacks) slot in here
-in this order; a stage that is switched off is simply not in the list.
+Later stages (rate limits, guardrails, cache, context building) slot in here in this order; a
+stage that is switched off is simply not in the list.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from time import perf_counter
 
 from ai_gateway.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.context import RequestInfo
-from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject, Provider
+from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.providers.registry import ProviderRegistry
-from ai_gateway.routing.deployments import Deployment, DeploymentTable
+from ai_gateway.routing.deployments import Deployment
+from ai_gateway.routing.router import Router, RouteRequest, Trace
+from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.streaming.sse import DONE, encode_data
 
 log = get_logger(__name__)
@@ -37,26 +42,45 @@ def _has_content(choices: list[JSONObject]) -> bool:
     return False
 
 
+def _opens_the_answer(chunk: JSONObject) -> bool:
+    """The first chunk worth committing to: output, a finish, or usage. Until then (e.g. a
+    role-only chunk) nothing has reached the client and a failure can still fail over."""
+    choices = chunk.get("choices") or []
+    if _has_content(choices) or any(c.get("finish_reason") for c in choices):
+        return True
+    return not choices and bool(chunk.get("usage"))
+
+
+@dataclass(slots=True)
+class _OpenStream:
+    deployment: Deployment
+    head: list[JSONObject]  # chunks received before (and including) the first real one
+    rest: AsyncGenerator[JSONObject, None] | None  # None when the upstream already finished
+    started: float
+
+
 class ChatPipeline:
-    def __init__(
-        self, deployments: DeploymentTable, providers: ProviderRegistry, metrics: Metrics
-    ) -> None:
-        self._deployments = deployments
+    def __init__(self, router: Router, providers: ProviderRegistry, metrics: Metrics) -> None:
+        self._router = router
         self._providers = providers
         self._metrics = metrics
 
-    # -- stages --------------------------------------------------------------------------------
+    # -- bookkeeping ---------------------------------------------------------------------------
 
-    def _route(self, model: str, info: RequestInfo) -> tuple[Deployment, Provider]:
-        deployment = self._deployments.resolve(model)[0]
-        info.model = self._metrics.model_label(model, configured=deployment.from_config)
+    def _begin(self, model: str, info: RequestInfo) -> Trace:
+        trace = Trace(requested=model)
+        info.trace = trace
+        return trace
+
+    def _attempting(self, deployment: Deployment, info: RequestInfo) -> None:
+        requested = info.trace.requested if info.trace is not None else deployment.group
+        info.model = self._metrics.model_label(requested, configured=deployment.from_config)
         # Client-chosen `provider/<id>` models share the bound on label values.
         info.upstream_label = (
             deployment.model if deployment.from_config else info.model.partition("/")[2] or "other"
         )
         info.provider = deployment.provider
         info.deployment = deployment.id
-        return deployment, self._providers.get(deployment.provider)
 
     def _upstream_failed(
         self, deployment: Deployment, info: RequestInfo, exc: GatewayError
@@ -74,68 +98,121 @@ class ChatPipeline:
             detail=exc.internal_detail,
         )
 
+    def _recorded(
+        self, info: RequestInfo, make: Callable[[Deployment, JSONObject], Awaitable[JSONObject]]
+    ) -> Callable[[Deployment, JSONObject], Awaitable[JSONObject]]:
+        """Wrap one non-streaming attempt with its labels, latency, usage and failure log."""
+
+        async def attempt(deployment: Deployment, body: JSONObject) -> JSONObject:
+            self._attempting(deployment, info)
+            started = perf_counter()
+            try:
+                result = await make(deployment, body)
+            except UpstreamError as exc:
+                self._upstream_failed(deployment, info, exc)
+                raise
+            self._metrics.upstream_seconds(
+                deployment.provider, info.upstream_label, perf_counter() - started
+            )
+            self._metrics.observe_usage(info.model, deployment.provider, result.get("usage"))
+            return result
+
+        return attempt
+
     # -- entry points --------------------------------------------------------------------------
 
     async def complete(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
-        deployment, provider = self._route(request.parsed.model, info)
-        return await self._answer(deployment, info, provider.chat(deployment, request))
+        trace = self._begin(request.parsed.model, info)
+
+        async def chat(deployment: Deployment, body: JSONObject) -> JSONObject:
+            return await self._providers.get(deployment.provider).chat(
+                deployment, _with_body(request, body)
+            )
+
+        route = RouteRequest(
+            model=request.parsed.model,
+            body=request.body,
+            call=self._recorded(info, chat),
+            context_strategy=request.parsed.context_strategy,
+        )
+        return await self._router.run(route, trace)
 
     async def embeddings(self, request: EmbeddingsCall, info: RequestInfo) -> JSONObject:
-        deployment, provider = self._route(request.parsed.model, info)
-        return await self._answer(deployment, info, provider.embeddings(deployment, request))
+        trace = self._begin(request.parsed.model, info)
 
-    async def _answer(
-        self, deployment: Deployment, info: RequestInfo, call: Awaitable[JSONObject]
-    ) -> JSONObject:
-        """Await one non-streaming upstream call and record its latency, usage or failure."""
-        started = perf_counter()
-        try:
-            result = await call
-        except UpstreamError as exc:
-            self._upstream_failed(deployment, info, exc)
-            raise
-        self._metrics.upstream_seconds(
-            deployment.provider, info.upstream_label, perf_counter() - started
+        async def embed(deployment: Deployment, body: JSONObject) -> JSONObject:
+            return await self._providers.get(deployment.provider).embeddings(deployment, request)
+
+        route = RouteRequest(
+            model=request.parsed.model, body=request.body, call=self._recorded(info, embed)
         )
-        self._metrics.observe_usage(info.model, deployment.provider, result.get("usage"))
-        return result
+        return await self._router.run(route, trace)
 
     async def open_stream(self, request: ChatRequest, info: RequestInfo) -> AsyncIterator[bytes]:
-        """Start the upstream stream; errors before its first chunk raise (a normal HTTP error)."""
-        deployment, provider = self._route(request.parsed.model, info)
-        started = perf_counter()
-        chunks = provider.stream_chat(deployment, request)
-        try:
-            first = await anext(chunks)
-        except StopAsyncIteration:
-            await chunks.aclose()
-            exc = UpstreamProtocolError(
-                f"The upstream provider ({deployment.provider}, deployment '{deployment.id}') "
-                "ended the stream before sending anything."
-            )
-            self._upstream_failed(deployment, info, exc)
-            raise exc from None
-        except UpstreamError as exc:
-            await chunks.aclose()
-            self._upstream_failed(deployment, info, exc)
-            raise
+        """Open the upstream stream up to its first real chunk. Until then every failure is a
+        normal HTTP error, retried and failed over by the router like any other."""
+        trace = self._begin(request.parsed.model, info)
+
+        async def open_one(deployment: Deployment, body: JSONObject) -> _OpenStream:
+            self._attempting(deployment, info)
+            started = perf_counter()
+            provider = self._providers.get(deployment.provider)
+            chunks = provider.stream_chat(deployment, _with_body(request, body))
+            head: list[JSONObject] = []
+            try:
+                while True:
+                    chunk = await anext(chunks, None)
+                    if chunk is None:
+                        if not head:
+                            raise UpstreamProtocolError(
+                                f"The upstream provider ({deployment.provider}, deployment "
+                                f"'{deployment.id}') ended the stream before sending anything."
+                            )
+                        return _OpenStream(deployment, head, None, started)
+                    head.append(chunk)
+                    if _opens_the_answer(chunk):
+                        return _OpenStream(deployment, head, chunks, started)
+            except BaseException as exc:
+                await chunks.aclose()
+                if isinstance(exc, UpstreamError):
+                    self._upstream_failed(deployment, info, exc)
+                raise
+
+        async def discard(opened: _OpenStream) -> None:
+            if opened.rest is not None:
+                await opened.rest.aclose()
+
+        route = RouteRequest(
+            model=request.parsed.model,
+            body=request.body,
+            call=open_one,
+            context_strategy=request.parsed.context_strategy,
+            stream=True,
+            discard=discard,
+        )
+        opened = await self._router.run(route, trace)
+        self._attempting(opened.deployment, info)
         options = request.parsed.stream_options
         include_usage = bool(options and options.include_usage)
-        return self._relay(first, chunks, deployment, info, started, include_usage)
+        return self._relay(opened, info, include_usage)
 
     async def _relay(
-        self,
-        first: JSONObject,
-        chunks: AsyncGenerator[JSONObject, None],
-        deployment: Deployment,
-        info: RequestInfo,
-        started: float,
-        include_usage: bool,
+        self, opened: _OpenStream, info: RequestInfo, include_usage: bool
     ) -> AsyncIterator[bytes]:
+        deployment = opened.deployment
         first_token_seen = False
-        chunk: JSONObject | None = first
         try:
-            while chunk is not None:
+            pending: list[JSONObject] = list(opened.head)
+            while True:
+                if pending:
+                    chunk = pending.pop(0)
+                elif opened.rest is not None:
+                    next_chunk = await anext(opened.rest, None)
+                    if next_chunk is None:
+                        break
+                    chunk = next_chunk
+                else:
+                    break
                 usage = chunk.get("usage") if include_usage else chunk.pop("usage", None)
                 if usage:
                     self._metrics.observe_usage(info.model, deployment.provider, usage)
@@ -147,7 +224,6 @@ class ChatPipeline:
                             deployment.provider, info.upstream_label, perf_counter() - info.started
                         )
                     yield encode_data(chunk)
-                chunk = await anext(chunks, None)
             yield DONE
         except GatewayError as exc:
             if isinstance(exc, UpstreamError):
@@ -156,6 +232,14 @@ class ChatPipeline:
             yield encode_data(exc.to_dict())
         finally:
             self._metrics.upstream_seconds(
-                deployment.provider, info.upstream_label, perf_counter() - started
+                deployment.provider, info.upstream_label, perf_counter() - opened.started
             )
-            await chunks.aclose()
+            if opened.rest is not None:
+                await opened.rest.aclose()
+
+
+def _with_body(request: ChatRequest, body: JSONObject) -> ChatRequest:
+    """The request as one attempt sends it: unchanged, or with the router's truncated prompt."""
+    if body is request.body:
+        return request
+    return ChatRequest(body=body, parsed=ChatCompletionRequest.model_validate(body))

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ai_gateway.routing.router import Trace
 
 
 @dataclass(slots=True)
@@ -18,6 +21,7 @@ class RequestInfo:
     provider: str = ""
     deployment: str = ""
     upstream_label: str = ""
+    trace: Trace | None = None  # what the router did (attempts, fallbacks, the deployment used)
 
     @classmethod
     def from_scope(cls, scope: MutableMapping[str, Any]) -> RequestInfo:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ai_gateway.errors import ModelNotFoundError
@@ -11,6 +11,7 @@ from ai_gateway.settings import (
     PROVIDERS,
     Config,
     ConfigError,
+    ModelGroupConfig,
     ProviderConfig,
     ProviderName,
 )
@@ -48,8 +49,10 @@ class DeploymentTable:
         groups: Mapping[str, tuple[Deployment, ...]],
         providers: Mapping[ProviderName, ProviderConfig],
         available: Collection[str] = PROVIDERS,
+        group_configs: Sequence[ModelGroupConfig] = (),
     ) -> None:
         self._groups = dict(groups)
+        self.group_configs = tuple(group_configs)
         # Reachable as `provider/<model>`: a key is configured, or (OpenAI-compatible servers
         # such as Ollama or vLLM) an OpenAI base URL other than OpenAI's own.
         self._direct: dict[ProviderName, ProviderConfig] = {
@@ -105,7 +108,7 @@ class DeploymentTable:
                     )
                 )
             groups[group.name] = tuple(deployments)
-        return cls(groups, config.providers, available)
+        return cls(groups, config.providers, available, config.models)
 
     @property
     def groups(self) -> Mapping[str, tuple[Deployment, ...]]:

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ai_gateway.routing.config import ContextStrategy
+
 _OPEN = ConfigDict(extra="allow", strict=True)
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -134,6 +136,9 @@ class StreamOptions(BaseModel):
     include_usage: bool | None = None
 
 
+GATEWAY_FIELDS = ("context_strategy", "models", "fanout")
+
+
 class ChatCompletionRequest(BaseModel):
     """POST /ai/chat/completions (and /v1/chat/completions)."""
 
@@ -159,3 +164,15 @@ class ChatCompletionRequest(BaseModel):
     response_format: ResponseFormat | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    # Gateway extensions (removed before the request goes upstream).
+    context_strategy: ContextStrategy | None = None
+    models: list[str] | None = Field(default=None, min_length=1, max_length=8)
+    fanout: Literal["first", "all"] | None = None
+
+    @model_validator(mode="after")
+    def _fanout(self) -> ChatCompletionRequest:
+        if self.fanout is not None and not self.models:
+            raise ValueError("'fanout' needs 'models': the list of model names to send to")
+        if self.models and self.fanout == "all" and self.stream:
+            raise ValueError("fanout 'all' returns every model's answer at once: it cannot stream")
+        return self

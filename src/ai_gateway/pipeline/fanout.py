@@ -1,0 +1,143 @@
+"""Parallel model requests (opt-in): one prompt to several model names at once.
+
+`"models": [...]` with `"fanout": "first"` returns the first successful answer and cancels the
+rest (upstream included; streams race to their first token); with `"fanout": "all"` (the
+default) it waits for every model and returns one `chat.completion` whose choices are each
+model's answer in the order asked, each marked with its `model`, and a failed model's choice
+carrying its `error` instead of a message. Usage is the sum. It fails only if every model failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+from ai_gateway.errors import GatewayError
+from ai_gateway.pipeline.chat import ChatPipeline
+from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.providers.base import ChatRequest, JSONObject
+
+T = TypeVar("T")
+
+
+def _for_model(request: ChatRequest, model: str) -> ChatRequest:
+    body = {**request.body, "model": model}
+    parsed = request.parsed.model_copy(update={"model": model, "models": None, "fanout": None})
+    return ChatRequest(body=body, parsed=parsed)
+
+
+def _branch_info(info: RequestInfo) -> RequestInfo:
+    return RequestInfo(request_id=info.request_id, started=info.started)
+
+
+async def _first(
+    calls: Sequence[Callable[[], Coroutine[Any, Any, T]]],
+    discard: Callable[[T], Awaitable[None]] | None,
+) -> tuple[int, T]:
+    tasks: list[asyncio.Task[T]] = [asyncio.create_task(call()) for call in calls]
+    try:
+        error: BaseException | None = None
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            winners = [t for t in done if t.exception() is None]
+            for task in done:
+                if task not in winners:
+                    error = error or task.exception()
+            if winners:
+                for extra in winners[1:]:
+                    if discard is not None:
+                        await discard(extra.result())
+                return tasks.index(winners[0]), winners[0].result()
+        assert error is not None
+        raise error
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Fanout:
+    def __init__(self, pipeline: ChatPipeline) -> None:
+        self._pipeline = pipeline
+
+    async def first(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
+        models = request.parsed.models or []
+        branches = [_branch_info(info) for _ in models]
+        calls = [
+            partial(self._pipeline.complete, _for_model(request, m), b)
+            for m, b in zip(models, branches, strict=True)
+        ]
+        index, result = await _first(calls, None)
+        _adopt(info, branches[index])
+        return result
+
+    async def first_stream(self, request: ChatRequest, info: RequestInfo) -> AsyncIterator[bytes]:
+        models = request.parsed.models or []
+        branches = [_branch_info(info) for _ in models]
+        calls = [
+            partial(self._pipeline.open_stream, _for_model(request, m), b)
+            for m, b in zip(models, branches, strict=True)
+        ]
+
+        async def close(stream: AsyncIterator[bytes]) -> None:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+        index, stream = await _first(calls, close)
+        _adopt(info, branches[index])
+        return stream
+
+    async def all(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
+        models = request.parsed.models or []
+        results = await asyncio.gather(
+            *(self._pipeline.complete(_for_model(request, m), _branch_info(info)) for m in models),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, GatewayError):
+                raise result
+        if all(isinstance(r, GatewayError) for r in results):
+            first = results[0]
+            assert isinstance(first, GatewayError)
+            raise first
+        choices: list[JSONObject] = []
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        for model, result in zip(models, results, strict=True):
+            if isinstance(result, GatewayError):
+                choices.append(
+                    {
+                        "index": len(choices),
+                        "model": model,
+                        "message": None,
+                        "finish_reason": None,
+                        "error": result.to_dict()["error"],
+                    }
+                )
+                continue
+            assert isinstance(result, dict)
+            for choice in result.get("choices") or ():
+                choices.append({**choice, "index": len(choices), "model": model})
+            for key in usage:
+                value = (result.get("usage") or {}).get(key)
+                if isinstance(value, int):
+                    usage[key] += value
+        return {
+            "id": f"chatcmpl-fanout-{info.request_id}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": ",".join(models),
+            "choices": choices,
+            "usage": usage,
+        }
+
+
+def _adopt(info: RequestInfo, branch: RequestInfo) -> None:
+    info.model, info.provider = branch.model, branch.provider
+    info.deployment, info.upstream_label, info.trace = (
+        branch.deployment,
+        branch.upstream_label,
+        branch.trace,
+    )

@@ -1,0 +1,1 @@
+"""Backends for state shared by gateway instances (Redis), behind small helpers and protocols."""
