@@ -152,12 +152,14 @@ def config_from_yaml(tmp_path: Path, text: str, overrides: dict[str, Any] | None
 
 
 class SlowSSEUpstream:
-    """An OpenAI-compatible streaming upstream that sends one chunk, then one more every
-    `interval` seconds, and records when the gateway closes the connection."""
+    """An OpenAI-compatible streaming upstream that waits `first_delay` seconds, sends one
+    chunk, then one more every `interval` seconds, and records when the gateway closes the
+    connection (`closed`)."""
 
-    def __init__(self, chunks: int = 50, interval: float = 0.2) -> None:
+    def __init__(self, chunks: int = 50, interval: float = 0.2, first_delay: float = 0.0) -> None:
         self._chunks = chunks
         self._interval = interval
+        self._first_delay = first_delay
         self.closed = threading.Event()
         self.first_sent = threading.Event()
         self._thread = LoopThread("slow-upstream")
@@ -176,6 +178,11 @@ class SlowSSEUpstream:
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":", 1)[1])
             await reader.readexactly(length)
+            if self._first_delay:
+                # Wait before answering; a read that returns EOF means the client hung up.
+                with contextlib.suppress(TimeoutError):
+                    if await asyncio.wait_for(reader.read(1), self._first_delay) == b"":
+                        return
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                 b"transfer-encoding: chunked\r\n\r\n"

@@ -272,3 +272,19 @@ def test_gateway_fields_never_reach_the_upstream(
     bad = chat(gw, "solo", context_strategy="shrink")
     assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "context_strategy"
+
+
+def test_content_policy_refusal_falls_back(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    gw = start_gateway(two_deployments(emu, router="  content_policy_fallbacks: {solo: [backup]}"))
+    emu.add_faults({"kind": "safety_block", "stage": "prompt", "model": "gpt-solo"})
+    resp = chat(gw, "solo")
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-gateway-model"] == "backup"
+    assert served(emu) == ["gpt-solo", "gpt-backup"]
+    # Without a content-policy fallback the refusal is the client's answer: 400, not retried.
+    emu.add_faults({"kind": "safety_block", "stage": "prompt", "model": "gpt-backup"})
+    refused = chat(gw, "backup")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "content_filter"

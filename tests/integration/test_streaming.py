@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from conftest import GatewayFactory
-from harness import SlowSSEUpstream
+from harness import EmulatorServer, SlowSSEUpstream, chat, dep
 
 
 @pytest.fixture
@@ -71,3 +71,49 @@ def test_client_disconnect_cancels_a_non_streaming_upstream_call(
     assert slow.closed.wait(3), "the gateway kept waiting on the upstream after the client left"
     metrics = httpx.get(f"{gw.url}/metrics").text
     assert "ai_gateway_in_flight_requests 1.0" in metrics
+
+
+def test_hedged_loser_is_cancelled_upstream(
+    start_gateway: GatewayFactory, emulator: EmulatorServer
+) -> None:
+    stuck = SlowSSEUpstream(chunks=1, interval=0.01, first_delay=10)
+    try:
+        gw = start_gateway(
+            f"""
+router: {{hedge: {{pair: {{after_s: 0.2}}}}}}
+models:
+  - name: pair
+    deployments:
+      - {{provider: openai, model: stuck, api_base: "{stuck.base}", api_key: sk-x-12345678,
+         weight: 1000}}
+      - {dep(emulator, "gpt-4o-mini", weight=0.001)}
+"""
+        )
+        resp = chat(gw, "pair")
+        assert resp.status_code == 200
+        assert resp.headers["x-gateway-hedged"] == "true"
+        assert stuck.closed.wait(3), "the slower request was left running upstream"
+    finally:
+        stuck.stop()
+
+
+def test_fanout_first_cancels_the_others_upstream(
+    start_gateway: GatewayFactory, emulator: EmulatorServer
+) -> None:
+    stuck = SlowSSEUpstream(chunks=1, interval=0.01, first_delay=10)
+    try:
+        gw = start_gateway(
+            f"""
+models:
+  - {{name: stuck, provider: openai, model: stuck, api_base: "{stuck.base}",
+      api_key: sk-x-12345678}}
+  - name: quick
+    deployments: [{dep(emulator, "gpt-4o-mini")}]
+"""
+        )
+        resp = chat(gw, "quick", models=["stuck", "quick"], fanout="first")
+        assert resp.status_code == 200
+        assert resp.headers["x-gateway-model"] == "quick"
+        assert stuck.closed.wait(3), "the losing model's request was left running upstream"
+    finally:
+        stuck.stop()

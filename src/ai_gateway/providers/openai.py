@@ -11,7 +11,12 @@ from typing import Any
 
 import orjson
 
-from ai_gateway.errors import GatewayError, UpstreamError, UpstreamProtocolError
+from ai_gateway.errors import (
+    ContentFilteredError,
+    GatewayError,
+    UpstreamError,
+    UpstreamProtocolError,
+)
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.providers.errors import upstream_error
 from ai_gateway.providers.http import UpstreamHTTP
@@ -19,31 +24,43 @@ from ai_gateway.redaction import scrub
 from ai_gateway.routing.deployments import Deployment
 from ai_gateway.streaming.sse import SSEDecoder
 
+# Codes OpenAI and Azure OpenAI use when a safety system refused the prompt.
+_CONTENT_POLICY_CODES = frozenset({"content_filter", "content_policy_violation"})
 
-def _error_message(body: bytes) -> tuple[str | None, str | None]:
+
+def _error_fields(body: bytes) -> tuple[str | None, str | None, str | None]:
+    """(message, param, code) from an OpenAI-style error body, tolerating other shapes."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         text = body.decode("utf-8", errors="replace").strip()
-        return (text[:500] or None), None
+        return (text[:500] or None), None, None
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, dict):
-            msg, param = err.get("message"), err.get("param")
-            return (str(msg) if msg is not None else None), (
-                param if isinstance(param, str) else None
+            msg, param, code = err.get("message"), err.get("param"), err.get("code")
+            return (
+                str(msg) if msg is not None else None,
+                param if isinstance(param, str) else None,
+                code if isinstance(code, str) else None,
             )
         if isinstance(err, str):
-            return err, None
+            return err, None, None
         if isinstance(data.get("detail"), str):  # FastAPI-style servers
-            return str(data["detail"]), None
-    return None, None
+            return str(data["detail"]), None, None
+    return None, None, None
 
 
 def map_openai_error(
     deployment: Deployment, status: int, body: bytes, headers: Mapping[str, str]
 ) -> GatewayError:
-    message, param = _error_message(body)
+    message, param, code = _error_fields(body)
+    if status == 400 and code in _CONTENT_POLICY_CODES:
+        return ContentFilteredError(
+            f"The upstream provider ({deployment.provider}, deployment '{deployment.id}') "
+            f"refused the request on content-policy grounds: "
+            f"{scrub(message or '', (deployment.api_key,))}"
+        )
     return upstream_error(deployment, status, message, headers, param=param)
 
 
