@@ -136,6 +136,7 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
         windows=ContextWindowManager(counter, registry, config.router.reserve_output_tokens),
         registry=registry,
         metrics=metrics,
+        attempt_timeout_s=settings.request_timeout_s,
         usage=(
             RedisUsageWindow(redis_client, prefix=f"{settings.redis_prefix}:usage")
             if redis_client is not None

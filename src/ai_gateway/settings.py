@@ -133,6 +133,15 @@ class GatewaySettings(BaseModel):
     # Shared state for several gateway instances (circuit breakers, usage windows). Unset: each
     # instance keeps its own, in memory.
     redis_url: SecretStr | None = None
+    # Analytics: usage records and feedback. SQLite under `data_dir` unless `database_url` is set
+    # (PostgreSQL; the conventional DATABASE_URL works too).
+    database_url: SecretStr | None = None
+    data_dir: str = "data"
+    analytics_enabled: bool = True
+    analytics_retention_days: int = Field(default=30, ge=0)  # 0: keep forever
+    analytics_buffer: int = Field(default=100_000, ge=100)  # records held while the store is down
+    # Tracing: prompt and completion text are recorded in spans only when this is on.
+    trace_content: bool = False
     # Namespace of the gateway's Redis keys: instances that should share state use the same one.
     redis_prefix: str = Field(default="ai-gateway", min_length=1, pattern=r"^[A-Za-z0-9:._-]+$")
     log_format: Literal["json", "console"] = "json"
@@ -148,6 +157,8 @@ class GatewaySettings(BaseModel):
         merged: dict[str, Any] = dict(file_values)
         if env.get("REDIS_URL"):  # the conventional name; AI_GATEWAY_REDIS_URL wins
             merged["redis_url"] = env["REDIS_URL"]
+        if env.get("DATABASE_URL"):  # likewise for AI_GATEWAY_DATABASE_URL
+            merged["database_url"] = env["DATABASE_URL"]
         for name in cls.model_fields:
             value = env.get(f"AI_GATEWAY_{name.upper()}")
             if value is not None and value != "":

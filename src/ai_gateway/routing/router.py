@@ -93,7 +93,10 @@ class Router:
         metrics: Metrics,
         usage: UsageWindow | None = None,
         rng: random.Random | None = None,
+        attempt_timeout_s: float = float("inf"),
     ) -> None:
+        """`attempt_timeout_s`: the HTTP client's limit on one non-streaming call (the gateway's
+        `request_timeout_s`), so the router can skip a deadline timer that cannot fire first."""
         self._table = table
         self._config = config
         self._stats = stats
@@ -103,6 +106,7 @@ class Router:
         self._metrics = metrics
         self._usage = usage
         self._rng = rng or random.Random()
+        self._attempt_timeout_s = attempt_timeout_s
         group_strategy = {g.name: g.strategy for g in table.group_configs if g.strategy}
         self._strategies = {
             name: build_strategy(group_strategy.get(name, config.strategy)) for name in table.groups
@@ -225,13 +229,20 @@ class Router:
     ) -> T:
         loop = asyncio.get_running_loop()
         trace.attempts += 1
-        estimate = _estimated_tokens(body)
-        counted = await self._count_usage(deployment, requests=1, tokens=estimate)
+        capped = self._usage is not None and (deployment.rpm or deployment.tpm)
+        estimate = _estimated_tokens(body) if capped else 0
+        counted = capped and await self._count_usage(deployment, requests=1, tokens=estimate)
         self._stats.started(deployment.id)
         started = loop.time()
         ok = False
         try:
-            async with asyncio.timeout_at(deadline):
+            # The deadline needs its own timer only when it comes clearly before the attempt's
+            # own timeout, which the HTTP client enforces anyway (within a second of it).
+            own = deployment.timeout_s or self._attempt_timeout_s
+            if request.stream or deadline - started + 1.0 < own:
+                async with asyncio.timeout_at(deadline):
+                    result = await request.call(deployment, body)
+            else:
                 result = await request.call(deployment, body)
             ok = True
         except TimeoutError:

@@ -1,0 +1,68 @@
+"""The analytics store's interface. Backends: SQLite (default) and PostgreSQL (DATABASE_URL)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from ai_gateway.usage.records import FeedbackRecord, UsageRecord
+
+UsageGroup = Literal["model", "provider", "user", "key", "day", "deployment"]
+FeedbackGroup = Literal["model", "template", "day"]
+
+
+class StoreUnavailableError(Exception):
+    """The store could not be reached or refused the write; the caller keeps the data and
+    retries."""
+
+
+class AnalyticsStore(Protocol):
+    async def start(self) -> None:
+        """Connect and apply pending schema migrations."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+    async def write_usage(self, records: Sequence[UsageRecord]) -> None:
+        """Insert a batch; a record whose request_id exists is skipped (retries are safe).
+        Raises StoreUnavailableError when the batch was not written."""
+        ...
+
+    async def write_feedback(self, records: Sequence[FeedbackRecord]) -> None: ...
+
+    async def has_request(self, request_id: str) -> bool: ...
+
+    async def usage(
+        self, start: datetime, end: datetime, group_by: UsageGroup
+    ) -> list[dict[str, Any]]:
+        """Per group: requests, errors, prompt/completion/cached/reasoning tokens, cost_usd (a
+        decimal string), ordered by group."""
+        ...
+
+    async def models(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Per served model and deployment: requests, error_rate, p50/p95 latency_ms, p50/p95
+        ttft_ms, cost_usd, cost_per_1k_requests."""
+        ...
+
+    async def errors(self, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
+        """Recent failed requests, newest first: request_id, created_at, model, provider,
+        status, error_type, error_code; and counts by error type."""
+        ...
+
+    async def feedback(
+        self, start: datetime, end: datetime, group_by: FeedbackGroup
+    ) -> list[dict[str, Any]]:
+        """Per group: count, mean score, positive/negative counts."""
+        ...
+
+    async def timeseries(
+        self, start: datetime, end: datetime, bucket_s: int
+    ) -> list[dict[str, Any]]:
+        """Per time bucket and model: requests, errors, tokens, cost, p50/p95 latency (for the
+        dashboard)."""
+        ...
+
+    async def purge(self, before: datetime) -> int:
+        """Delete usage and feedback older than `before` (retention); returns rows deleted."""
+        ...
