@@ -47,7 +47,11 @@ class AnalyticsStore(Protocol):
 
     async def errors(self, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
         """Recent failed requests, newest first: request_id, created_at, model, provider,
-        status, error_type, error_code; and counts by error type."""
+        status, error_type, error_code (counts by type: `error_counts`)."""
+        ...
+
+    async def error_counts(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Failed requests by error type, most frequent first: [{error_type, count}]."""
         ...
 
     async def feedback(

@@ -1,0 +1,406 @@
+"""What the two analytics backends share: the SQL they run (one text per dialect), exact decimal
+arithmetic, percentiles, and the shape of every query's result.
+
+Both backends run the same queries, so they answer alike; only a few expressions differ:
+
+- time: PostgreSQL stores `timestamptz`; SQLite stores integer microseconds since the epoch (UTC),
+  so ranges and buckets are exact integer arithmetic.
+- cost: PostgreSQL stores `NUMERIC` (unconstrained: exact, any scale) and sums it natively;
+  SQLite stores the decimal as TEXT and sums it with `gw_dsum`, a Python aggregate over `Decimal`
+  with enough precision that no sum is ever rounded (an inexact sum raises instead).
+- percentiles: PostgreSQL's `percentile_cont`; SQLite's `gw_percentile`, a Python aggregate with
+  the same definition (linear interpolation between the two nearest ranks, NULLs ignored).
+- ordering: groups sort by byte order in both (`COLLATE "C"` on PostgreSQL), NULL first.
+
+Results are JSON-ready: `str`, `int`, `float`, `None`. Costs are decimal strings without exponent
+or trailing zeros ("0.001234"), `None` when no request of the group had a price. Times are
+ISO-8601 strings in UTC. A request is an error when its status is >= 400 or it has an error type.
+Feedback is positive when its normalised score is above 0.5, negative below 0.5 (0.5 is neutral).
+"""
+
+# ruff: noqa: S608 -- SQL here is assembled from constants only; every value is a bind parameter.
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
+from typing import Any, Literal
+
+from ai_gateway.stores.analytics import FeedbackGroup, UsageGroup
+from ai_gateway.usage.records import FeedbackRecord, UsageRecord
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TEXT = 1024  # longer strings (a client-chosen model name) are cut, never rejected
+MAX_COMMENT = 16_384
+DIGITS = 200  # significant digits for cost arithmetic: far beyond any real sum
+PER_1K_QUANTUM = Decimal("1e-10")
+
+USAGE_COLUMNS = (
+    *("request_id", "created_at", "route", "model", "served_model", "provider", "deployment"),
+    *("upstream_model", "stream", "status", "error_type", "error_code", "prompt_tokens"),
+    *("completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens"),
+    *("cost_usd", "latency_ms", "ttft_ms", "attempts", "fallbacks", "cache_status"),
+    *("user_id", "key_id", "team", "template"),
+)
+FEEDBACK_COLUMNS = ("request_id", "created_at", "score", "raw_score", "comment", "tags")
+IS_ERROR = "(status >= 400 OR error_type IS NOT NULL)"
+
+_USAGE_COUNTS = (
+    *("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens"),
+    *("cache_write_tokens", "reasoning_tokens"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: Literal["sqlite", "postgres"]
+
+    def p(self, n: int) -> str:
+        """The n-th (1-based) bind parameter."""
+        return f"${n}" if self.name == "postgres" else f"?{n}"
+
+    def cost_sum(self, column: str) -> str:
+        return f"sum({column})" if self.name == "postgres" else f"gw_dsum({column})"
+
+    def percentile(self, column: str, q: float) -> str:
+        if self.name == "postgres":
+            return f"percentile_cont({q}) WITHIN GROUP (ORDER BY {column})"
+        return f"gw_percentile({column}, {q})"
+
+    def day(self, column: str) -> str:
+        if self.name == "postgres":
+            return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        return f"strftime('%Y-%m-%d', {column} / 1000000, 'unixepoch')"
+
+    def bucket(self, column: str, param: str) -> str:
+        """The bucket's start in whole seconds since the epoch."""
+        if self.name == "postgres":
+            return (
+                f"(floor(extract(epoch FROM {column}) / {param}::bigint) * {param}::bigint)::bigint"
+            )
+        return f"(({column} / ({param} * 1000000)) * {param})"
+
+    def order(self, expression: str) -> str:
+        collate = ' COLLATE "C"' if self.name == "postgres" else ""
+        return f"{expression}{collate} NULLS FIRST"
+
+
+SQLITE = Dialect("sqlite")
+POSTGRES = Dialect("postgres")
+
+
+# --- SQL -------------------------------------------------------------------------------------
+
+
+def _insert(d: Dialect, table: str, columns: tuple[str, ...], key: str) -> str:
+    # ON CONFLICT on the key only (not SQLite's INSERT OR IGNORE, which would also swallow a
+    # NOT NULL violation and lose the row silently): a retried batch is a no-op.
+    params = ", ".join(d.p(i) for i in range(1, len(columns) + 1))
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({params}) "
+        f"ON CONFLICT ({key}) DO NOTHING"
+    )
+
+
+def insert_usage_sql(d: Dialect) -> str:
+    return _insert(d, "usage_records", USAGE_COLUMNS, "request_id")
+
+
+def insert_feedback_sql(d: Dialect) -> str:
+    return _insert(d, "feedback_records", FEEDBACK_COLUMNS, "request_id, created_at")
+
+
+def has_request_sql(d: Dialect) -> str:
+    return f"SELECT 1 FROM usage_records WHERE request_id = {d.p(1)} LIMIT 1"
+
+
+def purge_sql(d: Dialect, table: Literal["usage_records", "feedback_records"]) -> str:
+    return f"DELETE FROM {table} WHERE created_at < {d.p(1)}"
+
+
+def _window(d: Dialect, column: str = "created_at") -> str:
+    return f"{column} >= {d.p(1)} AND {column} < {d.p(2)}"
+
+
+def _group(group_by: str, **expressions: str) -> str:
+    if group_by not in expressions:  # never paste an unknown name into SQL
+        raise ValueError(f"cannot group by {group_by!r}; use one of {', '.join(expressions)}")
+    return expressions[group_by]
+
+
+def usage_sql(d: Dialect, group_by: UsageGroup) -> str:
+    group = _group(
+        group_by,
+        model="model",
+        provider="provider",
+        user="user_id",
+        key="key_id",
+        deployment="deployment",
+        day=d.day("created_at"),
+    )
+    return (
+        f"SELECT {group}, count(*), sum(CASE WHEN {IS_ERROR} THEN 1 ELSE 0 END), "
+        "sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), "
+        f"sum(cache_write_tokens), sum(reasoning_tokens), {d.cost_sum('cost_usd')}, "
+        "sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) "
+        f"FROM usage_records WHERE {_window(d)} GROUP BY {group} ORDER BY {d.order(group)}"
+    )
+
+
+def models_sql(d: Dialect) -> str:
+    return (
+        "SELECT served_model, deployment, provider, count(*), "
+        f"sum(CASE WHEN {IS_ERROR} THEN 1 ELSE 0 END), "
+        f"{d.percentile('latency_ms', 0.5)}, {d.percentile('latency_ms', 0.95)}, "
+        f"{d.percentile('ttft_ms', 0.5)}, {d.percentile('ttft_ms', 0.95)}, "
+        f"{d.cost_sum('cost_usd')} "
+        f"FROM usage_records WHERE {_window(d)} GROUP BY served_model, deployment, provider "
+        f"ORDER BY {d.order('served_model')}, {d.order('deployment')}, {d.order('provider')}"
+    )
+
+
+def errors_sql(d: Dialect) -> str:
+    return (
+        "SELECT request_id, created_at, model, provider, status, error_type, error_code "
+        f"FROM usage_records WHERE {_window(d)} AND {IS_ERROR} "
+        f"ORDER BY created_at DESC, request_id DESC LIMIT {d.p(3)}"
+    )
+
+
+def error_counts_sql(d: Dialect) -> str:
+    return (
+        f"SELECT error_type, count(*) FROM usage_records WHERE {_window(d)} AND {IS_ERROR} "
+        f"GROUP BY error_type ORDER BY count(*) DESC, {d.order('error_type')}"
+    )
+
+
+def feedback_sql(d: Dialect, group_by: FeedbackGroup) -> str:
+    group = _group(group_by, model="u.model", template="u.template", day=d.day("f.created_at"))
+    return (
+        f"SELECT {group}, count(*), avg(f.score), "
+        "sum(CASE WHEN f.score > 0.5 THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN f.score < 0.5 THEN 1 ELSE 0 END) "
+        "FROM feedback_records f LEFT JOIN usage_records u ON u.request_id = f.request_id "
+        f"WHERE {_window(d, 'f.created_at')} GROUP BY {group} ORDER BY {d.order(group)}"
+    )
+
+
+def timeseries_sql(d: Dialect) -> str:
+    bucket = d.bucket("created_at", d.p(3))
+    return (
+        f"SELECT {bucket}, model, count(*), sum(CASE WHEN {IS_ERROR} THEN 1 ELSE 0 END), "
+        f"sum(prompt_tokens), sum(completion_tokens), {d.cost_sum('cost_usd')}, "
+        f"{d.percentile('latency_ms', 0.5)}, {d.percentile('latency_ms', 0.95)} "
+        f"FROM usage_records WHERE {_window(d)} GROUP BY {bucket}, model "
+        f"ORDER BY {bucket}, {d.order('model')}"
+    )
+
+
+# --- values in ---------------------------------------------------------------------------------
+
+
+def utc(moment: datetime) -> datetime:
+    """An aware UTC datetime (a naive one is taken to be UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    return (utc(moment) - EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def clean_text(value: str | None, limit: int = MAX_TEXT) -> str | None:
+    """Cut over-long text; replace NUL (PostgreSQL's text type rejects it) with U+FFFD."""
+    if value is None:
+        return None
+    value = value[:limit]
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def clean_cost(cost: Decimal | None) -> Decimal | None:
+    return cost if cost is not None and cost.is_finite() else None
+
+
+_RECORD_FIELDS = tuple("user" if column == "user_id" else column for column in USAGE_COLUMNS)
+
+
+def usage_values(
+    r: UsageRecord, when: Callable[[datetime], Any], cost: Callable[[Decimal], Any]
+) -> tuple[Any, ...]:
+    """A record as a row in USAGE_COLUMNS order; `when` and `cost` convert for the dialect."""
+    values: list[Any] = []
+    for name in _RECORD_FIELDS:
+        value = getattr(r, name)
+        if name == "created_at":
+            value = when(value)
+        elif name == "cost_usd":
+            price = clean_cost(value)
+            value = None if price is None else cost(price)
+        elif isinstance(value, str):
+            value = clean_text(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            value = 0.0 if name == "latency_ms" else None
+        values.append(value)
+    return tuple(values)
+
+
+def feedback_values(r: FeedbackRecord, when: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    t = clean_text
+    tags = json.dumps([t(tag) for tag in r.tags], ensure_ascii=False)
+    comment = t(r.comment, MAX_COMMENT)
+    return (t(r.request_id), when(r.created_at), float(r.score), t(r.raw_score), comment, tags)
+
+
+# --- exact decimals and percentiles ------------------------------------------------------------
+
+
+def decimal_text(value: Decimal) -> str:
+    """A decimal as plain text: no exponent, no trailing zeros ("0.001234", "12", "0")."""
+    if value == 0:
+        return "0"
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+class DecimalSum:
+    """SQLite aggregate `gw_dsum(text)`: the exact sum of decimal strings, NULL when none."""
+
+    def __init__(self) -> None:
+        self.total: Decimal | None = None
+        # A context of its own (contexts record flags): a sum needing rounding raises instead.
+        self.context = Context(prec=DIGITS, traps=[Inexact, InvalidOperation])
+
+    def step(self, value: object) -> None:
+        if value is None:
+            return
+        self.total = self.context.add(self.total or Decimal(0), Decimal(str(value)))
+
+    def finalize(self) -> str | None:
+        return None if self.total is None else decimal_text(self.total)
+
+
+def percentile(ordered: Sequence[float], q: float) -> float | None:
+    """The q-quantile of sorted values by linear interpolation between the nearest ranks (as
+    PostgreSQL's percentile_cont and numpy's default); None for no values."""
+    if not ordered:
+        return None
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    fraction = position - low
+    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+
+
+class Percentile:
+    """SQLite aggregate `gw_percentile(value, q)`."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.q = 0.5
+
+    def step(self, value: object, q: float) -> None:
+        self.q = q
+        if isinstance(value, int | float):
+            self.values.append(float(value))
+
+    def finalize(self) -> float | None:
+        self.values.sort()
+        return percentile(self.values, self.q)
+
+
+# --- values out --------------------------------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    return utc(moment).isoformat()
+
+
+def _cost(value: object) -> str | None:
+    return None if value is None else decimal_text(Decimal(str(value)))
+
+
+def _float(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float | Decimal):
+        return float(value)
+    raise TypeError(f"not a number: {type(value).__name__}")
+
+
+def usage_row(row: Sequence[Any]) -> dict[str, Any]:
+    counts = {name: int(value) for name, value in zip(_USAGE_COUNTS, row[1:8], strict=True)}
+    return {"group": row[0], **counts, "cost_usd": _cost(row[8]), "unpriced_requests": int(row[9])}
+
+
+def models_row(row: Sequence[Any]) -> dict[str, Any]:
+    requests, errors, cost = int(row[3]), int(row[4]), _cost(row[9])
+    per_1k = None
+    if cost is not None:
+        wide = Context(prec=DIGITS)  # the one rounded figure
+        quotient = wide.divide(wide.multiply(Decimal(cost), 1000), requests)
+        per_1k = decimal_text(quotient.quantize(PER_1K_QUANTUM, ROUND_HALF_EVEN, wide))
+    return {
+        "model": row[0],
+        "deployment": row[1],
+        "provider": row[2],
+        "requests": requests,
+        "errors": errors,
+        "error_rate": errors / requests,
+        "p50_latency_ms": _float(row[5]),
+        "p95_latency_ms": _float(row[6]),
+        "p50_ttft_ms": _float(row[7]),
+        "p95_ttft_ms": _float(row[8]),
+        "cost_usd": cost,
+        "cost_per_1k_requests": per_1k,
+    }
+
+
+def error_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> dict[str, Any]:
+    return {
+        "request_id": row[0],
+        "created_at": iso(when(row[1])),
+        "model": row[2],
+        "provider": row[3],
+        "status": int(row[4]),
+        "error_type": row[5],
+        "error_code": row[6],
+    }
+
+
+def error_count_row(row: Sequence[Any]) -> dict[str, Any]:
+    return {"error_type": row[0], "count": int(row[1])}
+
+
+def feedback_row(row: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "group": row[0],
+        "count": int(row[1]),
+        "mean_score": _float(row[2]),
+        "positive": int(row[3]),
+        "negative": int(row[4]),
+    }
+
+
+def timeseries_row(row: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "bucket": iso(EPOCH + timedelta(seconds=int(row[0]))),
+        "model": row[1],
+        "requests": int(row[2]),
+        "errors": int(row[3]),
+        "prompt_tokens": int(row[4]),
+        "completion_tokens": int(row[5]),
+        "cost_usd": _cost(row[6]),
+        "p50_latency_ms": _float(row[7]),
+        "p95_latency_ms": _float(row[8]),
+    }
