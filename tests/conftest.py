@@ -24,11 +24,13 @@ PROVIDER_ENV = (
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_ambient_provider_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests configure providers and settings explicitly; a developer's real keys or
     AI_GATEWAY_* variables never leak in."""
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
+    # Analytics go to a fresh SQLite file per test, never into the checkout.
+    monkeypatch.setenv("AI_GATEWAY_DATA_DIR", str(tmp_path / "data"))
 
 
 @pytest.fixture(scope="session")

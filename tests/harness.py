@@ -26,6 +26,7 @@ import uvicorn
 
 from ai_gateway.app import create_app
 from ai_gateway.emulator.app import EmulatorSettings, start
+from ai_gateway.observability.tracing import Tracing
 from ai_gateway.settings import Config, load_config
 
 EMULATOR_KEY = "sk-emulator-provider-key-0000"
@@ -107,8 +108,8 @@ def free_port() -> int:
 
 
 class GatewayServer:
-    def __init__(self, config: Config) -> None:
-        self.app = create_app(config)
+    def __init__(self, config: Config, tracing: Tracing | None = None) -> None:
+        self.app = create_app(config, tracing=tracing)
         self._sock = bound_socket()
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -215,6 +216,13 @@ class SlowSSEUpstream:
         self._thread.stop()
 
 
+def output(proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
+    """Everything a process started by `start_process` printed, once it has exited."""
+    proc.wait(timeout)
+    proc.reader.join(timeout)  # type: ignore[attr-defined]
+    return bytes(proc.captured).decode(errors="replace")  # type: ignore[attr-defined]
+
+
 def wait_http(url: str, timeout: float = 20, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -235,6 +243,18 @@ def start_process(
     proc = subprocess.Popen(
         list(args), env=merged, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    # Drain the output as it comes: a child that logs more than a pipe holds would otherwise
+    # block on its next write. `output(proc)` returns what it printed.
+    captured = bytearray()
+    assert proc.stdout is not None
+    pipe = proc.stdout
+    reader = threading.Thread(
+        target=lambda: [captured.extend(chunk) for chunk in iter(lambda: pipe.read1(65536), b"")],
+        daemon=True,
+    )
+    reader.start()
+    proc.captured = captured  # type: ignore[attr-defined]
+    proc.reader = reader  # type: ignore[attr-defined]
     try:
         yield proc
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -13,6 +14,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ai_gateway.api.analytics_routes import analytics_routes
 from ai_gateway.api.auth import MasterKeyAuth
 from ai_gateway.api.chat import CompletionsAPI, route_headers
 from ai_gateway.api.common import JSONResponse, error_response
@@ -30,6 +32,7 @@ from ai_gateway.errors import (
 from ai_gateway.model_registry import ModelRegistry, load_default_registry
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
+from ai_gateway.observability.tracing import Tracing, tracing_from_env
 from ai_gateway.pipeline.chat import ChatPipeline
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.local import local_models_installed
@@ -42,7 +45,10 @@ from ai_gateway.routing.router import Router
 from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.usage import LocalUsageWindow, RedisUsageWindow
 from ai_gateway.settings import Config, ConfigError
+from ai_gateway.stores.analytics import StoreUnavailableError
+from ai_gateway.stores.factory import analytics_writer, open_analytics_store
 from ai_gateway.stores.redis import create_redis, redis_readiness_check
+from ai_gateway.usage.recorder import UsageRecorder
 from ai_gateway.usage.tokens import TokenCounter
 
 log = get_logger(__name__)
@@ -103,8 +109,16 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlette:
+def create_app(
+    config: Config,
+    registry: ModelRegistry | None = None,
+    tracing: Tracing | Literal["environment"] | None = "environment",
+) -> Starlette:
+    """`tracing`: "environment" configures it from the standard OTEL_* variables (off when they
+    name no exporter); tests pass a `Tracing` with an in-memory exporter, or None."""
     settings = config.gateway
+    if tracing == "environment":
+        tracing = tracing_from_env(settings)
     registry = registry or load_default_registry()
     if config.registry:
         try:
@@ -112,7 +126,7 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
         except ValueError as exc:
             raise ConfigError(f"{config.source}: registry: {exc}") from None
     counter = TokenCounter()
-    providers = ProviderRegistry.from_settings(settings, registry, counter)
+    providers = ProviderRegistry.from_settings(settings, registry, counter, tracing)
     deployments = DeploymentTable.from_config(config, available=providers.names)
     metrics = Metrics()
     redis_client = (
@@ -137,13 +151,17 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
         registry=registry,
         metrics=metrics,
         attempt_timeout_s=settings.request_timeout_s,
+        tracing=tracing,
         usage=(
             RedisUsageWindow(redis_client, prefix=f"{settings.redis_prefix}:usage")
             if redis_client is not None
             else LocalUsageWindow()
         ),
     )
-    pipeline = ChatPipeline(router, providers, metrics)
+    store = open_analytics_store(settings) if settings.analytics_enabled else None
+    writer = analytics_writer(settings, store) if store is not None else None
+    recorder = UsageRecorder(registry, metrics, sink=writer)
+    pipeline = ChatPipeline(router, providers, metrics, recorder, tracing)
     gateway = Gateway(config, deployments, providers, registry, metrics, pipeline, breaker)
 
     completions = CompletionsAPI(pipeline, settings.max_body_bytes)
@@ -182,6 +200,7 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
             Route(f"{prefix}/models/{{model_id:path}}", models.retrieve, methods=["GET"]),
             Route(f"{prefix}/tokens/count", tokens.count, methods=["POST"]),
         ]
+    routes += analytics_routes(store, writer, settings.max_body_bytes)
     routes += [
         Route("/health", health.live, methods=["GET"]),
         Route("/health/ready", health.ready, methods=["GET"]),
@@ -189,7 +208,14 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
 
-    middleware = [Middleware(RequestContextMiddleware, metrics=metrics)]
+    middleware = [
+        Middleware(
+            RequestContextMiddleware,
+            metrics=metrics,
+            tracing=tracing,
+            access_log=settings.access_log,
+        )
+    ]
     if settings.master_key is not None:
         middleware.append(
             Middleware(MasterKeyAuth, master_key=settings.master_key.get_secret_value())
@@ -198,11 +224,23 @@ def create_app(config: Config, registry: ModelRegistry | None = None) -> Starlet
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await breaker.start()
+        if store is not None and writer is not None:
+            try:
+                await store.start()
+            except StoreUnavailableError as exc:
+                # Start anyway: records wait in the writer's buffer until the store is back.
+                log.warning("analytics_store_unavailable_at_start", error=str(exc))
+            await writer.start()
         try:
             yield
         finally:
+            if store is not None and writer is not None:
+                await writer.aclose(30)  # uvicorn has drained the requests: flush every record
+                await store.aclose()
             await breaker.aclose()
             await providers.aclose()
+            if tracing is not None:
+                await tracing.aclose()  # flushes the span exporters
             if redis_client is not None:
                 await redis_client.aclose()
 

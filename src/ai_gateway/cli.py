@@ -6,8 +6,11 @@ import argparse
 import gc
 import ipaddress
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ai_gateway import __version__
@@ -88,6 +91,25 @@ def _fail(message: str) -> int:
     return 2
 
 
+@contextmanager
+def multiprocess_metrics() -> Iterator[str]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for the worker processes, set before they start (their
+    prometheus_client then keeps its values in files there, and `/metrics` adds up every
+    worker's), and removed once they have stopped."""
+    name = "PROMETHEUS_MULTIPROC_DIR"
+    path = tempfile.mkdtemp(prefix="ai-gateway-metrics-")
+    previous = os.environ.get(name)
+    os.environ[name] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _build(config: Config) -> Any:
     from ai_gateway.app import create_app
 
@@ -96,10 +118,12 @@ def _build(config: Config) -> Any:
 
 def app_from_env() -> Any:
     """uvicorn factory for --workers > 1: each worker reads the same config again."""
-    from ai_gateway.observability.logging import configure_logging
+    from ai_gateway.observability.logging import configure_logging, secrets_of
 
     config = load_config(os.environ.get("AI_GATEWAY_CONFIG") or None)
-    configure_logging(config.gateway.log_level, config.gateway.log_format)
+    configure_logging(
+        config.gateway.log_level, config.gateway.log_format, secrets=secrets_of(config)
+    )
     app = _build(config)
     tune_gc()
     return app
@@ -108,7 +132,7 @@ def app_from_env() -> Any:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ai_gateway.observability.logging import configure_logging, get_logger
+    from ai_gateway.observability.logging import configure_logging, get_logger, secrets_of
 
     overrides = {
         "host": args.host,
@@ -121,7 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, overrides)
         settings = config.gateway
-        configure_logging(settings.log_level, settings.log_format)
+        configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(config))
         app = _build(config)  # validates everything, also when workers build their own
     except ConfigError as exc:
         return _fail(str(exc))
@@ -173,7 +197,10 @@ def _serve(args: argparse.Namespace) -> int:
                 os.environ[f"AI_GATEWAY_{name.upper()}"] = (
                     str(value).lower() if isinstance(value, bool) else str(value)
                 )
-        uvicorn.run("ai_gateway.cli:app_from_env", factory=True, workers=settings.workers, **common)
+        with multiprocess_metrics():
+            uvicorn.run(
+                "ai_gateway.cli:app_from_env", factory=True, workers=settings.workers, **common
+            )
     return 0
 
 

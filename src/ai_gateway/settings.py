@@ -145,6 +145,7 @@ class GatewaySettings(BaseModel):
     # Namespace of the gateway's Redis keys: instances that should share state use the same one.
     redis_prefix: str = Field(default="ai-gateway", min_length=1, pattern=r"^[A-Za-z0-9:._-]+$")
     log_format: Literal["json", "console"] = "json"
+    access_log: bool = True  # one structured line per request (event "request")
 
     @classmethod
     def from_sources(

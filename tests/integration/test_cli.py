@@ -12,6 +12,7 @@ import pytest
 
 from conftest import EMULATOR_KEY
 from harness import VENV_BIN, EmulatorServer, free_port, start_process, wait_http
+from harness import output as process_output
 
 AI_GATEWAY = str(VENV_BIN / "ai-gateway")
 
@@ -61,7 +62,7 @@ def test_serve_starts_logs_and_answers(tmp_path: Path, emulator: EmulatorServer)
             )
             assert "from a process" in (reply.choices[0].message.content or "")
         proc.terminate()
-        output = proc.communicate(timeout=20)[0].decode()
+        output = process_output(proc, timeout=20)
     # uvicorn shuts down gracefully, then re-raises SIGTERM so supervisors see the signal.
     assert proc.returncode in (0, -15)
     assert "Application shutdown complete" in output

@@ -23,6 +23,8 @@ def route_headers(info: RequestInfo) -> dict[str, str]:
     if trace is None:
         return {}
     headers = {"x-gateway-attempts": str(trace.attempts)}
+    if info.cost_usd is not None:
+        headers["x-gateway-cost-usd"] = format(info.cost_usd.normalize(), "f")
     served = trace.served_by
     if served is not None:
         headers["x-gateway-model"] = served.group

@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: request ids and request metrics (cheap enough for the hot path)."""
+"""Pure-ASGI middleware: request ids, request metrics, the access log and the request's trace
+span (cheap enough for the hot path; tracing and the access log cost nothing when off)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import os
 import re
 from collections.abc import Callable
 from time import perf_counter
+from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ai_gateway.errors import InternalError
+from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
+from ai_gateway.observability.tracing import Tracing
 from ai_gateway.pipeline.context import RequestInfo
 
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -41,6 +47,34 @@ def route_label(path: str) -> str:
     return "unmatched"
 
 
+def http_route(path: str) -> str | None:
+    """The route template a request matched (for span names), or None when none did."""
+    if path in _ROUTES:
+        return path
+    for prefix in ("/ai/models/", "/v1/models/"):
+        if path.startswith(prefix):
+            return prefix + "{model_id}"
+    return None
+
+
+# A client-closed request (499) has nobody to see an error.
+_UNSEEN = 499
+_UNEXPECTED = (InternalError.type, InternalError.default_code or "")
+
+
+def error_kind(body: bytes | None) -> tuple[str, str]:
+    """`(type, code)` of an OpenAI-style error body; an unreadable one is an internal error."""
+    if body:
+        try:
+            error = orjson.loads(body).get("error")
+        except (orjson.JSONDecodeError, AttributeError):
+            error = None
+        if isinstance(error, dict) and isinstance(error.get("type"), str):
+            code = error.get("code")
+            return error["type"], code if isinstance(code, str) else ""
+    return _UNEXPECTED
+
+
 def request_id_source() -> Callable[[], str]:
     """Unique ids without a syscall per request: a random per-process prefix and a counter."""
     prefix = os.urandom(8).hex()
@@ -50,12 +84,23 @@ def request_id_source() -> Callable[[], str]:
 
 class RequestContextMiddleware:
     """Assigns the request id (honouring a sane incoming `x-request-id`), echoes it in the
-    response, and records count and latency by route, model, provider and status."""
+    response, records count and latency by route, model, provider and status, counts the
+    errors clients receive, writes the access log line (event `request`) and, when tracing is
+    on, wraps the request in its server span."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        *,
+        tracing: Tracing | None = None,
+        access_log: bool = True,
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.tracing = tracing
         self._new_id = request_id_source()
+        self._log: Any = get_logger("ai_gateway.access") if access_log else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,25 +118,66 @@ class RequestContextMiddleware:
         info = RequestInfo(request_id=request_id)
         scope["ai_gateway.info"] = info
         status = 500
+        error_body: bytes | None = None  # the first body bytes of an error response
         header = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, error_body
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
+            elif status >= 400 and error_body is None:
+                error_body = message.get("body", b"")
             await send(message)
 
+        path = scope["path"]
+        span = None
+        if self.tracing is not None:
+            span = self.tracing.start_request(scope, http_route(path), request_id)
         in_flight = self.metrics.in_flight
         in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             in_flight.dec()
-            self.metrics.observe_request(
-                route_label(scope["path"]),
-                info.model,
-                info.provider,
-                status,
-                perf_counter() - info.started,
-            )
+            seconds = perf_counter() - info.started
+            route = route_label(path)
+            self.metrics.observe_request(route, info.model, info.provider, status, seconds)
+            error = None
+            if status >= 400 and status != _UNSEEN:
+                error = error_kind(error_body)
+                self.metrics.observe_error(route, *error)
+            if self._log is not None:
+                self._access_log(scope["method"], route, status, seconds, info, error)
+            if span is not None:
+                span.end(status, info, error)
+
+    def _access_log(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        info: RequestInfo,
+        error: tuple[str, str] | None,
+    ) -> None:
+        trace = info.trace
+        fields: dict[str, Any] = {
+            "request_id": info.request_id,
+            "method": method,
+            "route": route,
+            "status": status,
+            "latency_ms": round(seconds * 1000, 3),
+        }
+        if info.model:
+            fields["model"] = info.model
+            fields["provider"] = info.provider
+            fields["deployment"] = info.deployment
+        if trace is not None:
+            fields["attempts"] = trace.attempts
+        user = getattr(info, "user", None)  # set by the API layer when it knows the caller
+        if user:
+            fields["user"] = user
+        if error is not None:
+            fields["error_type"], fields["error_code"] = error
+        self._log.info("request", **fields)

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ai_gateway import __version__
+from ai_gateway.api.analytics_openapi import ANALYTICS_SCHEMAS, analytics_paths
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.schemas.chat_response import ChatCompletion, ChatCompletionChunk
 from ai_gateway.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse
@@ -18,6 +19,7 @@ from ai_gateway.schemas.tokens import TokenCountRequest, TokenCountResponse
 
 _REF = "#/components/schemas/{model}"
 _MODELS: list[type[BaseModel]] = [
+    *ANALYTICS_SCHEMAS,
     ChatCompletionRequest,
     ChatCompletion,
     ChatCompletionChunk,
@@ -164,6 +166,7 @@ def build_openapi() -> dict[str, Any]:
             },
         }
     }
+    paths.update(analytics_paths())
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",

@@ -1,10 +1,20 @@
-"""Prometheus metrics, on a registry owned by the app (no global state)."""
+"""Prometheus metrics, on a registry owned by the app (no global state).
+
+With several worker processes (`ai-gateway serve --workers N`) the CLI points
+PROMETHEUS_MULTIPROC_DIR at a fresh directory before the workers start; prometheus_client then
+keeps every value in a per-process file there, and `/metrics` (served by any worker) adds up
+all of them. With one worker the values live in memory and nothing of this applies.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from decimal import Decimal
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as prom_multiprocess
 
 LATENCY_BUCKETS = (
     0.001,
@@ -27,12 +37,20 @@ LATENCY_BUCKETS = (
 
 
 MAX_DIRECT_MODEL_LABELS = 200
+MAX_ERROR_LABELS = 200  # distinct (route, type, code) error series before "other"
+_ERROR_LABEL = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
     """All of the gateway's metrics. Labelled children are memoised to keep the hot path cheap."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        """`multiprocess_dir`: where the workers' values are, when prometheus_client runs in
+        multiprocess mode. By default it is PROMETHEUS_MULTIPROC_DIR, the variable that
+        prometheus_client itself obeys (it decides when it is imported)."""
+        self.multiprocess_dir = multiprocess_dir or os.environ.get(MULTIPROC_ENV) or None
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -68,8 +86,25 @@ class Metrics:
             ("model", "provider", "direction"),
             registry=r,
         )
+        self.cost = Counter(
+            "ai_gateway_cost_usd_total",
+            "What requests cost at the registry's prices, in US dollars, by public model and "
+            "provider (models without a price add nothing).",
+            ("model", "provider"),
+            registry=r,
+        )
+        self.errors = Counter(
+            "ai_gateway_errors_total",
+            "Errors clients received, by route and the error's type and code (HTTP errors and "
+            "errors sent inside a stream).",
+            ("route", "type", "code"),
+            registry=r,
+        )
         self.in_flight = Gauge(
-            "ai_gateway_in_flight_requests", "Requests being served now.", registry=r
+            "ai_gateway_in_flight_requests",
+            "Requests being served now.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.upstream_errors = Counter(
             "ai_gateway_upstream_errors_total",
@@ -100,6 +135,8 @@ class Metrics:
             "Circuit state per configured deployment: 0 closed, 1 half-open, 2 open.",
             ("deployment",),
             registry=r,
+            # Each worker has its own breakers (unless they share Redis): show the worst.
+            multiprocess_mode="livemax",
         )
         self.deployment_latency = Histogram(
             "ai_gateway_deployment_duration_seconds",
@@ -112,6 +149,7 @@ class Metrics:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._request_children: dict[tuple[str, str, str, str], Counter] = {}
         self._latency_children: dict[tuple[str, str, str], Histogram] = {}
+        self._error_labels: set[tuple[str, str, str]] = set()
 
     def model_label(self, model: str, *, configured: bool) -> str:
         """The `model` label for a request: configured names as they are; `provider/<id>` names
@@ -147,6 +185,28 @@ class Metrics:
         if isinstance(completion, int) and completion > 0:
             self._child(self.tokens, (model, provider, "output")).inc(completion)
 
+    def observe_cost(self, model: str, provider: str, cost: Decimal | None) -> None:
+        """Add a request's cost (None: the model has no price; nothing is added)."""
+        if cost is None or cost <= 0:
+            return
+        self._child(self.cost, (model, provider)).inc(float(cost))
+
+    def observe_error(self, route: str, type_: str, code: str | None) -> None:
+        """Count an error a client received. `type`/`code` are the OpenAI-style error's fields;
+        values that are not short identifiers, and series past MAX_ERROR_LABELS, become
+        "other", so an upstream's vocabulary cannot explode the label set."""
+        labels = (route, type_, code or "")
+        if labels not in self._error_labels:
+            if (
+                len(self._error_labels) >= MAX_ERROR_LABELS
+                or not _ERROR_LABEL.fullmatch(type_)
+                or (code and not _ERROR_LABEL.fullmatch(code))
+            ):
+                labels = (route, "other", "other")
+            else:
+                self._error_labels.add(labels)
+        self._child(self.errors, labels).inc()
+
     def upstream_seconds(self, provider: str, model: str, seconds: float) -> None:
         self._child(self.upstream_latency, (provider, model)).observe(seconds)
 
@@ -179,4 +239,17 @@ class Metrics:
         self._child(self.deployment_latency, (label, "ok" if ok else "error")).observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition text: this process's values, or every worker's added up."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        collector: Any = prom_multiprocess.MultiProcessCollector  # untyped in prometheus_client
+        collector(registry, path=self.multiprocess_dir)
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """At a worker's shutdown: drop its live gauges (in-flight requests, breaker states) from
+        the shared directory, so they stop counting in the other workers' `/metrics`."""
+        if self.multiprocess_dir is not None:
+            mark_dead: Any = prom_multiprocess.mark_process_dead  # untyped in prometheus_client
+            mark_dead(os.getpid(), self.multiprocess_dir)

@@ -15,13 +15,16 @@ stage that is switched off is simply not in the list.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
 
 from ai_gateway.errors import GatewayError, UpstreamError, UpstreamProtocolError
+from ai_gateway.observability.genai import AttemptSpan
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
+from ai_gateway.observability.tracing import Tracing
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.providers.registry import ProviderRegistry
@@ -29,6 +32,8 @@ from ai_gateway.routing.deployments import Deployment
 from ai_gateway.routing.router import Router, RouteRequest, Trace
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.streaming.sse import DONE, encode_data
+from ai_gateway.usage.recorder import UsageRecorder
+from ai_gateway.usage.records import Route
 
 log = get_logger(__name__)
 
@@ -57,13 +62,23 @@ class _OpenStream:
     head: list[JSONObject]  # chunks received before (and including) the first real one
     rest: AsyncGenerator[JSONObject, None] | None  # None when the upstream already finished
     started: float
+    span: AttemptSpan | None = None  # the attempt's trace span, held open until the stream ends
 
 
 class ChatPipeline:
-    def __init__(self, router: Router, providers: ProviderRegistry, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        router: Router,
+        providers: ProviderRegistry,
+        metrics: Metrics,
+        recorder: UsageRecorder,
+        tracing: Tracing | None = None,
+    ) -> None:
         self._router = router
         self._providers = providers
         self._metrics = metrics
+        self._recorder = recorder
+        self._tracing = tracing
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -115,6 +130,8 @@ class ChatPipeline:
                 deployment.provider, info.upstream_label, perf_counter() - started
             )
             self._metrics.observe_usage(info.model, deployment.provider, result.get("usage"))
+            if self._tracing is not None:
+                self._tracing.record_response(result)
             return result
 
         return attempt
@@ -134,8 +151,9 @@ class ChatPipeline:
             body=request.body,
             call=self._recorded(info, chat),
             context_strategy=request.parsed.context_strategy,
+            tokens_of=_total_tokens,
         )
-        return await self._router.run(route, trace)
+        return await self._answer(route, trace, info, "chat")
 
     async def embeddings(self, request: EmbeddingsCall, info: RequestInfo) -> JSONObject:
         trace = self._begin(request.parsed.model, info)
@@ -146,7 +164,24 @@ class ChatPipeline:
         route = RouteRequest(
             model=request.parsed.model, body=request.body, call=self._recorded(info, embed)
         )
-        return await self._router.run(route, trace)
+        return await self._answer(route, trace, info, "embeddings")
+
+    async def _answer(
+        self, route: RouteRequest[JSONObject], trace: Trace, info: RequestInfo, kind: Route
+    ) -> JSONObject:
+        """Run a non-streaming request through the router and record how it ended."""
+        try:
+            result = await self._router.run(route, trace)
+        except GatewayError as exc:
+            self._recorder.record(info, kind, stream=False, error=exc)
+            raise
+        except asyncio.CancelledError:
+            self._recorder.record(
+                info, kind, stream=False, status=499, error_type="client_disconnected"
+            )
+            raise
+        info.cost_usd = self._recorder.record(info, kind, stream=False, usage=result.get("usage"))
+        return result
 
     async def open_stream(self, request: ChatRequest, info: RequestInfo) -> AsyncIterator[bytes]:
         """Open the upstream stream up to its first real chunk. Until then every failure is a
@@ -168,10 +203,10 @@ class ChatPipeline:
                                 f"The upstream provider ({deployment.provider}, deployment "
                                 f"'{deployment.id}') ended the stream before sending anything."
                             )
-                        return _OpenStream(deployment, head, None, started)
+                        return _OpenStream(deployment, head, None, started, self._hold())
                     head.append(chunk)
                     if _opens_the_answer(chunk):
-                        return _OpenStream(deployment, head, chunks, started)
+                        return _OpenStream(deployment, head, chunks, started, self._hold())
             except BaseException as exc:
                 await chunks.aclose()
                 if isinstance(exc, UpstreamError):
@@ -190,17 +225,33 @@ class ChatPipeline:
             stream=True,
             discard=discard,
         )
-        opened = await self._router.run(route, trace)
+        try:
+            opened = await self._router.run(route, trace)
+        except GatewayError as exc:
+            self._recorder.record(info, "chat", stream=True, error=exc)
+            raise
+        except asyncio.CancelledError:
+            self._recorder.record(
+                info, "chat", stream=True, status=499, error_type="client_disconnected"
+            )
+            raise
         self._attempting(opened.deployment, info)
         options = request.parsed.stream_options
         include_usage = bool(options and options.include_usage)
         return self._relay(opened, info, include_usage)
+
+    def _hold(self) -> AttemptSpan | None:
+        return self._tracing.hold_attempt() if self._tracing is not None else None
 
     async def _relay(
         self, opened: _OpenStream, info: RequestInfo, include_usage: bool
     ) -> AsyncIterator[bytes]:
         deployment = opened.deployment
         first_token_seen = False
+        final_usage: object = None
+        failure: GatewayError | None = None
+        ttft: float | None = None
+        completed = False
         try:
             pending: list[JSONObject] = list(opened.head)
             while True:
@@ -213,29 +264,54 @@ class ChatPipeline:
                     chunk = next_chunk
                 else:
                     break
+                if opened.span is not None:
+                    opened.span.record_chunk(chunk)
                 usage = chunk.get("usage") if include_usage else chunk.pop("usage", None)
                 if usage:
+                    final_usage = usage
                     self._metrics.observe_usage(info.model, deployment.provider, usage)
                 choices = chunk.get("choices")
                 if choices or include_usage:
                     if not first_token_seen and choices and _has_content(choices):
                         first_token_seen = True
+                        ttft = perf_counter() - info.started
                         self._metrics.first_token_seconds(
-                            deployment.provider, info.upstream_label, perf_counter() - info.started
+                            deployment.provider, info.upstream_label, ttft
                         )
                     yield encode_data(chunk)
+            completed = True
             yield DONE
         except GatewayError as exc:
+            failure = exc
+            self._metrics.observe_error("/chat/completions", exc.type, exc.code)
             if isinstance(exc, UpstreamError):
                 self._upstream_failed(deployment, info, exc)
             # The client already has a 200 and some chunks: tell it, never end silently.
             yield encode_data(exc.to_dict())
         finally:
+            if opened.span is not None:
+                opened.span.finish(failure, cancelled=not completed and failure is None)
+            self._recorder.record(
+                info,
+                "chat",
+                stream=True,
+                usage=final_usage,
+                error=failure,
+                status=200,
+                error_type=None if completed or failure else "client_disconnected",
+                ttft_s=ttft,
+            )
             self._metrics.upstream_seconds(
                 deployment.provider, info.upstream_label, perf_counter() - opened.started
             )
             if opened.rest is not None:
                 await opened.rest.aclose()
+
+
+def _total_tokens(result: JSONObject) -> int | None:
+    usage = result.get("usage")
+    total = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return total if isinstance(total, int) else None
 
 
 def _with_body(request: ChatRequest, body: JSONObject) -> ChatRequest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ class RequestInfo:
     deployment: str = ""
     upstream_label: str = ""
     trace: Trace | None = None  # what the router did (attempts, fallbacks, the deployment used)
+    cost_usd: Decimal | None = None  # known when a non-streaming answer is complete
 
     @classmethod
     def from_scope(cls, scope: MutableMapping[str, Any]) -> RequestInfo:

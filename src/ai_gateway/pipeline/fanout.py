@@ -29,8 +29,9 @@ def _for_model(request: ChatRequest, model: str) -> ChatRequest:
     return ChatRequest(body=body, parsed=parsed)
 
 
-def _branch_info(info: RequestInfo) -> RequestInfo:
-    return RequestInfo(request_id=info.request_id, started=info.started)
+def _branch_info(info: RequestInfo, index: int) -> RequestInfo:
+    """Each model of a fan-out is its own request in the records: `<request id>.<n>`."""
+    return RequestInfo(request_id=f"{info.request_id}.{index}", started=info.started)
 
 
 async def _first(
@@ -66,7 +67,7 @@ class Fanout:
 
     async def first(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
         models = request.parsed.models or []
-        branches = [_branch_info(info) for _ in models]
+        branches = [_branch_info(info, i) for i in range(len(models))]
         calls = [
             partial(self._pipeline.complete, _for_model(request, m), b)
             for m, b in zip(models, branches, strict=True)
@@ -77,7 +78,7 @@ class Fanout:
 
     async def first_stream(self, request: ChatRequest, info: RequestInfo) -> AsyncIterator[bytes]:
         models = request.parsed.models or []
-        branches = [_branch_info(info) for _ in models]
+        branches = [_branch_info(info, i) for i in range(len(models))]
         calls = [
             partial(self._pipeline.open_stream, _for_model(request, m), b)
             for m, b in zip(models, branches, strict=True)
@@ -93,7 +94,10 @@ class Fanout:
     async def all(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
         models = request.parsed.models or []
         results = await asyncio.gather(
-            *(self._pipeline.complete(_for_model(request, m), _branch_info(info)) for m in models),
+            *(
+                self._pipeline.complete(_for_model(request, m), _branch_info(info, i))
+                for i, m in enumerate(models)
+            ),
             return_exceptions=True,
         )
         for result in results:

@@ -20,6 +20,7 @@ from ai_gateway.errors import (
     UpstreamProtocolError,
     UpstreamTimeoutError,
 )
+from ai_gateway.observability.tracing import Tracing
 from ai_gateway.routing.deployments import Deployment
 
 ErrorMapper = Callable[[Deployment, int, bytes, Mapping[str, str]], GatewayError]
@@ -57,8 +58,11 @@ class UpstreamHTTP:
         request_timeout_s: float,
         stream_idle_timeout_s: float,
         max_connections: int,
+        tracing: Tracing | None = None,
     ) -> None:
+        """`tracing`: when on, every request carries the current span's `traceparent`."""
         self._limit = max_connections
+        self._tracing = tracing
         self._timeout = aiohttp.ClientTimeout(
             total=request_timeout_s, connect=connect_timeout_s, sock_read=request_timeout_s
         )
@@ -109,6 +113,8 @@ class UpstreamHTTP:
     ) -> Any:
         """Send one request and return the parsed JSON body, or raise a GatewayError."""
         timeout = self._timeout_for(deployment)
+        if self._tracing is not None:
+            headers = self._tracing.inject(headers)
         try:
             async with self._get_session().request(
                 method, url, data=payload, headers=headers, timeout=timeout
@@ -142,6 +148,8 @@ class UpstreamHTTP:
         Leaving the context early (the client went away) closes the upstream connection.
         """
         timeout = self._stream_timeout_for(deployment)
+        if self._tracing is not None:
+            headers = self._tracing.inject(headers)
         try:
             async with self._get_session().post(
                 url, data=payload, headers=headers, timeout=timeout

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from ai_gateway.errors import InternalError
 from ai_gateway.model_registry import ModelRegistry
+from ai_gateway.observability.tracing import Tracing
 from ai_gateway.providers.base import Provider
 from ai_gateway.providers.http import UpstreamHTTP
 from ai_gateway.providers.local import LocalEmbeddingProvider
@@ -20,7 +21,11 @@ class ProviderRegistry:
 
     @classmethod
     def from_settings(
-        cls, settings: GatewaySettings, models: ModelRegistry, counter: TokenCounter
+        cls,
+        settings: GatewaySettings,
+        models: ModelRegistry,
+        counter: TokenCounter,
+        tracing: Tracing | None = None,
     ) -> ProviderRegistry:
         def http() -> UpstreamHTTP:
             return UpstreamHTTP(
@@ -28,6 +33,7 @@ class ProviderRegistry:
                 request_timeout_s=settings.request_timeout_s,
                 stream_idle_timeout_s=settings.stream_idle_timeout_s,
                 max_connections=settings.max_upstream_connections,
+                tracing=tracing,
             )
 
         adapters: list[Provider] = [OpenAIProvider(http()), LocalEmbeddingProvider()]

@@ -31,6 +31,7 @@ from ai_gateway.errors import (
 from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
+from ai_gateway.observability.tracing import Tracing
 from ai_gateway.routing.breaker import BreakerState, CircuitBreaker
 from ai_gateway.routing.config import ContextStrategy, HedgeConfig, RouterConfig
 from ai_gateway.routing.context_window import ContextWindowManager, TooLarge, Truncated
@@ -53,6 +54,7 @@ class Trace:
 
     requested: str
     served_by: Deployment | None = None
+    last_tried: Deployment | None = None  # the deployment of the latest attempt
     attempts: int = 0
     fallbacks: list[str] = field(default_factory=list)
     hedged: bool = False
@@ -94,9 +96,11 @@ class Router:
         usage: UsageWindow | None = None,
         rng: random.Random | None = None,
         attempt_timeout_s: float = float("inf"),
+        tracing: Tracing | None = None,
     ) -> None:
         """`attempt_timeout_s`: the HTTP client's limit on one non-streaming call (the gateway's
-        `request_timeout_s`), so the router can skip a deadline timer that cannot fire first."""
+        `request_timeout_s`), so the router can skip a deadline timer that cannot fire first.
+        `tracing`: when on, each attempt is a client span (None: tracing is off)."""
         self._table = table
         self._config = config
         self._stats = stats
@@ -107,6 +111,7 @@ class Router:
         self._usage = usage
         self._rng = rng or random.Random()
         self._attempt_timeout_s = attempt_timeout_s
+        self._tracing = tracing
         group_strategy = {g.name: g.strategy for g in table.group_configs if g.strategy}
         self._strategies = {
             name: build_strategy(group_strategy.get(name, config.strategy)) for name in table.groups
@@ -227,8 +232,22 @@ class Router:
         trace: Trace,
         deadline: float,
     ) -> T:
+        if self._tracing is not None:  # the attempt's span; tracing off costs this one check
+            with self._tracing.attempt(deployment, body, trace.attempts + 1):
+                return await self._attempt_once(deployment, body, request, trace, deadline)
+        return await self._attempt_once(deployment, body, request, trace, deadline)
+
+    async def _attempt_once(
+        self,
+        deployment: Deployment,
+        body: JSONObject,
+        request: RouteRequest[T],
+        trace: Trace,
+        deadline: float,
+    ) -> T:
         loop = asyncio.get_running_loop()
         trace.attempts += 1
+        trace.last_tried = deployment
         capped = self._usage is not None and (deployment.rpm or deployment.tpm)
         estimate = _estimated_tokens(body) if capped else 0
         counted = capped and await self._count_usage(deployment, requests=1, tokens=estimate)
