@@ -99,8 +99,10 @@ def test_metrics_count_requests_tokens_and_latency(client: openai.OpenAI, gatewa
 
 def test_request_id_is_echoed_or_assigned(gateway) -> None:
     with httpx.Client(base_url=gateway.url) as c:
-        assigned = c.post("/v1/chat/completions", json=CHAT).headers["x-request-id"]
+        response = c.post("/v1/chat/completions", json=CHAT)
+        assigned = response.headers["x-request-id"]
         assert len(assigned) == 32
+        assert response.headers["x-gateway-request-id"] == assigned
         given = c.get("/health", headers={"x-request-id": "trace-abc.123"})
         assert given.headers["x-request-id"] == "trace-abc.123"
         hostile = c.get("/health", headers={"x-request-id": "bad id\twith stuff"})

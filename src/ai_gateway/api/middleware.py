@@ -35,6 +35,8 @@ _ROUTES = {
     "/health/ready": "/health/ready",
     "/metrics": "/metrics",
     "/openapi.json": "/openapi.json",
+    "/ai/feedback": "/feedback",
+    "/dashboard": "/dashboard",
 }
 
 
@@ -44,6 +46,10 @@ def route_label(path: str) -> str:
         return label
     if path.startswith(("/ai/models/", "/v1/models/")):
         return "/models/{id}"
+    if path.startswith("/ai/analytics/"):
+        return "/analytics"
+    if path.startswith("/dashboard/"):
+        return "/dashboard"
     return "unmatched"
 
 
@@ -119,13 +125,15 @@ class RequestContextMiddleware:
         scope["ai_gateway.info"] = info
         status = 500
         error_body: bytes | None = None  # the first body bytes of an error response
-        header = (b"x-request-id", request_id.encode("latin-1"))
+        encoded = request_id.encode("latin-1")
+        # The conventional name, and the gateway's own (the id to quote for feedback).
+        id_headers = ((b"x-request-id", encoded), (b"x-gateway-request-id", encoded))
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, error_body
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), *id_headers]
             elif status >= 400 and error_body is None:
                 error_body = message.get("body", b"")
             await send(message)
