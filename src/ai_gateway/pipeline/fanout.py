@@ -19,6 +19,7 @@ from ai_gateway.errors import GatewayError
 from ai_gateway.pipeline.chat import ChatPipeline
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.base import ChatRequest, JSONObject
+from ai_gateway.routing.race import first_success
 
 T = TypeVar("T")
 
@@ -38,27 +39,7 @@ async def _first(
     calls: Sequence[Callable[[], Coroutine[Any, Any, T]]],
     discard: Callable[[T], Awaitable[None]] | None,
 ) -> tuple[int, T]:
-    tasks: list[asyncio.Task[T]] = [asyncio.create_task(call()) for call in calls]
-    try:
-        error: BaseException | None = None
-        pending = set(tasks)
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            winners = [t for t in done if t.exception() is None]
-            for task in done:
-                if task not in winners:
-                    error = error or task.exception()
-            if winners:
-                for extra in winners[1:]:
-                    if discard is not None:
-                        await discard(extra.result())
-                return tasks.index(winners[0]), winners[0].result()
-        assert error is not None
-        raise error
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    return await first_success([asyncio.create_task(call()) for call in calls], discard)
 
 
 class Fanout:

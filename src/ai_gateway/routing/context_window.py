@@ -305,3 +305,30 @@ def _cuts(messages: Sequence[Any], last_user: int | None) -> Iterator[int]:
         if last_user is not None and cut <= last_user and role != "user":
             continue
         yield cut
+
+
+def larger_windows(
+    groups: Mapping[str, Sequence[Deployment]], registry: ModelRegistry, group: str
+) -> list[str]:
+    """Model names whose context window is larger than `group`'s, smallest first. A name's
+    window is its smallest deployment's; a name with a model the registry does not know has
+    none (and is neither a candidate nor, as `group`, comparable)."""
+
+    def window_of(name: str) -> int | None:
+        windows = []
+        for deployment in groups.get(name, ()):
+            info = registry.get(deployment.provider, deployment.model)
+            if info is None:
+                return None
+            windows.append(info.context_window)
+        return min(windows) if windows else None
+
+    own = window_of(group)
+    if own is None:
+        return []
+    larger = [
+        (window, name)
+        for name in groups
+        if name != group and (window := window_of(name)) is not None and window > own
+    ]
+    return [name for _, name in sorted(larger)]

@@ -34,12 +34,18 @@ from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing
 from ai_gateway.routing.breaker import BreakerState, CircuitBreaker
 from ai_gateway.routing.config import ContextStrategy, HedgeConfig, RouterConfig
-from ai_gateway.routing.context_window import ContextWindowManager, TooLarge, Truncated
+from ai_gateway.routing.context_window import (
+    ContextWindowManager,
+    TooLarge,
+    Truncated,
+    larger_windows,
+)
 from ai_gateway.routing.deployments import Deployment, DeploymentTable
+from ai_gateway.routing.race import first_success
 from ai_gateway.routing.retry import backoff_s, is_context_overflow, is_retryable, retry_after_of
 from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.strategies import CapacityExceededError, ChoiceContext, build_strategy
-from ai_gateway.routing.usage import UsageUnavailableError, UsageWindow
+from ai_gateway.routing.usage import UsageUnavailableError, UsageWindow, estimated_tokens
 
 log = get_logger(__name__)
 
@@ -249,7 +255,7 @@ class Router:
         trace.attempts += 1
         trace.last_tried = deployment
         capped = self._usage is not None and (deployment.rpm or deployment.tpm)
-        estimate = _estimated_tokens(body) if capped else 0
+        estimate = estimated_tokens(body) if capped else 0
         counted = capped and await self._count_usage(deployment, requests=1, tokens=estimate)
         self._stats.started(deployment.id)
         started = loop.time()
@@ -331,7 +337,7 @@ class Router:
         delay = hedge.after_s
         if hedge.after == "p95":
             delay = self._stats.p95(first.id) or hedge.after_s
-        tasks = {primary}
+        tasks = [primary]
         try:
             done, _ = await asyncio.wait(tasks, timeout=delay)
             if not done:
@@ -340,29 +346,16 @@ class Router:
                     trace.hedged = True
                     self._metrics.hedge(group)
                     hedge_body = self._fit(group, second, request.body, ctx_strategy, trace)
-                    tasks.add(
+                    tasks.append(
                         asyncio.create_task(
                             self._attempt(second, hedge_body, request, trace, deadline)
                         )
                     )
-            error: BaseException | None = None
-            while tasks:
-                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                winners = [t for t in done if not t.cancelled() and t.exception() is None]
-                for task in done:
-                    if task not in winners and not task.cancelled():
-                        error = task.exception()
-                if winners:
-                    for extra in winners[1:]:
-                        if request.discard is not None:
-                            await request.discard(extra.result())
-                    return winners[0].result()
-            assert error is not None
-            raise error
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        except BaseException:
+            primary.cancel()
+            await asyncio.gather(primary, return_exceptions=True)
+            raise
+        return (await first_success(tasks, request.discard))[1]
 
     # -- choosing ------------------------------------------------------------------------------
 
@@ -394,7 +387,7 @@ class Router:
                         usage=self._usage,
                         rng=self._rng,
                         stream=request.stream,
-                        estimated_tokens=_estimated_tokens(request.body),
+                        estimated_tokens=estimated_tokens(request.body),
                     ),
                 )
             if self._breaker.allows(choice.id):
@@ -428,43 +421,13 @@ class Router:
         return body
 
     def _larger_groups(self, group: str) -> list[str]:
-        """Configured context-window fallbacks, else configured groups with a larger window."""
+        """Configured context-window fallbacks, else configured names with a larger window."""
         configured = self._config.context_window_fallbacks.get(group)
         if configured:
             return list(configured)
-        own = self._window_of(group)
-        if own is None:
-            return []
-        larger = [
-            (window, name)
-            for name in self._table.groups
-            if name != group and (window := self._window_of(name)) is not None and window > own
-        ]
-        return [name for _, name in sorted(larger)]
-
-    def _window_of(self, group: str) -> int | None:
-        windows = []
-        for deployment in self._table.groups.get(group, ()):
-            info = self._registry.get(deployment.provider, deployment.model)
-            if info is None:
-                return None
-            windows.append(info.context_window)
-        return min(windows) if windows else None
+        return larger_windows(self._table.groups, self._registry, group)
 
 
 def request_checks_context(body: JSONObject) -> bool:
     """Chat prompts are checked against the context window; embeddings inputs are not."""
     return isinstance(body.get("messages"), list)
-
-
-def _estimated_tokens(body: JSONObject) -> int:
-    """A cheap upper estimate for strategies and tpm accounting: about 4 bytes per token."""
-    size = 0
-    for message in body.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            size += len(content)
-        elif isinstance(content, list):
-            size += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
-    requested = body.get("max_completion_tokens") or body.get("max_tokens") or 0
-    return size // 4 + (requested if isinstance(requested, int) else 0)

@@ -20,7 +20,7 @@ import hashlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -259,3 +259,16 @@ class RedisUsageWindow:
                 if requests or tokens
             ]
         return result
+
+
+def estimated_tokens(body: Mapping[str, Any]) -> int:
+    """A cheap upper estimate for strategies and tpm accounting: about 4 bytes per token."""
+    size = 0
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            size += len(content)
+        elif isinstance(content, list):
+            size += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+    requested = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+    return size // 4 + (requested if isinstance(requested, int) else 0)
