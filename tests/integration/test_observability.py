@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 
 from ai_gateway.observability.logging import configure_logging
+from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing
 from conftest import GatewayFactory, emulator_yaml
 from harness import (
@@ -229,6 +230,17 @@ def test_an_embeddings_attempt_is_named_for_its_operation(
     ]
 
 
+def test_probes_and_scrapes_are_not_traced(
+    start_traced: Callable[..., Traced], emu: EmulatorServer
+) -> None:
+    gw = start_traced(emulator_yaml(emu))
+    for path in ("/health", "/health/ready", "/metrics"):
+        assert httpx.get(f"{gw.url}{path}").status_code == 200
+    assert httpx.get(f"{gw.url}/v1/models").status_code == 200
+    (server,) = gw.spans()
+    assert server.name == "GET /v1/models"
+
+
 def test_tracing_off_imports_no_opentelemetry_on_the_request_path(
     emu: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -317,6 +329,21 @@ def test_cost_and_error_counters_move(start_gateway: GatewayFactory, emu: Emulat
         if s.name == errors and s.labels["route"] == route
     )
     assert total == 5  # bad JSON, unknown model, no key, upstream 500, the error inside a stream
+
+
+def test_error_labels_stay_bounded_and_unpriced_models_cost_nothing() -> None:
+    metrics = Metrics()
+    metrics.observe_error("/chat/completions", "invalid_request_error", None)
+    metrics.observe_error("/chat/completions", "upstream_error", "code with spaces")
+    metrics.observe_cost("fast", "openai", None)
+    metrics.observe_cost("fast", "openai", Decimal(0))
+    metrics.observe_cost("fast", "openai", Decimal("0.25"))
+    text = metrics.render().decode()
+    errors = "ai_gateway_errors_total"
+    assert sample(text, errors, type="invalid_request_error", code="") == 1
+    assert sample(text, errors, type="other", code="other") == 1
+    assert "code with spaces" not in text
+    assert sample(text, "ai_gateway_cost_usd_total", model="fast") == 0.25
 
 
 def test_workers_share_one_metrics_view(emulator: EmulatorServer, tmp_path: Path) -> None:

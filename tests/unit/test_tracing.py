@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -335,3 +337,37 @@ def test_the_request_span_continues_an_incoming_trace(
     assert server.attributes is not None
     assert server.attributes["http.response.status_code"] == 502
     assert server.attributes["ai_gateway.error.type"] == "upstream_error"
+
+
+# -- shutdown ------------------------------------------------------------------------------------
+
+
+async def test_shutdown_flushes_the_batched_spans() -> None:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    tracing = Tracing(provider, owns_provider=True)
+    with tracing.attempt(DEP, CHAT, 1):
+        pass
+    assert exporter.get_finished_spans() == ()  # still in the batch
+    await tracing.aclose()
+    assert len(exporter.get_finished_spans()) == 1
+
+
+async def test_shutdown_does_not_wait_for_an_unreachable_collector() -> None:
+    release = threading.Event()
+
+    class StuckProvider(TracerProvider):
+        def shutdown(self) -> None:
+            release.wait(10)  # an exporter retrying against a collector that is down
+            super().shutdown()
+
+    tracing = Tracing(StuckProvider(shutdown_on_exit=False), owns_provider=True)
+    started = time.monotonic()
+    try:
+        await tracing.aclose(timeout_s=0.2)
+        assert time.monotonic() - started < 2
+    finally:
+        release.set()

@@ -63,6 +63,8 @@ def http_route(path: str) -> str | None:
     return None
 
 
+# Probes and scrapes are not traced: they would drown the traces that matter.
+_UNTRACED = frozenset(("/health", "/health/ready", "/metrics"))
 # A client-closed request (499) has nobody to see an error.
 _UNSEEN = 499
 _UNEXPECTED = (InternalError.type, InternalError.default_code or "")
@@ -140,7 +142,7 @@ class RequestContextMiddleware:
 
         path = scope["path"]
         span = None
-        if self.tracing is not None:
+        if self.tracing is not None and path not in _UNTRACED:
             span = self.tracing.start_request(scope, http_route(path), request_id)
         in_flight = self.metrics.in_flight
         in_flight.inc()

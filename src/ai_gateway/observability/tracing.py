@@ -21,7 +21,9 @@ fields, and error descriptions are the client-visible messages, scrubbed again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,7 @@ from urllib.parse import urlsplit
 
 from ai_gateway import __version__
 from ai_gateway.observability.genai import AttemptSpan, attempt_attributes
+from ai_gateway.observability.logging import get_logger
 from ai_gateway.settings import ConfigError
 
 if TYPE_CHECKING:
@@ -43,6 +46,9 @@ if TYPE_CHECKING:
 DEFAULT_SERVICE_NAME = "ai-gateway"
 EXPORTERS = ("otlp", "console")
 CONTENT_LIMIT = 4096  # characters of prompt or completion text kept in a span event
+SHUTDOWN_TIMEOUT_S = 5.0  # how long shutdown waits for the last spans to be exported
+
+log = get_logger(__name__)
 
 
 def exporters_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -298,6 +304,25 @@ class Tracing:
             if callable(shutdown):
                 shutdown()
 
-    async def aclose(self) -> None:
-        """`shutdown()` off the event loop: flushing may wait for the collector."""
-        await asyncio.to_thread(self.shutdown)
+    async def aclose(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
+        """`shutdown()` off the event loop, waiting at most `timeout_s`: an unreachable
+        collector makes the exporter retry for its own timeout, and the gateway's shutdown
+        should not wait for that. Spans not flushed by then are lost (and logged)."""
+        if not self._owns_provider:
+            return
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        def flush() -> None:
+            try:
+                self.shutdown()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                    loop.call_soon_threadsafe(done.set)
+
+        # A daemon thread, so that a flush still waiting cannot hold up the process's exit.
+        threading.Thread(target=flush, name="tracing-shutdown", daemon=True).start()
+        try:
+            await asyncio.wait_for(done.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("tracing_flush_incomplete", waited_s=timeout_s)
