@@ -241,6 +241,7 @@ def create_app(
             await providers.aclose()
             if tracing is not None:
                 await tracing.aclose()  # flushes the span exporters
+            metrics.close()  # multiprocess mode: this worker's live gauges leave the sum
             if redis_client is not None:
                 await redis_client.aclose()
 

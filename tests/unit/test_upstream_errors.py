@@ -105,3 +105,9 @@ def test_generic_helper_never_leaks_the_key() -> None:
     err = upstream_error(CONFIGURED, 400, f"your key {KEY} and Bearer abcdefghijkl", {})
     assert KEY not in err.message
     assert "abcdefghijkl" not in err.message
+
+
+def test_an_upstream_param_that_echoes_the_key_is_scrubbed() -> None:
+    err = map_openai_error(CONFIGURED, 400, body("bad", param=f"key={KEY}"), {})
+    assert KEY not in (err.param or "")
+    assert KEY not in err.to_json().decode()

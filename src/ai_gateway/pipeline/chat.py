@@ -214,6 +214,8 @@ class ChatPipeline:
                 raise
 
         async def discard(opened: _OpenStream) -> None:
+            if opened.span is not None:
+                opened.span.finish(cancelled=True)  # a losing hedge or fan-out stream
             if opened.rest is not None:
                 await opened.rest.aclose()
 

@@ -37,6 +37,8 @@ def upstream_error(
 ) -> GatewayError:
     where = f"{deployment.provider}, deployment '{deployment.id}'"
     detail = scrub(message or "", (deployment.api_key,))[:2000]
+    if param is not None:  # upstream text too: it could echo a key
+        param = scrub(param, (deployment.api_key,))[:200]
     said = f": {detail}" if detail else "."
     if status in (401, 403):
         return UpstreamAuthError(
