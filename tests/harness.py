@@ -322,3 +322,17 @@ def chat(gw: GatewayServer, model: str, **extra: Any) -> httpx.Response:
 
 def served(emu: EmulatorServer) -> list[str]:
     return [r["body"]["model"] for r in emu.requests() if r["path"].endswith("/chat/completions")]
+
+
+@contextlib.contextmanager
+def start_fakellm(folder: Path, rules: str) -> Iterator[str]:
+    """fakellm (PyPI): a third-party OpenAI/Anthropic mock, as its own process, with `rules`
+    as its config. Yields its base URL."""
+    (folder / "fakellm.yaml").write_text(rules)
+    port = free_port()
+    with start_process(
+        [str(VENV_BIN / "fakellm"), "serve", "--port", str(port), "--config", "fakellm.yaml"],
+        cwd=folder,
+    ) as proc:
+        wait_http(f"http://127.0.0.1:{port}/_fakellm/stats", proc=proc, timeout=30)
+        yield f"http://127.0.0.1:{port}"

@@ -38,7 +38,7 @@ from ai_gateway.stores.analytics_postgres import PostgresAnalyticsStore
 from ai_gateway.stores.analytics_sqlite import SQLiteAnalyticsStore
 from ai_gateway.usage.records import UsageRecord
 from ai_gateway.usage.writer import AnalyticsWriter
-from analytics_support import throwaway_database
+from analytics_support import throwaway_database, usage_record
 from harness import LoopThread, bound_socket
 
 pytestmark = pytest.mark.integration
@@ -140,29 +140,13 @@ def reports(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReportsS
     server.stop()
 
 
-BASE = UsageRecord(
-    request_id="r-0",
+BASE = usage_record(
+    "r-0",
     created_at=T0,
-    route="chat",
-    model="fast",
-    served_model="fast",
-    provider="openai",
-    deployment="fast/0",
-    upstream_model="gpt-4o-mini",
-    stream=False,
-    status=200,
-    error_type=None,
-    error_code=None,
-    prompt_tokens=10,
-    completion_tokens=5,
     cached_tokens=0,
     cache_write_tokens=0,
     reasoning_tokens=0,
     cost_usd=Decimal("0.0000045"),
-    latency_ms=100.0,
-    ttft_ms=None,
-    attempts=1,
-    fallbacks=0,
 )
 
 

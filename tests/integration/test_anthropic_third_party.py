@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 from test_anthropic_emulator import WEATHER, tool_call_stream
 
 from conftest import GatewayFactory
-from harness import VENV_BIN, free_port, start_aimock, start_process, wait_http
+from harness import start_aimock, start_fakellm
 
 FAKELLM_RULES = """
 version: 1
@@ -92,15 +91,8 @@ def finish_of(chunks: list[Any]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def fakellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder: Path = tmp_path_factory.mktemp("fakellm-anthropic")
-    (folder / "fakellm.yaml").write_text(FAKELLM_RULES)
-    port = free_port()
-    with start_process(
-        [str(VENV_BIN / "fakellm"), "serve", "--port", str(port), "--config", "fakellm.yaml"],
-        cwd=folder,
-    ) as proc:
-        wait_http(f"http://127.0.0.1:{port}/_fakellm/stats", proc=proc, timeout=30)
-        yield f"http://127.0.0.1:{port}"
+    with start_fakellm(tmp_path_factory.mktemp("fakellm-anthropic"), FAKELLM_RULES) as url:
+        yield url
 
 
 @pytest.fixture

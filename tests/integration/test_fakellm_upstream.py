@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
 from conftest import GatewayFactory
-from harness import VENV_BIN, GatewayServer, free_port, start_process, wait_http
+from harness import GatewayServer, start_fakellm
 
 RULES = """
 version: 1
@@ -53,15 +52,8 @@ TOOLS = [
 
 @pytest.fixture(scope="module")
 def fakellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder: Path = tmp_path_factory.mktemp("fakellm")
-    (folder / "fakellm.yaml").write_text(RULES)
-    port = free_port()
-    with start_process(
-        [str(VENV_BIN / "fakellm"), "serve", "--port", str(port), "--config", "fakellm.yaml"],
-        cwd=folder,
-    ) as proc:
-        wait_http(f"http://127.0.0.1:{port}/_fakellm/stats", proc=proc, timeout=30)
-        yield f"http://127.0.0.1:{port}"
+    with start_fakellm(tmp_path_factory.mktemp("fakellm"), RULES) as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,36 +13,14 @@ from structlog.testing import capture_logs
 from ai_gateway.stores.analytics import StoreUnavailableError
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 from ai_gateway.usage.writer import REJECT_AFTER, AnalyticsWriter
+from analytics_support import usage_record
 
 FAST = {"backoff_s": (0.005, 0.02), "write_timeout_s": 1.0}
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def usage(i: int | str) -> UsageRecord:
-    return UsageRecord(
-        request_id=f"req-{i}",
-        created_at=T0,
-        route="chat",
-        model="fast",
-        served_model="fast",
-        provider="openai",
-        deployment="fast/0",
-        upstream_model="gpt-4o-mini",
-        stream=False,
-        status=200,
-        error_type=None,
-        error_code=None,
-        prompt_tokens=10,
-        completion_tokens=5,
-        cached_tokens=0,
-        cache_write_tokens=0,
-        reasoning_tokens=0,
-        cost_usd=Decimal("0.000001234"),
-        latency_ms=12.5,
-        ttft_ms=None,
-        attempts=1,
-        fallbacks=0,
-    )
+    return usage_record(f"req-{i}", created_at=T0)
 
 
 def feedback(i: int | str) -> FeedbackRecord:
