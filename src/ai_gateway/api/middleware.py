@@ -14,7 +14,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ai_gateway.errors import InternalError
-from ai_gateway.observability.logging import get_logger
+from ai_gateway.observability.logging import event_writer
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing
 from ai_gateway.pipeline.context import RequestInfo
@@ -108,7 +108,8 @@ class RequestContextMiddleware:
         self.metrics = metrics
         self.tracing = tracing
         self._new_id = request_id_source()
-        self._log: Any = get_logger("ai_gateway.access") if access_log else None
+        # Built with the app's middleware stack, at the first request: logging is configured.
+        self._log = event_writer("ai_gateway.access") if access_log else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,4 +191,5 @@ class RequestContextMiddleware:
             fields["user"] = user
         if error is not None:
             fields["error_type"], fields["error_code"] = error
-        self._log.info("request", **fields)
+        assert self._log is not None
+        self._log("request", fields)

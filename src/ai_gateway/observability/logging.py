@@ -14,7 +14,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
@@ -131,6 +131,71 @@ def _dumps(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+EventWriter = Callable[[str, dict[str, Any]], None]
+
+
+class LineSink:
+    """structlog's logger factory for `configure_logging`: loggers write lines to `stream`.
+
+    With the JSON format it also offers `json_event`, the same line as the structlog pipeline
+    would write (context variables, the event, level, timestamp, scrubbed) without that pipeline's
+    generic machinery: about 5 µs instead of 15 per line. The access log, one line per request,
+    uses it (see `event_writer`)."""
+
+    def __init__(
+        self, stream: TextIO, *, json_scrubber: LineScrubber | None, min_level: int
+    ) -> None:
+        self.stream = stream
+        self._writer = structlog.WriteLogger(stream)  # its lock keeps lines whole
+        self._scrubber = json_scrubber
+        self._stamper = IsoTimeStamper()
+        self.min_level = min_level
+
+    def __call__(self, *_: Any) -> structlog.WriteLogger:
+        return self._writer
+
+    def json_event(self, level: int) -> EventWriter | None:
+        """A writer of `level` events in the JSON format; None for the console format."""
+        scrubber = self._scrubber
+        if scrubber is None:
+            return None
+        name = logging.getLevelName(level).lower()
+        stamp = self._stamper
+        write = self._writer.msg
+        context = structlog.contextvars.get_contextvars
+
+        def event(event: str, fields: dict[str, Any]) -> None:
+            bound = context()
+            if bound:
+                fields = {**bound, **fields}
+            fields["event"] = event
+            fields["level"] = name
+            stamp(None, "", fields)
+            write(scrubber(None, "", orjson.dumps(fields, default=str).decode()))
+
+        return event
+
+
+def event_writer(logger_name: str, level: int = logging.INFO) -> EventWriter | None:
+    """Write `level` events for `logger_name`: the JSON fast path when `configure_logging` set
+    the JSON format, else through structlog (console format, or logging not configured by us).
+    None when the level is filtered out. Call it after logging is configured."""
+    factory = structlog.get_config()["logger_factory"]
+    if isinstance(factory, LineSink):
+        if level < factory.min_level:
+            return None
+        fast = factory.json_event(level)
+        if fast is not None:
+            return fast
+    log = get_logger(logger_name)
+    method = getattr(log, logging.getLevelName(level).lower())
+
+    def event(event: str, fields: dict[str, Any]) -> None:
+        method(event, **fields)
+
+    return event
+
+
 def configure_logging(
     level: str = "info",
     fmt: str = "json",
@@ -152,8 +217,10 @@ def configure_logging(
         structlog.processors.format_exc_info,  # exception text is scrubbed like the rest
     ]
     rendering: list[Any]
+    scrubber = None
     if fmt == "json":
-        rendering = [structlog.processors.JSONRenderer(serializer=_dumps), LineScrubber(secrets)]
+        scrubber = LineScrubber(secrets)
+        rendering = [structlog.processors.JSONRenderer(serializer=_dumps), scrubber]
     else:
         rendering = [SecretScrubber(secrets), structlog.dev.ConsoleRenderer(colors=stream.isatty())]
     handler = logging.StreamHandler(stream)
@@ -169,10 +236,11 @@ def configure_logging(
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    min_level = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[*shared, *rendering],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        wrapper_class=structlog.make_filtering_bound_logger(min_level),
+        logger_factory=LineSink(stream, json_scrubber=scrubber, min_level=min_level),
         cache_logger_on_first_use=cache_loggers,
     )
 
