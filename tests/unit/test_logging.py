@@ -15,6 +15,7 @@ import structlog
 from ai_gateway.observability.logging import (
     SecretScrubber,
     configure_logging,
+    event_writer,
     get_logger,
     secrets_of,
 )
@@ -137,3 +138,37 @@ def test_secrets_of_names_every_configured_secret(
         "redis-pass-1",
         "redis://:redis-pass-1@redis.internal:6379/0",
     } <= found
+
+
+def test_event_writer_fast_path_writes_the_structlog_line(configure: Configure) -> None:
+    stream = configure("json")
+    fields = {"request_id": "r1", "status": 200, "token": CANARY, "nested": {"k": [CANARY]}}
+    writer = event_writer("ai_gateway.access")
+    assert writer is not None
+    structlog.contextvars.bind_contextvars(instance="a")
+    try:
+        writer("request", dict(fields))
+        get_logger("ai_gateway.access").info("request", **fields)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    fast, slow = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert CANARY not in stream.getvalue()
+    assert fast.pop("timestamp").endswith("Z")
+    slow.pop("timestamp")
+    assert fast == slow
+    assert fast["instance"] == "a"
+    assert fast["token"] == REDACTED
+
+
+def test_event_writer_follows_the_level_and_the_console_format(configure: Configure) -> None:
+    stream = io.StringIO()
+    configure_logging("warning", "json", stream=stream, cache_loggers=False)
+    assert event_writer("ai_gateway.access") is None  # info is filtered out: no work at all
+    stream = configure("console")
+    writer = event_writer("ai_gateway.access")
+    assert writer is not None
+    writer("request", {"route": "/chat/completions", "key": CANARY})
+    text = stream.getvalue()
+    assert "request" in text
+    assert "/chat/completions" in text
+    assert CANARY not in text
