@@ -1,4 +1,4 @@
-"""The `ai-gateway` command: serve, emulate, check-config."""
+"""The `ai-gateway` command: serve, emulate, check-config, keys."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ai_gateway import __version__
+from ai_gateway import __version__, cli_keys
 from ai_gateway.settings import Config, ConfigError, load_config
 
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate configuration and exit")
     check.add_argument("--config", help="YAML config file")
+    cli_keys.add_parser(sub)
     return parser
 
 
@@ -232,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "emulate":
         return _emulate(args)
+    if args.command == "keys":
+        return cli_keys.run(args)
     return _check(args)
 
 

@@ -12,130 +12,47 @@ unreadable) raise StoreUnavailableError; a record the database rejects raises th
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-from ai_gateway.observability.logging import get_logger
 from ai_gateway.stores import analytics_queries as q
-from ai_gateway.stores.analytics import FeedbackGroup, StoreUnavailableError, UsageGroup
+from ai_gateway.stores.analytics import FeedbackGroup, UsageGroup
 from ai_gateway.stores.migrations import latest
-from ai_gateway.stores.migrations.sqlite import MIGRATIONS, migrate
+from ai_gateway.stores.migrations.sqlite import MIGRATIONS
+from ai_gateway.stores.sqlite_worker import SQLiteWorker, transaction
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 
-T = TypeVar("T")
-log = get_logger(__name__)
 D = q.SQLITE
 
 
-def _unavailable(exc: BaseException) -> bool:
-    """Errors worth retrying later, as opposed to a record the database refuses."""
-    if isinstance(exc, sqlite3.OperationalError | OSError):
-        return True
-    return type(exc) is sqlite3.DatabaseError  # "file is not a database", corruption
+def _aggregates(conn: sqlite3.Connection) -> None:
+    # typeshed's aggregate protocol is narrower than sqlite3 (one int argument)
+    conn.create_aggregate("gw_dsum", 1, cast(Any, q.DecimalSum))
+    conn.create_aggregate("gw_percentile", 2, cast(Any, q.Percentile))
 
 
 class SQLiteAnalyticsStore:
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0) -> None:
         self.path = Path(path)
-        self._busy_timeout_s = busy_timeout_s
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None  # used on the worker thread only
-        self._closed = False
-
-    # --- the worker thread -------------------------------------------------------------------
-
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None)
-        try:
-            self._wal(conn)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            # typeshed's aggregate protocol is narrower than sqlite3 (one int argument)
-            conn.create_aggregate("gw_dsum", 1, cast(Any, q.DecimalSum))
-            conn.create_aggregate("gw_percentile", 2, cast(Any, q.Percentile))
-            versions = migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        if versions:
-            log.info("analytics_schema_migrated", backend="sqlite", versions=versions)
-        return conn
-
-    def _wal(self, conn: sqlite3.Connection) -> None:
-        # Switching a new file to WAL while another process does the same fails at once with
-        # "database is locked" (SQLite does not call its busy handler here): retry until the
-        # busy timeout, as any other statement would wait.
-        deadline = time.monotonic() + self._busy_timeout_s
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.005)
-
-    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._conn is None:
-            self._conn = self._open()
-        return work(self._conn)
-
-    async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise StoreUnavailableError("the SQLite analytics store is closed")
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="analytics-sqlite")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work)
-        except Exception as exc:
-            if _unavailable(exc):
-                raise StoreUnavailableError(
-                    f"SQLite analytics store at {self.path}: {type(exc).__name__}: {exc}"
-                ) from exc
-            raise
+        self._db = SQLiteWorker(
+            self.path, name="analytics", busy_timeout_s=busy_timeout_s, setup=_aggregates
+        )
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        return await self._call(lambda conn: conn.execute(sql, params).fetchall())
-
-    @staticmethod
-    def _transaction(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work()
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return result
+        return await self._db.fetch(sql, params)
 
     # --- the AnalyticsStore protocol -----------------------------------------------------------
 
     async def start(self) -> None:
         """Open the database (creating the file) and apply pending migrations."""
-        await self._call(lambda conn: None)
+        await self._db.call(lambda conn: None)
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-
-        def close() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(executor, close)
-        executor.shutdown(wait=False)
+        await self._db.aclose()
 
     async def write_usage(self, records: Sequence[UsageRecord]) -> None:
         if not records:
@@ -144,9 +61,9 @@ class SQLiteAnalyticsStore:
 
         def work(conn: sqlite3.Connection) -> None:
             rows = [q.usage_values(r, q.to_micros, q.decimal_text) for r in records]
-            self._transaction(conn, lambda: conn.executemany(sql, rows))
+            transaction(conn, lambda: conn.executemany(sql, rows))
 
-        await self._call(work)
+        await self._db.call(work)
 
     async def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:
         if not records:
@@ -155,9 +72,9 @@ class SQLiteAnalyticsStore:
 
         def work(conn: sqlite3.Connection) -> None:
             rows = [q.feedback_values(r, q.to_micros) for r in records]
-            self._transaction(conn, lambda: conn.executemany(sql, rows))
+            transaction(conn, lambda: conn.executemany(sql, rows))
 
-        await self._call(work)
+        await self._db.call(work)
 
     async def has_request(self, request_id: str) -> bool:
         return bool(await self._fetch(q.has_request_sql(D), (request_id,)))
@@ -206,9 +123,9 @@ class SQLiteAnalyticsStore:
                 usage = conn.execute(q.purge_sql(D, "usage_records"), (cutoff,)).rowcount
                 return usage + conn.execute(q.purge_sql(D, "feedback_records"), (cutoff,)).rowcount
 
-            return self._transaction(conn, delete)
+            return transaction(conn, delete)
 
-        return await self._call(work)
+        return await self._db.call(work)
 
     async def schema_version(self) -> int:
         """The highest migration version the database has (0 before the first start)."""

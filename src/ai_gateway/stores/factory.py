@@ -1,9 +1,10 @@
-"""Choosing the analytics store from the settings, and building its writer.
+"""Choosing the analytics and security stores from the settings, and building the writer.
 
 PostgreSQL when `database_url` (or DATABASE_URL) is set, else a SQLite file at
-`<data_dir>/analytics.db`. Nothing connects here: the caller starts the store (`await
-store.start()`, which may raise StoreUnavailableError when PostgreSQL is down; the store then
-connects on its next use) and the writer, and closes the writer before the store.
+`<data_dir>/analytics.db`; both stores use the same database. Nothing connects here: the caller
+starts the store (`await store.start()`, which may raise StoreUnavailableError when PostgreSQL is
+down; the store then connects on its next use) and the writer, and closes the writer before the
+store.
 """
 
 from __future__ import annotations
@@ -16,27 +17,35 @@ from ai_gateway.settings import ConfigError, GatewaySettings
 from ai_gateway.stores.analytics import AnalyticsStore
 from ai_gateway.stores.analytics_postgres import PostgresAnalyticsStore
 from ai_gateway.stores.analytics_sqlite import SQLiteAnalyticsStore
+from ai_gateway.stores.security import SecurityStore
+from ai_gateway.stores.security_postgres import PostgresSecurityStore
+from ai_gateway.stores.security_sqlite import SQLiteSecurityStore
 from ai_gateway.usage.writer import AnalyticsWriter
 
 SQLITE_FILE = "analytics.db"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,19}):")
 
 
-def open_analytics_store(settings: GatewaySettings) -> AnalyticsStore:
-    """The store the settings name (not started). ConfigError for a URL that is not PostgreSQL's
-    or a data directory that cannot be created; the message never repeats the URL."""
-    if settings.database_url is not None:
-        url = settings.database_url.get_secret_value()
-        match = _SCHEME.match(url)
-        scheme = match[1].lower() if match else None
-        if scheme not in ("postgres", "postgresql"):
-            shown = f"the scheme {scheme!r}" if scheme else "a value that is not a URL"
-            raise ConfigError(
-                f"database_url (DATABASE_URL): {shown} is not supported; use "
-                "postgresql://user:password@host:5432/dbname, or unset it for SQLite under "
-                "data_dir"
-            )
-        return PostgresAnalyticsStore(url)
+def _postgres_url(settings: GatewaySettings) -> str | None:
+    """The PostgreSQL URL the settings name, or None (SQLite). ConfigError for another scheme;
+    the message never repeats the URL."""
+    if settings.database_url is None:
+        return None
+    url = settings.database_url.get_secret_value()
+    match = _SCHEME.match(url)
+    scheme = match[1].lower() if match else None
+    if scheme not in ("postgres", "postgresql"):
+        shown = f"the scheme {scheme!r}" if scheme else "a value that is not a URL"
+        raise ConfigError(
+            f"database_url (DATABASE_URL): {shown} is not supported; use "
+            "postgresql://user:password@host:5432/dbname, or unset it for SQLite under "
+            "data_dir"
+        )
+    return url
+
+
+def _sqlite_path(settings: GatewaySettings) -> Path:
+    """`<data_dir>/analytics.db`, creating the directory (ConfigError when it cannot be)."""
     directory = Path(settings.data_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -44,19 +53,40 @@ def open_analytics_store(settings: GatewaySettings) -> AnalyticsStore:
         raise ConfigError(
             f"data_dir: cannot create {str(directory)!r} for the analytics database: {exc.strerror}"
         ) from exc
-    return SQLiteAnalyticsStore(directory / SQLITE_FILE)
+    return directory / SQLITE_FILE
+
+
+def open_analytics_store(settings: GatewaySettings) -> AnalyticsStore:
+    """The store the settings name (not started). ConfigError for a URL that is not PostgreSQL's
+    or a data directory that cannot be created; the message never repeats the URL."""
+    url = _postgres_url(settings)
+    if url is not None:
+        return PostgresAnalyticsStore(url)
+    return SQLiteAnalyticsStore(_sqlite_path(settings))
+
+
+def open_security_store(settings: GatewaySettings) -> SecurityStore:
+    """The store of virtual keys and the audit log, in the same database as the analytics
+    store (not started; same errors as `open_analytics_store`)."""
+    url = _postgres_url(settings)
+    if url is not None:
+        return PostgresSecurityStore(url)
+    return SQLiteSecurityStore(_sqlite_path(settings))
 
 
 def analytics_writer(
     settings: GatewaySettings,
-    store: AnalyticsStore,
+    store: AnalyticsStore | None,
     *,
+    audit: SecurityStore | None = None,
     on_drop: Callable[[int], None] | None = None,
     on_written: Callable[[int], None] | None = None,
 ) -> AnalyticsWriter:
-    """The background writer with the settings' buffer size and retention."""
+    """The background writer with the settings' buffer size and retention: usage and feedback
+    to `store` (None: analytics is off), audit records to `audit`."""
     return AnalyticsWriter(
         store,
+        audit=audit,
         max_buffer=settings.analytics_buffer,
         retention_days=settings.analytics_retention_days,
         on_drop=on_drop,

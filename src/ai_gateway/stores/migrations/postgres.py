@@ -1,4 +1,5 @@
-"""The PostgreSQL analytics schema, and the runner that applies it.
+"""The PostgreSQL schema (analytics: version 1; API keys and the audit log: version 2), and the
+runner that applies it (every store of the database runs it).
 
 The tables live in their own schema (`ai_gateway` unless configured), so a database shared with
 other applications keeps its `public` tables apart. Costs are unconstrained NUMERIC (exact, any
@@ -61,6 +62,56 @@ MIGRATIONS: tuple[Migration, ...] = (
                 UNIQUE (request_id, created_at)
             )""",
             "CREATE INDEX feedback_records_created_at ON feedback_records (created_at)",
+        ),
+    ),
+    Migration(
+        2,
+        "api keys and audit log",
+        (
+            """CREATE TABLE api_keys (
+                id text PRIMARY KEY,
+                name text,
+                user_id text NOT NULL,
+                team text,
+                models jsonb NOT NULL,
+                rps double precision,
+                burst integer,
+                tpm bigint,
+                max_concurrent integer,
+                budget_usd numeric,
+                budget_period text,
+                guardrails jsonb NOT NULL,
+                expires_at timestamptz,
+                metadata jsonb NOT NULL,
+                salt bytea NOT NULL,
+                secret_hash bytea NOT NULL,
+                created_at timestamptz NOT NULL,
+                revoked_at timestamptz,
+                rotated_at timestamptz
+            )""",
+            "CREATE INDEX api_keys_user ON api_keys (user_id)",
+            "CREATE INDEX api_keys_team ON api_keys (team)",
+            """CREATE TABLE audit_log (
+                id text PRIMARY KEY,
+                created_at timestamptz NOT NULL,
+                actor text NOT NULL,
+                action text NOT NULL,
+                target text,
+                outcome text NOT NULL,
+                source_ip text,
+                request_id text,
+                details jsonb NOT NULL
+            )""",
+            "CREATE INDEX audit_log_created_at ON audit_log (created_at)",
+            "CREATE INDEX audit_log_target ON audit_log (target, created_at)",
+            # Append-only, also for anyone writing SQL by hand (created in the migrated schema).
+            """CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'audit_log is append-only';
+            END
+            $$""",
+            """CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+            FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()""",
         ),
     ),
 )

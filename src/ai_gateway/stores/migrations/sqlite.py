@@ -1,4 +1,5 @@
-"""The SQLite analytics schema, and the runner that applies it (on the store's worker thread).
+"""The SQLite schema (analytics: version 1; API keys and the audit log: version 2), and the
+runner that applies it (on a store's worker thread; every store of the file runs it).
 
 Times are INTEGER microseconds since the epoch (UTC); costs are TEXT decimals (exact; summed by
 the `gw_dsum` aggregate). TEXT affinity keeps "0.000001234" as written: a NUMERIC column would
@@ -59,6 +60,54 @@ MIGRATIONS: tuple[Migration, ...] = (
                 UNIQUE (request_id, created_at)
             )""",
             "CREATE INDEX feedback_records_created_at ON feedback_records (created_at)",
+        ),
+    ),
+    Migration(
+        2,
+        "api keys and audit log",
+        (
+            # models, guardrails: JSON arrays; metadata: a JSON object; budget_usd: TEXT decimal.
+            """CREATE TABLE api_keys (
+                id TEXT NOT NULL PRIMARY KEY,
+                name TEXT,
+                user_id TEXT NOT NULL,
+                team TEXT,
+                models TEXT NOT NULL,
+                rps REAL,
+                burst INTEGER,
+                tpm INTEGER,
+                max_concurrent INTEGER,
+                budget_usd TEXT,
+                budget_period TEXT,
+                guardrails TEXT NOT NULL,
+                expires_at INTEGER,
+                metadata TEXT NOT NULL,
+                salt BLOB NOT NULL,
+                secret_hash BLOB NOT NULL,
+                created_at INTEGER NOT NULL,
+                revoked_at INTEGER,
+                rotated_at INTEGER
+            )""",
+            "CREATE INDEX api_keys_user ON api_keys (user_id)",
+            "CREATE INDEX api_keys_team ON api_keys (team)",
+            """CREATE TABLE audit_log (
+                id TEXT NOT NULL PRIMARY KEY,
+                created_at INTEGER NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT,
+                outcome TEXT NOT NULL,
+                source_ip TEXT,
+                request_id TEXT,
+                details TEXT NOT NULL
+            )""",
+            "CREATE INDEX audit_log_created_at ON audit_log (created_at)",
+            "CREATE INDEX audit_log_target ON audit_log (target, created_at)",
+            # Append-only, also for anyone writing SQL by hand.
+            """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+            """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
         ),
     ),
 )

@@ -1,0 +1,1 @@
+"""Access control and abuse protection: rate limits and budget spend counters."""
