@@ -1,0 +1,261 @@
+"""Content guardrails: find PII, secrets, denied words and prompt injection in chat requests and
+responses, and block, redact or flag them.
+
+Build once (at startup, or per set of policies an API key names), call per request::
+
+    guardrails = Guardrails.compile([default_policy(), *configured_policies])
+    scan = guardrails.scan_messages(body["messages"])          # guardrails(in)
+    if scan.blocked: raise GuardrailBlockedError(...)          # never quote the text
+    body["messages"] = scan.messages                           # same list if nothing redacted
+    out = guardrails.scan_response(response_body)              # guardrails(out), non-streamed
+    stream = guardrails.stream_filter()                        # guardrails(out), streamed:
+    step = stream.feed(choice_index, delta_content)            #   send step.text
+    step = stream.finish(choice_index)                         #   at the choice's finish_reason
+
+A `Guardrails` is immutable after `compile` and shared by all requests; a `StreamFilter` belongs to
+one stream. Findings (`Finding`) say which rule matched where and how often, never what matched.
+Redaction replaces a match with `[REDACTED:<detector>]`. Policies, rules, actions and the built-in
+`default-pii` policy are described in `guardrails_config`; the detectors in `detectors`, `pii`,
+`credentials` and `injection`; the streaming filter's guarantees in `guardrails_stream`.
+
+Cost (`timeit`, CPython 3.11, a shared 2-vCPU machine, the `default-pii` policy, a 2 KB developer
+prompt with prose and Python code and no candidate): about 150 us per `scan_messages` call
+(145-190 us across runs); with an email and a key in it, about the same (160 us). Streaming the
+same 2 KB through `stream_filter()` in 4-character deltas costs about 2.7 ms (5 us a delta).
+Without any rule for a direction a call returns its input at once (under 1 us).
+
+How the clean case stays cheap: one combined alternation of every detector's expression was
+measured first, at 1.3 ms for the pre-check alone (`re` tries every alternative at every position
+because an alternation of look-behinds has no literal prefix). Instead each shape is its own
+expression starting with a literal (the look-behinds come after it), so `re` jumps between
+occurrences of the prefix; case-insensitive detectors match lower-cased ASCII text for the same
+reason; and substring triggers (`"@" in text`, `"sk-" in text`, ...) skip a detector outright.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ai_gateway.security.detectors import Detector
+from ai_gateway.security.guardrails_config import (
+    DEFAULT_POLICY_NAME,
+    Action,
+    Direction,
+    GuardrailPolicy,
+    GuardrailRule,
+    build_detector,
+    default_policy,
+)
+from ai_gateway.security.guardrails_scan import CompiledRule, DirectionScanner, Finding, marker
+from ai_gateway.security.guardrails_stream import StreamFilter, StreamStep
+
+__all__ = [
+    "DEFAULT_POLICY_NAME",
+    "Action",
+    "Direction",
+    "Finding",
+    "GuardrailPolicy",
+    "GuardrailRule",
+    "Guardrails",
+    "InputScan",
+    "OutputScan",
+    "StreamFilter",
+    "StreamStep",
+    "TextScan",
+    "default_policy",
+    "marker",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class InputScan:
+    """`messages` to send upstream: the caller's list itself when nothing was redacted, else a new
+    list (changed messages are copies; the input is never mutated). `blocked` is the first
+    finding of a `block` rule (scanning stops there)."""
+
+    messages: list[dict[str, Any]]
+    findings: tuple[Finding, ...] = ()
+    blocked: Finding | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputScan:
+    """`body`: the response itself when nothing was redacted, else a redacted copy."""
+
+    body: dict[str, Any]
+    findings: tuple[Finding, ...] = ()
+    blocked: Finding | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextScan:
+    text: str
+    findings: tuple[Finding, ...] = ()
+    blocked: Finding | None = None
+
+
+@dataclass(slots=True)
+class _Collector:
+    """One call's findings; `text` scans a field and returns its redacted text, or None."""
+
+    scanner: DirectionScanner
+    findings: list[Finding] = field(default_factory=list)
+    blocked: Finding | None = None
+
+    def text(self, text: str, location: str, rules: Sequence[CompiledRule]) -> str | None:
+        outcome = self.scanner.scan(text, location, rules)
+        self.findings.extend(outcome.findings)
+        if self.blocked is None:
+            self.blocked = outcome.blocked
+        return outcome.text if outcome.redacted else None
+
+    def message(
+        self, message: dict[str, Any], prefix: str, rules: Sequence[CompiledRule]
+    ) -> dict[str, Any] | None:
+        """Scan a message's `content` (a string, or parts of which `text` parts are scanned) and
+        its `tool_calls[].function.arguments`; a redacted copy, or None when unchanged."""
+        new: dict[str, Any] | None = None
+        content = message.get("content")
+        if isinstance(content, str):
+            text = self.text(content, f"{prefix}.content", rules)
+            if text is not None:
+                new = {**message, "content": text}
+        elif isinstance(content, list):
+            parts: list[Any] | None = None
+            for j, part in enumerate(content):
+                if self.blocked is not None:
+                    break
+                if isinstance(part, dict) and part.get("type") == "text":
+                    value = part.get("text")
+                    if isinstance(value, str):
+                        text = self.text(value, f"{prefix}.content[{j}].text", rules)
+                        if text is not None:
+                            parts = list(content) if parts is None else parts
+                            parts[j] = {**part, "text": text}
+            if parts is not None:
+                new = {**message, "content": parts}
+        calls = message.get("tool_calls")
+        if isinstance(calls, list):
+            new_calls: list[Any] | None = None
+            for j, call in enumerate(calls):
+                function = call.get("function") if isinstance(call, dict) else None
+                if self.blocked is not None or not isinstance(function, dict):
+                    continue
+                arguments = function.get("arguments")
+                if isinstance(arguments, str):
+                    where = f"{prefix}.tool_calls[{j}].function.arguments"
+                    text = self.text(arguments, where, rules)
+                    if text is not None:
+                        new_calls = list(calls) if new_calls is None else new_calls
+                        new_calls[j] = {**call, "function": {**function, "arguments": text}}
+            if new_calls is not None:
+                new = {**(message if new is None else new), "tool_calls": new_calls}
+        return new
+
+
+class Guardrails:
+    """The compiled rules of a set of policies, split by direction. Immutable; cheap to call."""
+
+    __slots__ = ("_input", "_output", "policy_names")
+
+    def __init__(
+        self,
+        input_scanner: DirectionScanner | None,
+        output_scanner: DirectionScanner | None,
+        policy_names: tuple[str, ...] = (),
+    ) -> None:
+        self._input = input_scanner
+        self._output = output_scanner
+        self.policy_names = policy_names
+
+    @classmethod
+    def compile(cls, policies: Sequence[GuardrailPolicy]) -> Guardrails:
+        """Compile the policies' rules, in order (the first `block` finding wins). Rules with the
+        same detector settings share one detector and one pass over each text."""
+        detectors: dict[tuple[object, ...], Detector] = {}
+        by_direction: dict[Direction, list[CompiledRule]] = {"input": [], "output": []}
+        order = 0
+        for policy in policies:
+            for rule in policy.rules:
+                detector = detectors.get(rule.detector_key())
+                if detector is None:
+                    detector = detectors[rule.detector_key()] = build_detector(rule)
+                compiled = CompiledRule(
+                    order,
+                    policy.name,
+                    rule.name,
+                    rule.action,
+                    detector,
+                    frozenset(rule.roles),
+                    rule.injection_threshold,
+                )
+                order += 1
+                for direction in rule.directions:
+                    by_direction[direction].append(compiled)
+        scanners = {
+            d: DirectionScanner(d, rules) if rules else None for d, rules in by_direction.items()
+        }
+        return cls(scanners["input"], scanners["output"], tuple(p.name for p in policies))
+
+    @property
+    def has_input_rules(self) -> bool:
+        return self._input is not None
+
+    @property
+    def has_output_rules(self) -> bool:
+        return self._output is not None
+
+    def scan_messages(self, messages: list[dict[str, Any]]) -> InputScan:
+        """Scan an OpenAI chat request's `messages` with the input rules (see `InputScan`)."""
+        if self._input is None:
+            return InputScan(messages)
+        collector = _Collector(self._input)
+        out: list[dict[str, Any]] | None = None
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict):
+                continue
+            rules = self._input.rules_for(message.get("role"))
+            new = collector.message(message, f"messages[{i}]", rules) if rules else None
+            if new is not None:
+                out = list(messages) if out is None else out
+                out[i] = new
+            if collector.blocked is not None:
+                break
+        result = messages if out is None else out
+        return InputScan(result, tuple(collector.findings), collector.blocked)
+
+    def scan_response(self, body: dict[str, Any]) -> OutputScan:
+        """Scan a non-streamed chat completion's `choices[].message` with the output rules."""
+        choices = body.get("choices")
+        if self._output is None or not isinstance(choices, list):
+            return OutputScan(body)
+        collector = _Collector(self._output)
+        out: list[Any] | None = None
+        for i, choice in enumerate(choices):
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if not isinstance(message, dict):
+                continue
+            new = collector.message(message, f"choices[{i}].message", self._output.rules)
+            if new is not None:
+                out = list(choices) if out is None else out
+                out[i] = {**choice, "message": new}
+            if collector.blocked is not None:
+                break
+        result = body if out is None else {**body, "choices": out}
+        return OutputScan(result, tuple(collector.findings), collector.blocked)
+
+    def scan_text(
+        self, text: str, direction: Direction = "input", location: str = "text"
+    ) -> TextScan:
+        """Scan one text (a legacy completion prompt, an embedding input, ...)."""
+        scanner = self._input if direction == "input" else self._output
+        if scanner is None:
+            return TextScan(text)
+        outcome = scanner.scan(text, location, scanner.rules)
+        return TextScan(outcome.text, outcome.findings, outcome.blocked)
+
+    def stream_filter(self) -> StreamFilter:
+        """A new filter for one streamed response (pass-through without output rules)."""
+        return StreamFilter(self._output)
