@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openai
 import pytest
+import redis
 
 from harness import EMULATOR_KEY, EmulatorServer, GatewayServer, config_from_yaml
 
@@ -96,3 +99,26 @@ def gateway(emu: EmulatorServer, start_gateway: GatewayFactory) -> GatewayServer
 def client(gateway: GatewayServer) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0) as c:
         yield c
+
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Gateways started by the test share Redis (REDIS_URL) under a fresh key prefix; its keys
+    are deleted afterwards. Skips without Redis, except in CI."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("Redis is not reachable at REDIS_URL")
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("AI_GATEWAY_REDIS_PREFIX", prefix)
+    yield prefix
+    for key in client.scan_iter(match=f"*{prefix}*"):
+        client.delete(key)
+    client.close()

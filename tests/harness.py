@@ -139,6 +139,9 @@ class GatewayServer:
         return self.app.state.gateway
 
     def stop(self) -> None:
+        """Shut down gracefully (the lifespan flushes the writer); a second call does nothing."""
+        if self._server.should_exit:
+            return
         self._server.should_exit = True
         with contextlib.suppress(Exception):
             self._done.result(15)

@@ -15,7 +15,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ai_gateway.api.analytics_routes import analytics_routes
-from ai_gateway.api.auth import MasterKeyAuth
 from ai_gateway.api.chat import CompletionsAPI, route_headers
 from ai_gateway.api.common import JSONResponse, error_response
 from ai_gateway.api.health import CheckResult, HealthAPI, ReadinessCheck
@@ -44,9 +43,10 @@ from ai_gateway.routing.deployments import DeploymentTable
 from ai_gateway.routing.router import Router
 from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.usage import LocalUsageWindow, RedisUsageWindow
+from ai_gateway.security.setup import build_security, needs_store, start_store
 from ai_gateway.settings import Config, ConfigError
 from ai_gateway.stores.analytics import StoreUnavailableError
-from ai_gateway.stores.factory import analytics_writer, open_analytics_store
+from ai_gateway.stores.factory import analytics_writer, open_analytics_store, open_security_store
 from ai_gateway.stores.redis import create_redis, redis_readiness_check
 from ai_gateway.usage.recorder import UsageRecorder
 from ai_gateway.usage.tokens import TokenCounter
@@ -159,12 +159,25 @@ def create_app(
         ),
     )
     store = open_analytics_store(settings) if settings.analytics_enabled else None
-    writer = analytics_writer(settings, store) if store is not None else None
-    recorder = UsageRecorder(registry, metrics, sink=writer)
+    keys = open_security_store(settings) if needs_store(config) else None
+    writer = (
+        analytics_writer(settings, store, audit=keys)
+        if store is not None or keys is not None
+        else None
+    )
+    recorder = UsageRecorder(registry, metrics, sink=writer if store is not None else None)
     pipeline = ChatPipeline(router, providers, metrics, recorder, tracing)
     gateway = Gateway(config, deployments, providers, registry, metrics, pipeline, breaker)
+    security = build_security(
+        config,
+        metrics,
+        redis_client,
+        keys,
+        writer.submit_audit if writer is not None and keys is not None else None,
+        store,
+    )
 
-    completions = CompletionsAPI(pipeline, settings.max_body_bytes)
+    completions = CompletionsAPI(pipeline, security.gate, settings.max_body_bytes)
     tokens = TokensAPI(deployments, counter, settings.max_body_bytes)
     models = ModelsAPI(
         build_model_cards(deployments, registry, local_installed=local_models_installed())
@@ -185,6 +198,7 @@ def create_app(
     checks = [ReadinessCheck("providers", True, providers_check), breaker.readiness_check()]
     if redis_client is not None:
         checks.append(redis_readiness_check(redis_client))
+    checks += security.checks
     health = HealthAPI(checks, metrics)
     openapi = JSONResponse(build_openapi()).body
 
@@ -200,7 +214,11 @@ def create_app(
             Route(f"{prefix}/models/{{model_id:path}}", models.retrieve, methods=["GET"]),
             Route(f"{prefix}/tokens/count", tokens.count, methods=["POST"]),
         ]
-    routes += analytics_routes(store, writer, settings.max_body_bytes)
+    routes += analytics_routes(
+        store, writer if store is not None else None, settings.max_body_bytes
+    )
+    if security.admin is not None:
+        routes += security.admin.routes()
     routes += [
         Route("/health", health.live, methods=["GET"]),
         Route("/health/ready", health.ready, methods=["GET"]),
@@ -209,34 +227,38 @@ def create_app(
     ]
 
     middleware = [
+        *security.outer_middleware,  # CORS: preflights are answered before authentication
         Middleware(
             RequestContextMiddleware,
             metrics=metrics,
             tracing=tracing,
             access_log=settings.access_log,
-        )
+        ),
+        *security.middleware,  # authentication, and the admin boundary
     ]
-    if settings.master_key is not None:
-        middleware.append(
-            Middleware(MasterKeyAuth, master_key=settings.master_key.get_secret_value())
-        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await breaker.start()
-        if store is not None and writer is not None:
+        if store is not None:
             try:
                 await store.start()
             except StoreUnavailableError as exc:
                 # Start anyway: records wait in the writer's buffer until the store is back.
                 log.warning("analytics_store_unavailable_at_start", error=str(exc))
+        await start_store(keys)
+        if writer is not None:
             await writer.start()
         try:
             yield
         finally:
-            if store is not None and writer is not None:
+            if writer is not None:
                 await writer.aclose(30)  # uvicorn has drained the requests: flush every record
+            if store is not None:
                 await store.aclose()
+            if keys is not None:
+                await keys.aclose()
+            await security.aclose()
             await breaker.aclose()
             await providers.aclose()
             if tracing is not None:

@@ -63,6 +63,36 @@ class AuthenticationError(GatewayError):
     default_code = "invalid_api_key"
 
 
+class PermissionDeniedError(GatewayError):
+    """Authenticated, but this caller may not do this (an admin route, a model not allowed)."""
+
+    status = 403
+    type = "permission_error"
+    default_code = "permission_denied"
+
+
+class BudgetExceededError(GatewayError):
+    """The key's, user's or team's spend for the period has reached its budget."""
+
+    status = 402
+    type = "insufficient_quota"
+    default_code = "budget_exceeded"
+
+
+class RateLimitError(GatewayError):
+    """The gateway's own limit (not the provider's): carries Retry-After and x-ratelimit-*."""
+
+    status = 429
+    type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class GuardrailBlockedError(InvalidRequestError):
+    """A content rule with the action `block` matched (the matched text is never repeated)."""
+
+    default_code = "content_filter"
+
+
 class NotFoundError(GatewayError):
     status = 404
     type = "not_found_error"
@@ -159,6 +189,14 @@ class ContentFilteredError(UpstreamError):
 
 
 # --- ours ----------------------------------------------------------------------------------------
+
+
+class ServiceUnavailableError(GatewayError):
+    """A dependency the configuration requires is down (e.g. Redis with `fail_closed`)."""
+
+    status = 503
+    type = "server_error"
+    default_code = "service_unavailable"
 
 
 class InternalError(GatewayError):

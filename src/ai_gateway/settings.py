@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
+from ai_gateway.security.config import SecurityConfig
 
 ProviderName = Literal["openai", "anthropic", "gemini", "local"]
 PROVIDERS: tuple[ProviderName, ...] = ("openai", "anthropic", "gemini", "local")
@@ -191,6 +192,7 @@ class _FileConfig(BaseModel):
     models: list[ModelGroupConfig] = Field(default_factory=list)
     registry: list[dict[str, Any]] = Field(default_factory=list)
     router: RouterConfig = Field(default_factory=RouterConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     @field_validator("models")
     @classmethod
@@ -229,6 +231,7 @@ class Config:
     # Model registry additions and overrides (context windows, prices, capabilities).
     registry: tuple[Mapping[str, Any], ...] = ()
     router: RouterConfig = field(default_factory=RouterConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     source: str = "environment"
 
 
@@ -372,5 +375,6 @@ def load_config(
         models=tuple(file_config.models),
         registry=tuple(file_config.registry),
         router=file_config.router,
+        security=file_config.security,
         source=str(path) if path else "environment",
     )

@@ -3,38 +3,13 @@ gateway, and capacity limits (usage-based strategy)."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
-import uuid
-from collections.abc import Iterator
 
 import httpx
-import pytest
-import redis
 
 from conftest import GatewayFactory
 from harness import EmulatorServer, GatewayServer, chat, dep, served
-
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def redis_prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("Redis is not reachable at REDIS_URL")
-    prefix = f"test-{uuid.uuid4().hex[:10]}"
-    monkeypatch.setenv("REDIS_URL", REDIS_URL)
-    monkeypatch.setenv("AI_GATEWAY_REDIS_PREFIX", prefix)
-    yield prefix
-    for key in client.scan_iter(match=f"*{prefix}*"):
-        client.delete(key)
-    client.close()
 
 
 def breaker_state(gw: GatewayServer, deployment: str) -> float | None:

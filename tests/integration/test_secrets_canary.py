@@ -1,20 +1,24 @@
-"""Secrets canary: a provider key and a master key, unique strings without any credential
-shape, appear in no log line, no response (body or header), no /metrics text and no span,
-for requests that succeed, that fail at auth upstream (whose error echoes the key back), that
-fail upstream otherwise, and that the client got wrong."""
+"""Secrets canary: a provider key, a master key and a JWT secret (unique strings without any
+credential shape) and a virtual key's secret appear in no log line, no response (body or
+header; the one that creates the key aside), no /metrics text, no span, no analytics row and no
+audit row, for requests that succeed, that fail at auth upstream (whose error echoes the key
+back), that fail upstream otherwise, and that the client got wrong."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import os
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 import structlog
 from aiohttp import web
@@ -28,6 +32,7 @@ from harness import EmulatorServer, GatewayServer, LoopThread, config_from_yaml
 
 PROVIDER_KEY = f"canary-provider-{uuid.uuid4().hex}"
 MASTER_KEY = f"canary-master-{uuid.uuid4().hex}"
+JWT_SECRET = f"canary-jwt-{uuid.uuid4().hex}"
 _STATUS = re.compile(r"^/s(\d{3})/")
 
 
@@ -98,6 +103,7 @@ def config_text(emu: EmulatorServer, up: EchoingUpstream) -> str:
         )
 
     return (
+        f"security: {{jwt: {{secret: '{JWT_SECRET}'}}}}\n"
         "router: {retries: 1, backoff_base_s: 0.01}\n"
         "models:\n"
         + model("ok", "openai", "gpt-4o-mini", f"{emu.url}/v1")
@@ -161,10 +167,40 @@ def test_canary_keys_never_leave_the_gateway(
             for wrong in (f"Bearer {MASTER_KEY}x", "Bearer nope", ""):
                 resp = send("GET", "/v1/models", headers={"Authorization": wrong})
                 assert resp.status_code == 401
+            # A virtual key and a JWT, used right and wrong. The response that creates the key
+            # holds its secret, by design: it is the one response not in `seen`.
+            created = client.post("/admin/keys", json={"user": "canary-user"})
+            assert created.status_code == 201
+            virtual = created.json()["key"]
+            as_key = {"Authorization": f"Bearer {virtual}"}
+            body = {"model": "ok", "messages": [{"role": "user", "content": "hi"}]}
+            assert send("POST", "/v1/chat/completions", json=body, headers=as_key).is_success
+            assert (
+                send(
+                    "POST",
+                    "/v1/chat/completions",
+                    json={**body, "model": "openai-401"},
+                    headers=as_key,
+                ).status_code
+                >= 400
+            )
+            wrong = {"Authorization": f"Bearer {virtual[:-3]}xyz"}
+            assert send("POST", "/v1/chat/completions", json=body, headers=wrong).status_code == 401
+            assert send("GET", "/admin/keys", headers=as_key).status_code == 403
+            claims = {"sub": "jwt-user", "exp": int(time.time()) + 60}
+            good_jwt = {"Authorization": f"Bearer {jwt.encode(claims, JWT_SECRET)}"}
+            assert send("POST", "/v1/chat/completions", json=body, headers=good_jwt).is_success
+            forged = {"Authorization": f"Bearer {jwt.encode(claims, JWT_SECRET + 'x')}"}
+            assert (
+                send("POST", "/v1/chat/completions", json=body, headers=forged).status_code == 401
+            )
+            assert send("GET", "/ai/analytics/usage").status_code == 200  # flushes the writer
+            audit = send("GET", "/admin/audit", params={"limit": "1000"}).text
+            assert "auth.failed" in audit
             assert send("GET", "/health/ready").status_code == 200
             metrics = send("GET", "/metrics").text
         deadline = time.monotonic() + 5  # the last lines are written just after the response
-        while log_stream.getvalue().count('"event":"request"') < len(seen):
+        while log_stream.getvalue().count('"event":"request"') < len(seen) + 1:
             assert time.monotonic() < deadline
             time.sleep(0.01)
     finally:
@@ -174,12 +210,24 @@ def test_canary_keys_never_leave_the_gateway(
     logs = log_stream.getvalue()
     spans = json.dumps([json.loads(s.to_json()) for s in exporter.get_finished_spans()])
     assert upstream.echoed >= 10  # the upstream really did quote the key back
-    assert logs.count('"event":"request"') == len(seen)  # there were lines to leak into
+    assert logs.count('"event":"request"') == len(seen) + 1  # there were lines to leak into
     assert "upstream_error" in logs
     assert "ai_gateway_errors_total" in metrics
     assert len(exporter.get_finished_spans()) > len(seen)  # requests and their attempts
-    for secret in (PROVIDER_KEY, MASTER_KEY):
+    stored = stored_rows()
+    assert "canary-user" in stored  # there were rows to leak into
+    for secret in (PROVIDER_KEY, MASTER_KEY, JWT_SECRET, virtual, virtual.partition("_")[2]):
         assert secret not in logs
         assert secret not in "\n".join(seen)
         assert secret not in metrics
         assert secret not in spans
+        assert secret not in stored
+
+
+def stored_rows() -> str:
+    """Every row of the analytics database (usage, feedback, keys, audit) as text."""
+    path = Path(os.environ["AI_GATEWAY_DATA_DIR"]) / "analytics.db"
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        rows = [repr(row) for t in tables for row in conn.execute(f"SELECT * FROM {t}")]  # noqa: S608
+    return "\n".join(rows)

@@ -40,7 +40,9 @@ from ai_gateway.stores.analytics import (
 
 log = get_logger(__name__)
 
-USAGE_GROUPS: tuple[UsageGroup, ...] = ("model", "provider", "user", "key", "day", "deployment")
+USAGE_GROUPS: tuple[UsageGroup, ...] = (
+    *("model", "provider", "user", "key", "team", "day", "deployment"),
+)
 FEEDBACK_GROUPS: tuple[FeedbackGroup, ...] = ("model", "template", "day")
 _SUMMED = (
     "requests",

@@ -1,51 +1,113 @@
-"""The master key check: installed only when AI_GATEWAY_MASTER_KEY is set (off costs nothing)."""
+"""Authentication and the admin boundary, before any body is read.
+
+Installed when authentication is on (a master key or a JWT configuration); off, it is not in the
+middleware stack at all. Every route under /ai, /v1 and /admin needs a credential (see
+`security/authenticator.py`); the admin routes (/admin/..., /ai/analytics/...) need the master
+key: any other valid credential gets 403. Refusals are audited (`auth.failed`, `access.denied`)
+without the credential itself.
+"""
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ai_gateway.errors import AuthenticationError
+from ai_gateway.errors import GatewayError, PermissionDeniedError
+from ai_gateway.observability.metrics import Metrics
+from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.security.audit import ACCESS_DENIED, AUTH_FAILED, AuditRecord, Outcome
+from ai_gateway.security.authenticator import Authenticator, AuthFailure
 
-PROTECTED_PREFIXES = ("/ai/", "/v1/")
+PROTECTED_PREFIXES = ("/ai/", "/v1/", "/admin/")
+ADMIN_PREFIXES = ("/admin/", "/ai/analytics/")
+AuditSink = Callable[[AuditRecord], None]
 
 
-class MasterKeyAuth:
-    def __init__(self, app: ASGIApp, master_key: str) -> None:
+def client_ip(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+async def send_error(send: Send, error: GatewayError) -> None:
+    """An OpenAI-style error from pure-ASGI code (outside the exception handlers' reach)."""
+    body = error.to_json()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class AuthMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticator: Authenticator,
+        metrics: Metrics,
+        audit: AuditSink | None = None,
+    ) -> None:
         self.app = app
-        self._expected = master_key.encode()
+        self._authenticator = authenticator
+        self._metrics = metrics
+        self._audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIXES):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if not path.startswith(PROTECTED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        supplied = b""
+        header = None
         for name, value in scope["headers"]:
             if name == b"authorization":
-                supplied = value
+                header = value
                 break
-        if not supplied:
-            error = AuthenticationError(
-                "Missing API key: send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
-            )
-        elif supplied[:7].lower() == b"bearer " and hmac.compare_digest(
-            supplied[7:].strip(), self._expected
-        ):
-            await self.app(scope, receive, send)
+        info = RequestInfo.from_scope(scope)
+        try:
+            principal = await self._authenticator.authenticate(header)
+        except AuthFailure as exc:
+            self._metrics.auth_failures.labels(exc.reason).inc()
+            self._record(scope, info, AUTH_FAILED, "failure", "anonymous", reason=exc.reason)
+            await send_error(send, exc)
             return
-        else:
-            error = AuthenticationError("Invalid API key.")
-        body = error.to_json()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="ai-gateway"'),
-                ],
-            }
+        except GatewayError as exc:  # the key store or the Auth service's keys are down
+            await send_error(send, exc)
+            return
+        info.principal = principal
+        info.client_ip = client_ip(scope)
+        if not principal.admin and path.startswith(ADMIN_PREFIXES):
+            self._record(scope, info, ACCESS_DENIED, "denied", principal.actor)
+            await send_error(
+                send,
+                PermissionDeniedError(
+                    f"{path} is an admin route: it needs the gateway's master key.",
+                    code="admin_only",
+                ),
+            )
+            return
+        await self.app(scope, receive, send)
+
+    def _record(
+        self,
+        scope: Scope,
+        info: RequestInfo,
+        action: str,
+        outcome: Outcome,
+        actor: str,
+        **details: str,
+    ) -> None:
+        if self._audit is None:
+            return
+        self._audit(
+            AuditRecord(
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                target=None,
+                source_ip=client_ip(scope),
+                request_id=info.request_id or None,
+                details={"method": scope.get("method", ""), "path": scope["path"], **details},
+            )
         )
-        await send({"type": "http.response.body", "body": body})

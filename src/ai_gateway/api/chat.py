@@ -9,10 +9,12 @@ from ai_gateway.api.common import JSONResponse, cancel_on_disconnect, read_json
 from ai_gateway.pipeline.chat import ChatPipeline
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.pipeline.fanout import Fanout
+from ai_gateway.pipeline.gate import RequestGate
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall
 from ai_gateway.schemas.chat import GATEWAY_FIELDS, ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
 from ai_gateway.schemas.validation import parse_body
+from ai_gateway.security.admission import Ticket
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -41,8 +43,9 @@ def route_headers(info: RequestInfo) -> dict[str, str]:
 
 
 class CompletionsAPI:
-    def __init__(self, pipeline: ChatPipeline, max_body_bytes: int) -> None:
+    def __init__(self, pipeline: ChatPipeline, gate: RequestGate, max_body_bytes: int) -> None:
         self._pipeline = pipeline
+        self._gate = gate
         self._fanout_of = Fanout(pipeline)
         self._limit = max_body_bytes
 
@@ -51,21 +54,34 @@ class CompletionsAPI:
         parsed = parse_body(ChatCompletionRequest, body)
         if any(name in body for name in GATEWAY_FIELDS):
             body = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
-        chat = ChatRequest(body=body, parsed=parsed)
         info = RequestInfo.from_scope(request.scope)
-        if parsed.models:
-            return await self._fanout(chat, info, request)
-        if parsed.stream:
-            stream = await cancel_on_disconnect(
-                self._pipeline.open_stream(chat, info), request.receive
+        gate = self._gate
+        gate.check_chat(body, parsed.models or (parsed.model,), info)
+        ticket = await gate.admit(parsed.model, info)
+        settled = False
+        try:
+            chat = gate.guard_input(ChatRequest(body=body, parsed=parsed), parsed.model, info)
+            if parsed.models:
+                return await self._fanout(chat, info, request)
+            if parsed.stream:
+                stream = await cancel_on_disconnect(
+                    self._pipeline.open_stream(chat, info, gate.chunk_guard(parsed.model, info)),
+                    request.receive,
+                )
+                settled = True  # from here on, when the stream ends
+                return StreamingResponse(
+                    gate.settle_after(stream, ticket, info),
+                    media_type="text/event-stream",
+                    headers={**SSE_HEADERS, **route_headers(info), **_limit_headers(ticket)},
+                )
+            result = await cancel_on_disconnect(
+                self._pipeline.complete(chat, info), request.receive
             )
-            return StreamingResponse(
-                stream,
-                media_type="text/event-stream",
-                headers={**SSE_HEADERS, **route_headers(info)},
-            )
-        result = await cancel_on_disconnect(self._pipeline.complete(chat, info), request.receive)
-        return JSONResponse(result, headers=route_headers(info))
+            result = gate.guard_output(result, parsed.model, info)
+            return JSONResponse(result, headers={**route_headers(info), **_limit_headers(ticket)})
+        finally:
+            if not settled:
+                await gate.settle(ticket, info)
 
     async def _fanout(self, chat: ChatRequest, info: RequestInfo, request: Request) -> Response:
         mode = chat.parsed.fanout or "all"
@@ -89,8 +105,17 @@ class CompletionsAPI:
         body = await read_json(request, self._limit)
         parsed = parse_body(EmbeddingsRequest, body)
         info = RequestInfo.from_scope(request.scope)
-        result = await cancel_on_disconnect(
-            self._pipeline.embeddings(EmbeddingsCall(body=body, parsed=parsed), info),
-            request.receive,
-        )
-        return JSONResponse(result, headers=route_headers(info))
+        self._gate.check_embeddings(body, parsed.model, info)
+        ticket = await self._gate.admit(parsed.model, info)
+        try:
+            result = await cancel_on_disconnect(
+                self._pipeline.embeddings(EmbeddingsCall(body=body, parsed=parsed), info),
+                request.receive,
+            )
+        finally:
+            await self._gate.settle(ticket, info)
+        return JSONResponse(result, headers={**route_headers(info), **_limit_headers(ticket)})
+
+
+def _limit_headers(ticket: Ticket | None) -> dict[str, str]:
+    return ticket.headers if ticket is not None else {}

@@ -186,9 +186,9 @@ class RequestContextMiddleware:
             fields["deployment"] = info.deployment
         if trace is not None:
             fields["attempts"] = trace.attempts
-        user = getattr(info, "user", None)  # set by the API layer when it knows the caller
-        if user:
-            fields["user"] = user
+        principal = info.principal  # set by authentication
+        if principal is not None and principal.user:
+            fields["user"] = principal.user
         if error is not None:
             fields["error_type"], fields["error_code"] = error
         assert self._log is not None

@@ -113,12 +113,15 @@ def _secret_value(value: SecretStr | None) -> str | None:
 
 def secrets_of(config: Config) -> tuple[str, ...]:
     """Every secret the configuration holds, for the scrubber: provider and deployment keys,
-    the master key, and the Redis / database URLs with their passwords."""
+    the master key, the JWT secret, and the Redis / database URLs with their passwords."""
     gateway = config.gateway
     found: list[str | None] = [_secret_value(gateway.master_key)]
     found += [_secret_value(p.api_key) for p in config.providers.values()]
     for group in config.models:
         found += [_secret_value(d.api_key) for d in group.deployments]
+    jwt = config.security.jwt
+    if jwt is not None:
+        found.append(_secret_value(jwt.secret))
     for url in (_secret_value(gateway.redis_url), _secret_value(gateway.database_url)):
         if url:
             found.append(url)

@@ -145,6 +145,26 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.auth_failures = Counter(
+            "ai_gateway_auth_failures_total",
+            "Refused credentials by reason (missing, unknown_key, revoked_key, expired_key, "
+            "invalid_jwt, malformed_header).",
+            ("reason",),
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "ai_gateway_rate_limit_decisions_total",
+            "The gateway's own limits: requests refused by limit kind (rps, tpm, concurrency) and "
+            "scope (user, key, team, model), and budget refusals (kind budget).",
+            ("kind", "scope", "outcome"),
+            registry=r,
+        )
+        self.guardrail_findings = Counter(
+            "ai_gateway_guardrail_findings_total",
+            "Content rule matches by rule, direction (input/output) and action.",
+            ("rule", "direction", "action"),
+            registry=r,
+        )
         self._direct_models: set[str] = set()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._request_children: dict[tuple[str, str, str, str], Counter] = {}

@@ -1,16 +1,21 @@
 """The chat completion pipeline: the one place that orders the stages.
 
     authenticate      (middleware: api/auth.py, before any body is read)
- -> validate          (api/chat.py: size limit, JSON, schema)
+ -> validate          (api/chat.py: size limit, JSON, schema; pipeline/gate.py: request limits,
+                       allowed models)
+ -> rate-limit/budget (pipeline/gate.py -> security/admission.py)
+ -> guardrails(in)    (pipeline/gate.py: content rules on the prompt)
  -> route             (routing/router.py: strategy, circuit breakers, context window,
                        retries, fallbacks, hedging; each attempt below)
  -> call provider     (adapter translates; transport errors become gateway errors)
  -> stream or respond (SSE relay: fail over until the first token, then an error event on a
                        mid-stream failure; or one JSON body)
- -> record usage      (metrics: tokens, upstream latency, time to first token)
+ -> guardrails(out)   (pipeline/gate.py: the answer, or each chunk through a ChunkGuard)
+ -> record usage      (metrics, usage record: tokens, cost, latency, time to first token)
+ -> settle            (pipeline/gate.py: leases released, tokens and cost charged)
 
-Later stages (rate limits, guardrails, cache, context building) slot in here in this order; a
-stage that is switched off is simply not in the list.
+api/chat.py calls the stages in this order; this module runs the ones from "route" to "record
+usage". A stage that is switched off costs nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 from ai_gateway.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from ai_gateway.observability.genai import AttemptSpan
@@ -34,6 +40,9 @@ from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.streaming.sse import DONE, encode_data
 from ai_gateway.usage.recorder import UsageRecorder
 from ai_gateway.usage.records import Route
+
+if TYPE_CHECKING:
+    from ai_gateway.pipeline.gate import ChunkGuard
 
 log = get_logger(__name__)
 
@@ -183,9 +192,12 @@ class ChatPipeline:
         info.cost_usd = self._recorder.record(info, kind, stream=False, usage=result.get("usage"))
         return result
 
-    async def open_stream(self, request: ChatRequest, info: RequestInfo) -> AsyncIterator[bytes]:
+    async def open_stream(
+        self, request: ChatRequest, info: RequestInfo, guard: ChunkGuard | None = None
+    ) -> AsyncIterator[bytes]:
         """Open the upstream stream up to its first real chunk. Until then every failure is a
-        normal HTTP error, retried and failed over by the router like any other."""
+        normal HTTP error, retried and failed over by the router like any other. `guard`: the
+        output content rules, applied to every chunk."""
         trace = self._begin(request.parsed.model, info)
 
         async def open_one(deployment: Deployment, body: JSONObject) -> _OpenStream:
@@ -240,13 +252,17 @@ class ChatPipeline:
         self._attempting(opened.deployment, info)
         options = request.parsed.stream_options
         include_usage = bool(options and options.include_usage)
-        return self._relay(opened, info, include_usage)
+        return self._relay(opened, info, include_usage, guard)
 
     def _hold(self) -> AttemptSpan | None:
         return self._tracing.hold_attempt() if self._tracing is not None else None
 
     async def _relay(
-        self, opened: _OpenStream, info: RequestInfo, include_usage: bool
+        self,
+        opened: _OpenStream,
+        info: RequestInfo,
+        include_usage: bool,
+        guard: ChunkGuard | None = None,
     ) -> AsyncIterator[bytes]:
         deployment = opened.deployment
         first_token_seen = False
@@ -272,6 +288,8 @@ class ChatPipeline:
                 if usage:
                     final_usage = usage
                     self._metrics.observe_usage(info.model, deployment.provider, usage)
+                if guard is not None:
+                    guard.apply(chunk)
                 choices = chunk.get("choices")
                 if choices or include_usage:
                     if not first_token_seen and choices and _has_content(choices):
@@ -281,6 +299,9 @@ class ChatPipeline:
                             deployment.provider, info.upstream_label, ttft
                         )
                     yield encode_data(chunk)
+            if guard is not None:
+                for tail in guard.tails():
+                    yield encode_data(tail)
             completed = True
             yield DONE
         except GatewayError as exc:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ai_gateway.routing.router import Trace
+    from ai_gateway.security.principal import Principal
 
 
 @dataclass(slots=True)
@@ -23,7 +24,10 @@ class RequestInfo:
     deployment: str = ""
     upstream_label: str = ""
     trace: Trace | None = None  # what the router did (attempts, fallbacks, the deployment used)
-    cost_usd: Decimal | None = None  # known when a non-streaming answer is complete
+    cost_usd: Decimal | None = None  # known when the answer is complete
+    principal: Principal | None = None  # who is calling (None: authentication is off)
+    client_ip: str | None = None  # set with the principal, for the audit log
+    total_tokens: int = 0  # prompt + completion tokens the provider reported
 
     @classmethod
     def from_scope(cls, scope: MutableMapping[str, Any]) -> RequestInfo:

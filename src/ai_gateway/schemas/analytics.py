@@ -175,7 +175,7 @@ class _Report(BaseModel):
 
 class UsageReport(_Report):
     object: Literal["analytics.usage"]
-    group_by: Literal["model", "provider", "user", "key", "day", "deployment"]
+    group_by: Literal["model", "provider", "user", "key", "team", "day", "deployment"]
     data: list[UsageRow]
     totals: UsageTotals
 

@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol
 
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 
-UsageGroup = Literal["model", "provider", "user", "key", "day", "deployment"]
+UsageGroup = Literal["model", "provider", "user", "key", "team", "day", "deployment"]
 FeedbackGroup = Literal["model", "template", "day"]
 
 

@@ -139,6 +139,7 @@ def usage_sql(d: Dialect, group_by: UsageGroup) -> str:
         provider="provider",
         user="user_id",
         key="key_id",
+        team="team",
         deployment="deployment",
         day=d.day("created_at"),
     )

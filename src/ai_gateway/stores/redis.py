@@ -19,6 +19,9 @@ from ai_gateway.api.health import CheckResult, ReadinessCheck
 CONNECT_TIMEOUT_S = 1.0
 SOCKET_TIMEOUT_S = 1.0
 HEALTH_CHECK_INTERVAL_S = 10  # an idle pooled connection is PINGed before reuse after this long
+# redis-py's own default (100) fails a call at once when all are busy: a burst of limit checks
+# would then look like "Redis unreachable". Connections are opened only as needed.
+MAX_CONNECTIONS = 1000
 
 
 def create_redis(
@@ -26,7 +29,7 @@ def create_redis(
     *,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
     socket_timeout_s: float = SOCKET_TIMEOUT_S,
-    max_connections: int | None = None,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> Redis:
     """A client for `url` (redis://, rediss:// or unix://). No I/O happens here: connections are
     opened on first use. Responses are decoded to `str`. A dropped connection is retried once,

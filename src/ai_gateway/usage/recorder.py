@@ -54,9 +54,13 @@ class UsageRecorder:
         if usage is not None and served is not None:
             cost = cost_usd(self._registry.get(served.provider, served.model), usage)
             self._metrics.observe_cost(info.model, provider, cost)
+        prompt, completion, cached, cache_write, reasoning = token_counts(usage)
+        # What the request used, for the limits and budgets settled when it ends.
+        info.cost_usd = cost
+        info.total_tokens = prompt + completion
         if self._sink is None:
             return cost
-        prompt, completion, cached, cache_write, reasoning = token_counts(usage)
+        principal = info.principal
         seconds = perf_counter() - info.started
         self._sink.submit_usage(
             UsageRecord(
@@ -82,6 +86,9 @@ class UsageRecorder:
                 ttft_ms=ttft_s * 1000 if ttft_s is not None else None,
                 attempts=trace.attempts if trace is not None else 0,
                 fallbacks=len(trace.fallbacks) if trace is not None else 0,
+                user=principal.user if principal is not None else None,
+                key_id=principal.key_id if principal is not None else None,
+                team=principal.team if principal is not None else None,
             )
         )
         return cost

@@ -1,4 +1,4 @@
-"""The background writer: usage records and feedback leave the hot path here.
+"""The background writer: usage records, feedback and audit records leave the hot path here.
 
 `submit_*` appends to a bounded in-memory buffer and returns (never blocks, never raises). A task
 writes the buffer to the analytics store in batches of up to `batch_size`: when a batch is full,
@@ -27,16 +27,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 
+if TYPE_CHECKING:
+    from ai_gateway.security.audit import AuditRecord
+
 log = get_logger(__name__)
 
-Kind = Literal["usage", "feedback"]
-KINDS: tuple[Kind, ...] = ("usage", "feedback")
+Kind = Literal["usage", "feedback", "audit"]
+KINDS: tuple[Kind, ...] = ("usage", "feedback", "audit")
 # Consecutive failures of a batch, the store being up, before its records are tried one by one.
 REJECT_AFTER = 3
 RETENTION_RETRY_S = 60.0
@@ -63,11 +66,22 @@ def _describe(exc: BaseException) -> dict[str, str]:
     return detail
 
 
+class AuditSink(Protocol):
+    async def write_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Append a batch; a record whose id exists is skipped. StoreUnavailableError when the
+        batch was not written."""
+        ...
+
+
 class AnalyticsWriter:
+    """`store` takes usage and feedback (None: analytics is off), `audit` the audit log (None:
+    no audit records are taken)."""
+
     def __init__(
         self,
-        store: AnalyticsStore,
+        store: AnalyticsStore | None,
         *,
+        audit: AuditSink | None = None,
         max_buffer: int = 100_000,
         batch_size: int = 500,
         flush_interval_s: float = 0.5,
@@ -82,6 +96,7 @@ class AnalyticsWriter:
         if max_buffer < 1 or batch_size < 1:
             raise ValueError("max_buffer and batch_size must be at least 1")
         self._store = store
+        self._audit = audit
         self._max_buffer = max_buffer
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
@@ -92,8 +107,8 @@ class AnalyticsWriter:
         self._backoff_s = backoff_s
         self._drop_log_interval_s = drop_log_interval_s
         self._retention_interval_s = retention_interval_s
-        self._queues: dict[Kind, deque[Any]] = {"usage": deque(), "feedback": deque()}
-        self._popped: dict[Kind, int] = {"usage": 0, "feedback": 0}
+        self._queues: dict[Kind, deque[Any]] = {kind: deque() for kind in KINDS}
+        self._popped: dict[Kind, int] = dict.fromkeys(KINDS, 0)
         self._pending_ids: dict[str, int] = {}
         self._written = 0
         self._dropped = 0
@@ -121,6 +136,11 @@ class AnalyticsWriter:
             self._queues["feedback"].append(record)
             self._nudge("feedback")
 
+    def submit_audit(self, record: AuditRecord) -> None:
+        if self._audit is not None and self._admit():
+            self._queues["audit"].append(record)
+            self._nudge("audit")
+
     def pending(self, request_id: str) -> bool:
         """Whether a usage record for `request_id` is buffered, not yet written."""
         return request_id in self._pending_ids
@@ -136,7 +156,7 @@ class AnalyticsWriter:
         )
 
     def _size(self) -> int:
-        return len(self._queues["usage"]) + len(self._queues["feedback"])
+        return sum(len(queue) for queue in self._queues.values())
 
     def _admit(self) -> bool:
         if self._closed:
@@ -182,6 +202,11 @@ class AnalyticsWriter:
 
     async def _call(self, kind: Kind, batch: Sequence[Any], timeout_s: float) -> None:
         async with asyncio.timeout(timeout_s):
+            if kind == "audit":
+                assert self._audit is not None
+                await self._audit.write_audit(batch)
+                return
+            assert self._store is not None  # nothing else is buffered without a store
             if kind == "usage":
                 await self._store.write_usage(batch)
             else:
@@ -259,7 +284,7 @@ class AnalyticsWriter:
                 log.error(
                     "analytics_record_rejected",
                     kind=kind,
-                    request_id=record.request_id,
+                    request_id=getattr(record, "request_id", None),
                     **_describe(exc),
                 )
                 self._drop(1, "rejected")
@@ -309,6 +334,7 @@ class AnalyticsWriter:
         return False
 
     async def _retention(self) -> None:
+        assert self._store is not None
         while True:
             before = datetime.now(UTC) - timedelta(days=self._retention_days)
             pause = self._retention_interval_s
@@ -327,7 +353,7 @@ class AnalyticsWriter:
         if self._tasks or self._closed:
             return
         self._tasks.append(asyncio.create_task(self._run(), name="analytics-writer"))
-        if self._retention_days > 0:
+        if self._retention_days > 0 and self._store is not None:
             self._tasks.append(asyncio.create_task(self._retention(), name="analytics-retention"))
 
     async def flush(self) -> None:

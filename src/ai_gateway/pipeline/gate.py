@@ -1,0 +1,227 @@
+"""The stages between authentication and routing, and their counterparts when a request ends:
+
+    validate          request limits (messages, sizes, max_tokens, nesting), allowed models
+ -> rate-limit/budget (security/admission.py)
+ -> guardrails(in)    content rules on the prompt: block (400), redact, flag
+    ... route, call the provider, stream or respond (pipeline/chat.py) ...
+ -> guardrails(out)   the same rules on the answer (streams: chunk by chunk, see ChunkGuard)
+ -> settle            release concurrency leases, charge tokens and cost
+
+Each stage costs nothing when nothing is configured for the caller and model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from ai_gateway.errors import GuardrailBlockedError, PermissionDeniedError
+from ai_gateway.observability.metrics import Metrics
+from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.providers.base import ChatRequest, JSONObject
+from ai_gateway.schemas.chat import ChatCompletionRequest
+from ai_gateway.security.admission import Admission, Ticket
+from ai_gateway.security.audit import CONTENT_BLOCKED, AuditRecord
+from ai_gateway.security.config import GuardrailsConfig
+from ai_gateway.security.guardrails import Finding, Guardrails, StreamFilter
+from ai_gateway.security.principal import Principal
+from ai_gateway.security.request_limits import RequestLimits, check_chat, check_embeddings
+
+AuditSink = Callable[[AuditRecord], None]
+
+
+class GuardrailSets:
+    """The compiled rules for each combination of policy names (built once, then cached)."""
+
+    def __init__(self, config: GuardrailsConfig) -> None:
+        self._policies = config.all_policies
+        self._default = config.default
+        self._models = config.models
+        self._compiled: dict[tuple[str, ...], Guardrails | None] = {}
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self._policies)
+
+    def for_request(self, principal: Principal | None, model: str) -> Guardrails | None:
+        names = self._default + self._models.get(model, ())
+        key = principal.key if principal is not None else None
+        if key is not None and key.guardrails:
+            names += key.guardrails
+        if not names:
+            return None
+        unique = tuple(dict.fromkeys(names))
+        if unique not in self._compiled:
+            policies = [self._policies[n] for n in unique if n in self._policies]
+            self._compiled[unique] = Guardrails.compile(policies) if policies else None
+        return self._compiled[unique]
+
+
+class ChunkGuard:
+    """The output rules over a stream of OpenAI chat chunks: each choice's text goes through a
+    StreamFilter, which may hold back a short tail until it knows no match spans the chunk
+    boundary; the tail is released with the choice's finishing chunk."""
+
+    def __init__(self, gate: RequestGate, guard: Guardrails, info: RequestInfo) -> None:
+        self._gate = gate
+        self._filter: StreamFilter = guard.stream_filter()
+        self._info = info
+        self._open: set[int] = set()
+        self._envelope: JSONObject = {}
+
+    def apply(self, chunk: JSONObject) -> None:
+        """Filter the chunk's content in place; GuardrailBlockedError on a `block` rule."""
+        if not self._envelope:
+            self._envelope = {
+                k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk
+            }
+        for choice in chunk.get("choices") or ():
+            index = choice.get("index", 0)
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                self._open.add(index)
+                step = self._filter.feed(index, text)
+                self._gate.findings(step.findings, self._info, step.blocked)
+                delta["content"] = step.text
+            if choice.get("finish_reason") and index in self._open:
+                self._open.discard(index)
+                step = self._filter.finish(index)
+                self._gate.findings(step.findings, self._info, step.blocked)
+                if step.text:
+                    delta["content"] = (delta.get("content") or "") + step.text
+
+    def tails(self) -> list[JSONObject]:
+        """Chunks carrying what is still held back when the stream ended without finishing
+        each choice (rare: upstreams send a finish reason)."""
+        chunks: list[JSONObject] = []
+        for index in sorted(self._open):
+            step = self._filter.finish(index)
+            self._gate.findings(step.findings, self._info, step.blocked)
+            if step.text:
+                choice = {"index": index, "delta": {"content": step.text}, "finish_reason": None}
+                chunks.append({**self._envelope, "choices": [choice]})
+        self._open.clear()
+        return chunks
+
+
+class RequestGate:
+    def __init__(
+        self,
+        limits: RequestLimits,
+        admission: Admission,
+        guardrails: GuardrailSets,
+        metrics: Metrics,
+        audit: AuditSink | None,
+    ) -> None:
+        self._limits = limits
+        self._admission = admission
+        self._guardrails = guardrails
+        self._metrics = metrics
+        self._audit = audit
+
+    # --- validate ------------------------------------------------------------------------------
+
+    def check_chat(self, body: dict[str, Any], models: Sequence[str], info: RequestInfo) -> None:
+        check_chat(body, self._limits)
+        self._allowed(models, info.principal)
+
+    def check_embeddings(self, body: dict[str, Any], model: str, info: RequestInfo) -> None:
+        check_embeddings(body, self._limits)
+        self._allowed((model,), info.principal)
+
+    @staticmethod
+    def _allowed(models: Sequence[str], principal: Principal | None) -> None:
+        key = principal.key if principal is not None else None
+        if key is None or not key.models:
+            return
+        for model in models:
+            if not key.allows_model(model):
+                raise PermissionDeniedError(
+                    f"This API key may not use model {model!r}; it is allowed: "
+                    f"{', '.join(key.models)}.",
+                    param="model",
+                    code="model_not_allowed",
+                )
+
+    # --- rate limits and budgets ---------------------------------------------------------------
+
+    async def admit(self, model: str, info: RequestInfo) -> Ticket | None:
+        return await self._admission.admit(info.principal, model, info)
+
+    async def settle(self, ticket: Ticket | None, info: RequestInfo) -> None:
+        await self._admission.settle(ticket, info)
+
+    async def settle_after(
+        self, stream: AsyncIterator[bytes], ticket: Ticket | None, info: RequestInfo
+    ) -> AsyncIterator[bytes]:
+        """The stream, with the request settled when it ends (however it ends)."""
+        try:
+            async for part in stream:
+                yield part
+        finally:
+            await self._admission.settle(ticket, info)
+
+    # --- guardrails ----------------------------------------------------------------------------
+
+    def guard_input(self, chat: ChatRequest, model: str, info: RequestInfo) -> ChatRequest:
+        guard = self._guardrails.for_request(info.principal, model)
+        if guard is None:
+            return chat
+        messages = chat.body.get("messages")
+        if not isinstance(messages, list):
+            return chat
+        scan = guard.scan_messages(messages)
+        self.findings(scan.findings, info, scan.blocked)
+        if scan.messages is messages:
+            return chat
+        body = {**chat.body, "messages": scan.messages}
+        return ChatRequest(body=body, parsed=ChatCompletionRequest.model_validate(body))
+
+    def guard_output(self, result: JSONObject, model: str, info: RequestInfo) -> JSONObject:
+        guard = self._guardrails.for_request(info.principal, model)
+        if guard is None:
+            return result
+        scan = guard.scan_response(result)
+        self.findings(scan.findings, info, scan.blocked)
+        return scan.body
+
+    def chunk_guard(self, model: str, info: RequestInfo) -> ChunkGuard | None:
+        guard = self._guardrails.for_request(info.principal, model)
+        return ChunkGuard(self, guard, info) if guard is not None else None
+
+    def findings(
+        self, found: Sequence[Finding], info: RequestInfo, blocked: Finding | None
+    ) -> None:
+        """Count and audit what the rules found (never the matched text); raise on a block."""
+        for finding in found:
+            self._metrics.guardrail_findings.labels(
+                finding.rule, finding.direction, finding.action
+            ).inc(finding.count)
+        if blocked is None:
+            return
+        if self._audit is not None:
+            principal = info.principal
+            self._audit(
+                AuditRecord(
+                    actor=principal.actor if principal is not None else "anonymous",
+                    action=CONTENT_BLOCKED,
+                    outcome="blocked",
+                    source_ip=info.client_ip,
+                    request_id=info.request_id or None,
+                    details={
+                        "rule": blocked.rule,
+                        "detector": blocked.detector,
+                        "direction": blocked.direction,
+                        "location": blocked.location,
+                    },
+                )
+            )
+        where = "request" if blocked.direction == "input" else "response"
+        raise GuardrailBlockedError(
+            f"The {where} was blocked by the content rule {blocked.rule!r} "
+            f"({blocked.detector} at {blocked.location}).",
+            param=blocked.location if blocked.direction == "input" else None,
+        )

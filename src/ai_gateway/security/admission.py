@@ -1,0 +1,339 @@
+"""The rate-limit and budget stage: admit a request (or refuse it with 429 / 402 / 503), and
+settle it when it ends (release its concurrency leases, charge its tokens and its cost).
+
+Scopes, each with its own limits: the virtual key (its own settings), the user (the configured
+default, 10 requests/s, or a per-user entry), the team, and the model (everyone's requests for
+that model name together). The master key is the operator's: no user, key or team limit applies
+to it (model limits do). With authentication off there is no user: only model limits apply.
+
+Budgets (key, user, team) are checked before the request starts: it is refused while the
+period's spend has reached the budget. Costs are charged when the request ends (a stream: when
+it ends), so requests admitted while the spend was under budget may take it over. The
+overshoot is bounded by what those in-flight requests cost: at most (requests in flight for
+the scope) x (the most one request can cost); docs/security.md gives the figure and a test
+checks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from ai_gateway.errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
+from ai_gateway.observability.logging import get_logger
+from ai_gateway.observability.metrics import Metrics
+from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.security.budget import (
+    Period,
+    SpendCounter,
+    SpendUnavailableError,
+    period_window,
+)
+from ai_gateway.security.config import (
+    BudgetConfig,
+    LimitConfig,
+    SecurityConfig,
+    default_burst,
+)
+from ai_gateway.security.keys import ApiKey
+from ai_gateway.security.principal import Principal
+from ai_gateway.security.ratelimit import Decision, LimiterUnavailableError, Rate, RateLimiter
+from ai_gateway.stores.analytics import StoreUnavailableError
+
+log = get_logger(__name__)
+
+# Spend so far per name (user, key id, team) of one scope kind in [start, end).
+SpendSource = Callable[[str, datetime, datetime], Awaitable[dict[str, Decimal]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """One scope's limits, ready to check (the Rate built once)."""
+
+    scope: str  # "key", "user", "team", "model"
+    key: str  # the limiter's key, e.g. "user:alice"
+    rate: Rate | None
+    tpm: int | None
+    max_concurrent: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    scope: str
+    key: str
+    usd: Decimal
+    period: Period
+
+
+@dataclass(slots=True)
+class Ticket:
+    """What a request holds until it is settled."""
+
+    leases: list[tuple[str, str]] = field(default_factory=list)  # (limiter key, lease id) held
+    token_scopes: list[tuple[str, int]] = field(default_factory=list)  # (key, tpm)
+    budgets: list[_Budget] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _rate(limits: LimitConfig) -> Rate | None:
+    if limits.rps is None:
+        return None
+    return Rate(limits.rps, limits.burst or default_burst(limits.rps))
+
+
+def _reset(seconds: float) -> str:
+    return f"{max(seconds, 0.0):.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def _refusal_headers(decision: Decision, kind: str) -> dict[str, str]:
+    suffix = "tokens" if kind == "tpm" else "requests"
+    return {
+        "retry-after": str(max(1, math.ceil(decision.retry_after_s))),
+        f"x-ratelimit-limit-{suffix}": str(decision.limit),
+        f"x-ratelimit-remaining-{suffix}": str(decision.remaining),
+        f"x-ratelimit-reset-{suffix}": _reset(decision.reset_s),
+    }
+
+
+class Admission:
+    def __init__(
+        self,
+        config: SecurityConfig,
+        limiter: RateLimiter,
+        spend: SpendCounter,
+        metrics: Metrics,
+        *,
+        lease_ttl_s: float,
+        spend_source: SpendSource | None = None,
+    ) -> None:
+        """`spend_source`: where the spend of a period so far is read when a counter for it
+        does not exist yet (after a restart without Redis): the analytics store."""
+        limits = config.rate_limits
+        self._spend_source = spend_source
+        self._seeding: dict[tuple[str, str, datetime], asyncio.Future[None]] = {}
+        self._limiter = limiter
+        self._spend = spend
+        self._metrics = metrics
+        self._lease_ttl_s = lease_ttl_s
+        self._budgets = config.budgets
+        self._fail_closed = limits.redis_failure == "fail_closed"
+        self._user_default = limits.user
+        self._user_limits = dict(limits.users)
+        self._team_default = limits.team
+        self._team_limits = dict(limits.teams)
+        self._model_limits = {
+            name: self._limits("model", f"model:{name}", spec)
+            for name, spec in limits.models.items()
+            if not spec.empty
+        }
+        self._cache: dict[tuple[str, str], _Limits | None] = {}
+        # Lease ids are the gateway's own: a client-chosen request id could repeat on purpose.
+        self._lease_prefix = os.urandom(8).hex()
+        self._lease_counter = itertools.count(1)
+
+    @staticmethod
+    def _limits(scope: str, key: str, spec: LimitConfig) -> _Limits:
+        return _Limits(scope, key, _rate(spec), spec.tpm, spec.max_concurrent)
+
+    def _scoped(self, scope: str, name: str, spec: LimitConfig | None) -> _Limits | None:
+        cached = self._cache.get((scope, name), self)
+        if cached is not self:
+            return cached  # type: ignore[return-value]
+        made = None if spec is None or spec.empty else self._limits(scope, f"{scope}:{name}", spec)
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[(scope, name)] = made
+        return made
+
+    def _key_limits(self, key: ApiKey) -> _Limits | None:
+        if key.rps is None and key.tpm is None and key.max_concurrent is None:
+            return None
+        rate = Rate(key.rps, key.burst or default_burst(key.rps)) if key.rps else None
+        return _Limits("key", f"key:{key.id}", rate, key.tpm, key.max_concurrent)
+
+    def _applicable(self, principal: Principal | None, model: str) -> list[_Limits]:
+        found: list[_Limits] = []
+        if principal is not None and not principal.admin:
+            if principal.key is not None:
+                limits = self._key_limits(principal.key)
+                if limits is not None:
+                    found.append(limits)
+            if principal.user is not None:
+                spec = self._user_limits.get(principal.user, self._user_default)
+                limits = self._scoped("user", principal.user, spec)
+                if limits is not None:
+                    found.append(limits)
+            if principal.team is not None:
+                team = self._team_limits.get(principal.team, self._team_default)
+                limits = self._scoped("team", principal.team, team)
+                if limits is not None:
+                    found.append(limits)
+        model_limits = self._model_limits.get(model)
+        if model_limits is not None:
+            found.append(model_limits)
+        return found
+
+    def _budgets_of(self, principal: Principal | None) -> list[_Budget]:
+        if principal is None or principal.admin:
+            return []
+        found: list[_Budget] = []
+        key = principal.key
+        if key is not None and key.budget_usd is not None and key.budget_period is not None:
+            found.append(_Budget("key", f"key:{key.id}", key.budget_usd, key.budget_period))
+        config = self._budgets
+        if principal.user is not None:
+            user = config.users.get(principal.user, config.user)
+            if user is not None:
+                found.append(self._budget("user", principal.user, user))
+        if principal.team is not None:
+            team = config.teams.get(principal.team, config.team)
+            if team is not None:
+                found.append(self._budget("team", principal.team, team))
+        return found
+
+    @staticmethod
+    def _budget(scope: str, name: str, config: BudgetConfig) -> _Budget:
+        return _Budget(scope, f"{scope}:{name}", config.usd, config.period)
+
+    # --- the stage -----------------------------------------------------------------------------
+
+    async def admit(
+        self, principal: Principal | None, model: str, info: RequestInfo
+    ) -> Ticket | None:
+        """None when nothing applies (the common unlimited case costs two dict lookups)."""
+        limits = self._applicable(principal, model)
+        budgets = self._budgets_of(principal)
+        if not limits and not budgets:
+            return None
+        ticket = Ticket()
+        try:
+            for scoped in limits:
+                await self._check(scoped, ticket, info)
+            for budget in budgets:
+                await self._check_budget(budget)
+                ticket.budgets.append(budget)
+        except BaseException:
+            await self._release(ticket)
+            raise
+        return ticket
+
+    async def _check(self, scoped: _Limits, ticket: Ticket, info: RequestInfo) -> None:
+        limiter = self._limiter
+        try:
+            if scoped.rate is not None:
+                decision = await limiter.hit(scoped.key, scoped.rate)
+                self._refuse_unless(decision, "rps", scoped)
+                if not ticket.headers or decision.remaining < int(
+                    ticket.headers["x-ratelimit-remaining-requests"]
+                ):
+                    ticket.headers = {
+                        "x-ratelimit-limit-requests": str(decision.limit),
+                        "x-ratelimit-remaining-requests": str(decision.remaining),
+                        "x-ratelimit-reset-requests": _reset(decision.reset_s),
+                    }
+            if scoped.tpm is not None:
+                decision = await limiter.check_tokens(scoped.key, scoped.tpm)
+                self._refuse_unless(decision, "tpm", scoped)
+                ticket.token_scopes.append((scoped.key, scoped.tpm))
+            if scoped.max_concurrent is not None:
+                lease_id = f"{self._lease_prefix}{next(self._lease_counter):x}"
+                decision = await limiter.acquire(
+                    scoped.key, scoped.max_concurrent, lease_id, self._lease_ttl_s
+                )
+                self._refuse_unless(decision, "concurrency", scoped)
+                ticket.leases.append((scoped.key, lease_id))
+        except LimiterUnavailableError:
+            raise ServiceUnavailableError(
+                "Rate limits cannot be checked: the shared limiter (Redis) is unreachable and "
+                "the gateway is configured to fail closed. Retry shortly."
+            ) from None
+
+    def _refuse_unless(self, decision: Decision, kind: str, scoped: _Limits) -> None:
+        if decision.allowed:
+            return
+        self._metrics.rate_limited.labels(kind, scoped.scope, "refused").inc()
+        what = {
+            "rps": f"{scoped.rate.rps:g} requests per second" if scoped.rate else "",
+            "tpm": f"{scoped.tpm} tokens per minute",
+            "concurrency": f"{scoped.max_concurrent} concurrent requests",
+        }[kind]
+        raise RateLimitError(
+            f"Rate limit reached for this {scoped.scope}: {what}. "
+            f"Retry after {max(1, math.ceil(decision.retry_after_s))} s.",
+            headers=_refusal_headers(decision, kind),
+        )
+
+    async def _seeded(self, budget: _Budget) -> None:
+        """Once per scope kind and period: counters start from the recorded spend."""
+        if self._spend_source is None:
+            return
+        start, _ = period_window(budget.period, datetime.now(UTC))
+        mark = (budget.scope, budget.period, start)
+        task = self._seeding.get(mark)
+        if task is None:
+            task = asyncio.ensure_future(self._seed(mark))
+            self._seeding[mark] = task
+        await asyncio.shield(task)  # a caller that goes away does not cancel the others' seed
+
+    async def _seed(self, mark: tuple[str, str, datetime]) -> None:
+        scope, period, start = mark
+        assert self._spend_source is not None
+        try:
+            totals = await self._spend_source(scope, start, datetime.now(UTC))
+            for name, amount in totals.items():
+                await self._spend.seed(f"{scope}:{name}", period, amount)  # type: ignore[arg-type]
+        except (StoreUnavailableError, SpendUnavailableError) as exc:
+            del self._seeding[mark]  # the next request tries again
+            log.warning("budget_seed_failed", scope=scope, error=type(exc).__name__)
+
+    async def _check_budget(self, budget: _Budget) -> None:
+        await self._seeded(budget)
+        try:
+            spent = await self._spend.spent(budget.key, budget.period)
+        except SpendUnavailableError:
+            if self._fail_closed:
+                raise ServiceUnavailableError(
+                    "Budgets cannot be checked: the shared spend counters (Redis) are "
+                    "unreachable. Retry shortly."
+                ) from None
+            log.warning("budget_check_skipped", scope=budget.scope, reason="redis_unreachable")
+            return
+        if spent >= budget.usd:
+            self._metrics.rate_limited.labels("budget", budget.scope, "refused").inc()
+            raise BudgetExceededError(
+                f"The {budget.scope}'s budget of {budget.usd} USD per {budget.period} is used up "
+                f"(spent {spent.normalize():f} USD this {budget.period}). It resets at the start "
+                f"of the next {budget.period}; an administrator can raise it."
+            )
+
+    # --- settling ------------------------------------------------------------------------------
+
+    async def settle(self, ticket: Ticket | None, info: RequestInfo) -> None:
+        """Release the request's leases and charge what it used. Never raises: a failed charge is
+        logged (the request is over; refusing anything now would help nobody)."""
+        if ticket is None:
+            return
+        await self._release(ticket)
+        try:
+            if info.total_tokens > 0:
+                for key, tpm in ticket.token_scopes:
+                    await self._limiter.charge_tokens(key, tpm, info.total_tokens)
+            cost = info.cost_usd
+            if cost is not None and cost > 0:
+                for budget in ticket.budgets:
+                    await self._spend.add(budget.key, budget.period, cost)
+        except (LimiterUnavailableError, SpendUnavailableError) as exc:
+            log.warning("usage_not_charged", request_id=info.request_id, error=type(exc).__name__)
+
+    async def _release(self, ticket: Ticket) -> None:
+        leases, ticket.leases = ticket.leases, []
+        for key, lease_id in leases:
+            with contextlib.suppress(LimiterUnavailableError):  # the lease expires by itself
+                await self._limiter.release(key, lease_id)
