@@ -47,6 +47,7 @@ class LoadSpec:
     body: str
     cpus: set[int] | None  # CPUs the generator is pinned to (None: not pinned)
     warmup_s: float
+    auth: str | None = None  # a bearer credential sent with every request (BENCH_AUTH)
 
 
 def pick_tool(requested: str) -> str:
@@ -78,6 +79,10 @@ def _run(argv: list[str], env: dict[str, str], timeout: float) -> str:
     return proc.stdout
 
 
+def _auth_env(spec: LoadSpec) -> dict[str, str]:
+    return {"BENCH_AUTH": spec.auth} if spec.auth else {}
+
+
 def _wrk(spec: LoadSpec, url: str, connections: int, duration: float) -> Measurement:
     threads = 1 if spec.cpus and len(spec.cpus) == 1 else min(connections, os.cpu_count() or 1)
     seconds = max(1, round(duration))
@@ -92,7 +97,7 @@ def _wrk(spec: LoadSpec, url: str, connections: int, duration: float) -> Measure
         str(LUA_SCRIPT),
         url,
     ]
-    env = {**os.environ, "BENCH_BODY": spec.body}
+    env = {**os.environ, "BENCH_BODY": spec.body, **_auth_env(spec)}
     out = _run(pinned(argv, spec.cpus), env, timeout=seconds + 60)
     line = next((ln for ln in out.splitlines() if ln.startswith(RESULT_PREFIX)), None)
     if line is None:
@@ -132,7 +137,7 @@ def _python(spec: LoadSpec, url: str, connections: int, duration: float) -> Meas
         "--body",
         spec.body,
     ]
-    out = _run(pinned(argv, spec.cpus), dict(os.environ), timeout=duration + 60)
+    out = _run(pinned(argv, spec.cpus), {**os.environ, **_auth_env(spec)}, timeout=duration + 60)
     lines = out.strip().splitlines()
     if not lines:
         raise LoadError("bench.loadgen printed no result")

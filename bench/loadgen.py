@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -110,6 +111,8 @@ async def run_load(
     connector = aiohttp.TCPConnector(limit=connections)
     timeout = aiohttp.ClientTimeout(total=30)
     headers = {"Content-Type": "application/json"}
+    if os.environ.get("BENCH_AUTH"):
+        headers["Authorization"] = f"Bearer {os.environ['BENCH_AUTH']}"
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def send() -> int:

@@ -15,10 +15,12 @@ Run: ``python -m bench.run [--duration 10] [--connections 64] [--only direct,pas
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +47,14 @@ models:
     api_base: http://127.0.0.1:{port}/v1
     api_key: sk-bench-not-a-secret
 """
+# --keys: authentication, a virtual key and per-user rate limits on (limits high enough to admit
+# the benchmark's load: the checks run on every request, nothing is refused).
+SECURITY_CONFIG = """\
+security:
+  rate_limits:
+    users: {bench: {rps: 10000000, burst: 10000000}}
+"""
+MASTER_KEY = "sk-bench-master-not-a-secret"
 SUT_CPUS = {0}
 AUX_CPUS = {1}
 
@@ -61,6 +71,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gateway-bin", default=None, help="the ai-gateway executable")
     parser.add_argument("--ready-timeout", type=float, default=60.0)
     parser.add_argument("--output", type=Path, default=None, help="JSON path (default: results/)")
+    parser.add_argument(
+        "--keys",
+        action="store_true",
+        help="gateway with authentication on, called with a virtual key under per-user and "
+        "per-key rate limits (all admitting the load)",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(TARGETS)
     if unknown:
@@ -151,10 +167,14 @@ def start_servers(
             failed["gateway"] = TargetResult(error="ai-gateway executable not found")
         else:
             config = logs / "gateway.yaml"
-            config.write_text(GATEWAY_CONFIG.format(port=up_port))
+            text = GATEWAY_CONFIG.format(port=up_port)
+            config.write_text(text + SECURITY_CONFIG if args.keys else text)
             port = free_port()
             commands["gateway"] = [exe, "serve", "--config", str(config)]
             commands["gateway"] += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = {**os.environ, "AI_GATEWAY_DATA_DIR": str(logs / "data")}
+    if args.keys:
+        env["AI_GATEWAY_MASTER_KEY"] = MASTER_KEY
     for name, argv in commands.items():
         try:
             servers[name] = stack.enter_context(
@@ -165,12 +185,23 @@ def start_servers(
                     log_dir=logs,
                     cpus=sut,
                     ready_timeout=args.ready_timeout,
+                    env=env if name == "gateway" else None,
                 )
             )
         except (StartError, OSError) as exc:
             print(f"[{name}] could not start: {exc}", file=sys.stderr, flush=True)
             failed[name] = TargetResult(error=f"could not start: {exc}")
     return upstream, servers, failed
+
+
+def create_key(args: argparse.Namespace, logs: Path) -> str:
+    """A virtual key for user `bench` (its own rps limit too), in the gateway's data directory."""
+    exe = gateway_executable(args.gateway_bin) or "ai-gateway"
+    argv = [exe, "keys", "create", "--user", "bench", "--rps", "10000000", "--json"]
+    env = {**os.environ, "AI_GATEWAY_DATA_DIR": str(logs / "data")}
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stdout
+    key: str = json.loads(out)["key"]
+    return key
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -182,6 +213,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"load generator: {tool_version(tool)}; pinning: {'on' if pin else 'off'}", flush=True)
     rounds: dict[str, list[TargetResult]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, ExitStack() as stack:
+        if args.keys:
+            spec = dataclasses.replace(spec, auth=create_key(args, Path(tmp)))
         upstream, servers, failed = start_servers(stack, targets, args, Path(tmp), pin)
         rounds.update({name: [res] for name, res in failed.items()})
         for i in range(args.repeat):
@@ -213,6 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "request": {"path": CHAT_PATH, "body": json.loads(BODY)},
         "command": "python -m bench.run " + " ".join(sys.argv[1:]),
+        "keys_and_limits": args.keys,
     }
     return {"rounds": rounds, "settings": settings}
 

@@ -2,6 +2,9 @@
 -- The body comes from the BENCH_BODY environment variable (bench/load.py sets it).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+if os.getenv("BENCH_AUTH") then
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_AUTH")
+end
 wrk.body = os.getenv("BENCH_BODY") or '{"model": "bench", "messages": [{"role": "user", "content": "Say hello"}]}'
 
 function done(summary, latency, requests)
