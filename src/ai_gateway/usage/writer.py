@@ -109,6 +109,7 @@ class AnalyticsWriter:
         self._retention_interval_s = retention_interval_s
         self._queues: dict[Kind, deque[Any]] = {kind: deque() for kind in KINDS}
         self._popped: dict[Kind, int] = dict.fromkeys(KINDS, 0)
+        self._buffered = 0
         self._pending_ids: dict[str, int] = {}
         self._written = 0
         self._dropped = 0
@@ -128,17 +129,20 @@ class AnalyticsWriter:
     def submit_usage(self, record: UsageRecord) -> None:
         if self._admit():
             self._queues["usage"].append(record)
+            self._buffered += 1
             self._pending_ids[record.request_id] = self._pending_ids.get(record.request_id, 0) + 1
             self._nudge("usage")
 
     def submit_feedback(self, record: FeedbackRecord) -> None:
         if self._admit():
             self._queues["feedback"].append(record)
+            self._buffered += 1
             self._nudge("feedback")
 
     def submit_audit(self, record: AuditRecord) -> None:
         if self._audit is not None and self._admit():
             self._queues["audit"].append(record)
+            self._buffered += 1
             self._nudge("audit")
 
     def pending(self, request_id: str) -> bool:
@@ -156,7 +160,7 @@ class AnalyticsWriter:
         )
 
     def _size(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
+        return self._buffered  # the queues' total length, kept on the hot path's terms
 
     def _admit(self) -> bool:
         if self._closed:
@@ -223,6 +227,7 @@ class AnalyticsWriter:
                 else:
                     del self._pending_ids[record.request_id]
         self._popped[kind] += count
+        self._buffered -= count
 
     def _succeeded(self, written: int) -> None:
         self._head_failures = 0
@@ -394,6 +399,7 @@ class AnalyticsWriter:
         if left:
             for queue in self._queues.values():
                 queue.clear()
+            self._buffered = 0
             self._pending_ids.clear()
             self._drop(left, "shutdown")
         self._log_drops(force=True)

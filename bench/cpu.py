@@ -1,0 +1,150 @@
+"""Gateway CPU time per request, for comparing builds (less sensitive to a busy machine than
+req/s).
+
+Each build is a source tree (a `git worktree` of a commit, or this checkout): its gateway runs
+with this interpreter and `PYTHONPATH=<tree>/src`, pinned to CPU 0, against the zero-latency
+upstream; wrk (one thread, pinned to CPU 1 with the upstream) drives it for a warm-up, then for
+the measurement, and the gateway's utime + stime over the measurement (from /proc) is divided by
+the requests served. Builds are measured interleaved, round after round; medians are reported.
+
+    python -m bench.cpu --build before=/tmp/wt-a1d19fc --build after=. --rounds 3
+    python -m bench.cpu --build after=. --keys after   # authentication, key and limits on
+
+Needs Linux, wrk and two CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench.load import LUA_SCRIPT, RESULT_PREFIX
+from bench.procs import free_port, running
+from bench.run import BODY, CHAT_PATH, GATEWAY_CONFIG, MASTER_KEY, SECURITY_CONFIG
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def wrk(url: str, connections: int, seconds: int, auth: str | None) -> int:
+    env = {**os.environ, "BENCH_BODY": BODY}
+    if auth:
+        env["BENCH_AUTH"] = auth
+    argv = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
+    argv += ["-s", str(LUA_SCRIPT), url]
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith(RESULT_PREFIX))
+    raw = json.loads(line[len(RESULT_PREFIX) :])
+    if raw["errors_status"]:
+        raise RuntimeError(f"{raw['errors_status']} non-2xx answers: check the gateway's log")
+    return int(raw["requests"])
+
+
+def create_key(tree: Path, data: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "AI_GATEWAY_DATA_DIR": str(data)}
+    argv = [sys.executable, "-m", "ai_gateway.cli", "keys", "create", "--user", "bench"]
+    argv += ["--rps", "10000000", "--json"]
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stdout
+    key: str = json.loads(out)["key"]
+    return key
+
+
+def measure(
+    tree: Path,
+    keys: bool,
+    extra_env: dict[str, str],
+    upstream_port: int,
+    args: argparse.Namespace,
+    tmp: Path,
+) -> float:
+    """µs of gateway CPU per request, for one build, one run."""
+    data = tmp / f"data-{time.monotonic_ns()}"
+    config = tmp / f"gateway-{time.monotonic_ns()}.yaml"
+    text = GATEWAY_CONFIG.format(port=upstream_port)
+    config.write_text(text + SECURITY_CONFIG if keys else text)
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "AI_GATEWAY_DATA_DIR": str(data)}
+    env.update(extra_env)
+    auth = None
+    if keys:
+        env["AI_GATEWAY_MASTER_KEY"] = MASTER_KEY
+        auth = create_key(tree, data)
+    port = free_port()
+    argv = [sys.executable, "-m", "ai_gateway.cli", "serve", "--config", str(config)]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    with running("gateway", argv, port=port, log_dir=tmp, cpus={0}, env=env) as gw:
+        url = gw.base_url + CHAT_PATH
+        wrk(url, args.connections, args.warmup, auth)
+        before, started = cpu_seconds(gw.popen.pid), time.monotonic()
+        requests = wrk(url, args.connections, args.duration, auth)
+        used = cpu_seconds(gw.popen.pid) - before
+        elapsed = time.monotonic() - started
+    print(
+        f"  {requests / elapsed:.0f} req/s, gateway CPU {used / elapsed:.0%}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return used / requests * 1e6
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build", action="append", required=True, help="NAME=SOURCE_TREE")
+    parser.add_argument(
+        "--keys",
+        action="append",
+        default=[],
+        help="NAME of a build to run with authentication, a virtual key and rate limits on",
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], help="NAME:VAR=VALUE, for one build's gateway"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args(argv)
+    builds = dict(item.split("=", 1) for item in args.build)
+    envs: dict[str, dict[str, str]] = {name: {} for name in builds}
+    for item in args.env:
+        name, _, assignment = item.partition(":")
+        var, _, value = assignment.partition("=")
+        envs[name][var] = value
+    results: dict[str, list[float]] = {name: [] for name in builds}
+    with tempfile.TemporaryDirectory(prefix="bench-cpu-") as tmp, ExitStack() as stack:
+        up_port = free_port()
+        stack.enter_context(
+            running(
+                "upstream",
+                [sys.executable, "-m", "bench.upstream", "--port", str(up_port)],
+                port=up_port,
+                log_dir=Path(tmp),
+                cpus={1},
+            )
+        )
+        for i in range(args.rounds):
+            for name, tree in builds.items():
+                value = measure(
+                    Path(tree).resolve(), name in args.keys, envs[name], up_port, args, Path(tmp)
+                )
+                results[name].append(value)
+                print(f"round {i + 1} {name}: {value:.1f} µs/request", flush=True)
+    print(f"\nmedian µs of gateway CPU per request ({args.connections} connections):")
+    for name, values in results.items():
+        each = ", ".join(f"{v:.0f}" for v in values)
+        print(f"  {name:<16} {statistics.median(values):7.1f}   ({each})")
+
+
+if __name__ == "__main__":
+    main()
