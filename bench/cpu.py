@@ -10,6 +10,9 @@ the requests served. Builds are measured interleaved, round after round; medians
     python -m bench.cpu --build before=/tmp/wt-a1d19fc --build after=. --rounds 3
     python -m bench.cpu --build after=. --keys after   # authentication, key and limits on
 
+The first build is the reference: for each other build the median of the per-round ratios is
+printed too (rounds are interleaved, so each ratio compares runs a few seconds apart).
+
 Needs Linux, wrk and two CPUs.
 """
 
@@ -141,7 +144,14 @@ def main(argv: list[str] | None = None) -> None:
                 results[name].append(value)
                 print(f"round {i + 1} {name}: {value:.1f} µs/request", flush=True)
     print(f"\nmedian µs of gateway CPU per request ({args.connections} connections):")
+    names = list(results)
+    base = results[names[0]]
     for name, values in results.items():
+        if name != names[0]:
+            # Paired by round: neighbours in time share the machine's state, so the ratio of
+            # each round is steadier than the ratio of the medians on a shared machine.
+            ratios = [v / b for v, b in zip(values, base, strict=True)]
+            print(f"  {name} / {names[0]}: median ratio {statistics.median(ratios):.3f}")
         each = ", ".join(f"{v:.0f}" for v in values)
         print(f"  {name:<16} {statistics.median(values):7.1f}   ({each})")
 

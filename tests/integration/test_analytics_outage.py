@@ -186,7 +186,7 @@ async def test_a_gateway_started_before_postgres_catches_up(pg_database: str) ->
     await late.start()
     try:
         await eventually(lambda: writer.stats.written == 100)
-        assert await store.schema_version() == 2  # migrated on first contact
+        assert await store.schema_version() == 3  # migrated on first contact
     finally:
         await writer.aclose()
         await store.aclose()

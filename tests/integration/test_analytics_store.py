@@ -77,8 +77,8 @@ async def test_fresh_database_migrates_and_a_second_start_is_a_no_op(
     first = new_store(request, backend, tmp_path, tag)
     with capture_logs() as logs:
         await first.start()
-    assert [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"] == [[1, 2]]
-    assert await first.schema_version() == first.latest_version() == 2
+    assert [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"] == [[1, 2, 3]]
+    assert await first.schema_version() == first.latest_version() == 3
     await first.write_usage([usage("kept")])
     await first.start()  # again on the same store
     await first.aclose()
@@ -87,7 +87,7 @@ async def test_fresh_database_migrates_and_a_second_start_is_a_no_op(
     with capture_logs() as logs:
         await second.start()
     assert not [e for e in logs if e["event"] == "analytics_schema_migrated"]
-    assert await second.schema_version() == 2
+    assert await second.schema_version() == 3
     assert await second.has_request("kept")
     await second.aclose()
 
@@ -101,7 +101,7 @@ async def test_two_instances_starting_at_once_migrate_once(
         await asyncio.gather(*(s.start() for s in stores))
     assert len([e for e in logs if e["event"] == "analytics_schema_migrated"]) == 1
     for started in stores:
-        assert await started.schema_version() == 2
+        assert await started.schema_version() == 3
         await started.aclose()
 
 

@@ -114,6 +114,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()""",
         ),
     ),
+    Migration(
+        3,
+        "drop the unused index on usage_records (model, created_at)",
+        # Every report reads a time range (the created_at index); this one only cost each insert.
+        ("DROP INDEX IF EXISTS usage_records_model",),
+    ),
 )
 
 

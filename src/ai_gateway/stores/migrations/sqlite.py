@@ -110,6 +110,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
         ),
     ),
+    Migration(
+        3,
+        "drop the unused index on usage_records (model, created_at)",
+        # Every report reads a time range (the created_at index); this one only cost each insert.
+        ("DROP INDEX IF EXISTS usage_records_model",),
+    ),
 )
 
 _TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
