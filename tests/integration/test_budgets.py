@@ -155,3 +155,26 @@ def test_spend_survives_a_restart_without_redis(
     again = start_gateway(emulator_yaml(emu), master_key=MASTER)  # same data directory
     resp = httpx.post(f"{again.url}/v1/chat/completions", json=BODY, headers=headers)
     assert resp.status_code == 402
+
+
+def test_a_fanout_is_charged_for_every_model_it_called(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
+    _, probe = new_key(gw)
+    cost = Decimal(
+        httpx.post(
+            f"{gw.url}/v1/chat/completions",
+            json=BODY,
+            headers={"Authorization": f"Bearer {probe}"},
+        ).headers["x-gateway-cost-usd"]
+    )
+    key_id, key = new_key(gw, budget_usd=str(cost * 3), budget_period="day")
+    headers = {"Authorization": f"Bearer {key}"}
+    both = {**BODY, "models": ["fast", "openai/gpt-4o-mini"]}  # the same upstream model twice
+    assert httpx.post(f"{gw.url}/v1/chat/completions", json=both, headers=headers).is_success
+    assert spend_by(gw, "key")[key_id] == cost * 2
+    assert httpx.post(f"{gw.url}/v1/chat/completions", json=both, headers=headers).is_success
+    refused = httpx.post(f"{gw.url}/v1/chat/completions", json=both, headers=headers)
+    assert refused.status_code == 402  # 4 x cost spent: over the budget of 3
+    assert spend_by(gw, "key")[key_id] == cost * 4

@@ -157,3 +157,24 @@ security:
     blocked = ask(gw, f"mail {EMAIL} now")
     assert blocked.status_code == 400
     assert blocked.json()["error"]["code"] == "content_filter"
+
+
+def test_each_model_of_a_fanout_gets_its_own_rules(gw: GatewayServer, emu: EmulatorServer) -> None:
+    body = {
+        "models": ["echo", "fast"],
+        "model": "echo",
+        "messages": [{"role": "user", "content": f"write to {EMAIL} today"}],
+    }
+    resp = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=ADMIN, timeout=10)
+    assert resp.status_code == 200
+    assert EMAIL not in resp.text  # echo: the answer redacted; fast: the prompt redacted
+    sent = [r["body"]["messages"][0]["content"] for r in emu.requests()]
+    assert sorted(sent) == sorted([f"write to {EMAIL} today", "write to [REDACTED:email] today"])
+    blocked = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={**body, "messages": [{"role": "user", "content": f"card {CARD}"}]},
+        headers=ADMIN,
+        timeout=10,
+    )
+    assert blocked.status_code == 400  # every branch was blocked
+    assert blocked.json()["error"]["code"] == "content_filter"

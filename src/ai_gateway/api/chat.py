@@ -10,7 +10,7 @@ from ai_gateway.pipeline.chat import ChatPipeline
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.pipeline.fanout import Fanout
 from ai_gateway.pipeline.gate import RequestGate
-from ai_gateway.providers.base import ChatRequest, EmbeddingsCall
+from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.schemas.chat import GATEWAY_FIELDS, ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
 from ai_gateway.schemas.validation import parse_body
@@ -46,7 +46,7 @@ class CompletionsAPI:
     def __init__(self, pipeline: ChatPipeline, gate: RequestGate, max_body_bytes: int) -> None:
         self._pipeline = pipeline
         self._gate = gate
-        self._fanout_of = Fanout(pipeline)
+        self._fanout_of = Fanout(pipeline, gate)
         self._limit = max_body_bytes
 
     async def chat(self, request: Request) -> Response:
@@ -60,46 +60,46 @@ class CompletionsAPI:
         ticket = await gate.admit(parsed.model, info)
         settled = False
         try:
-            chat = gate.guard_input(ChatRequest(body=body, parsed=parsed), parsed.model, info)
-            if parsed.models:
-                return await self._fanout(chat, info, request)
-            if parsed.stream:
-                stream = await cancel_on_disconnect(
-                    self._pipeline.open_stream(chat, info, gate.chunk_guard(parsed.model, info)),
-                    request.receive,
+            chat = ChatRequest(body=body, parsed=parsed)
+            mode = (parsed.fanout or "all") if parsed.models else None
+            headers: dict[str, str] = {"x-gateway-fanout": mode} if mode else {}
+            if mode == "all":  # each model's content rules apply to its own branch
+                result = await cancel_on_disconnect(
+                    self._fanout_of.all(chat, info), request.receive
                 )
+                return JSONResponse(result, headers=headers)
+            if not mode:
+                chat = gate.guard_input(chat, parsed.model, info)
+            if parsed.stream:
+                opening = (
+                    self._fanout_of.first_stream(chat, info)
+                    if mode
+                    else self._pipeline.open_stream(
+                        chat, info, gate.chunk_guard(parsed.model, info)
+                    )
+                )
+                stream = await cancel_on_disconnect(opening, request.receive)
                 settled = True  # from here on, when the stream ends
+                headers |= {**SSE_HEADERS, **route_headers(info), **_limit_headers(ticket)}
                 return StreamingResponse(
                     gate.settle_after(stream, ticket, info),
                     media_type="text/event-stream",
-                    headers={**SSE_HEADERS, **route_headers(info), **_limit_headers(ticket)},
+                    headers=headers,
                 )
-            result = await cancel_on_disconnect(
-                self._pipeline.complete(chat, info), request.receive
-            )
-            result = gate.guard_output(result, parsed.model, info)
-            return JSONResponse(result, headers={**route_headers(info), **_limit_headers(ticket)})
+            if mode:
+                answering = self._fanout_of.first(chat, info)
+            else:
+                answering = self._answer(chat, parsed.model, info)
+            result = await cancel_on_disconnect(answering, request.receive)
+            headers |= {**route_headers(info), **_limit_headers(ticket)}
+            return JSONResponse(result, headers=headers)
         finally:
             if not settled:
                 await gate.settle(ticket, info)
 
-    async def _fanout(self, chat: ChatRequest, info: RequestInfo, request: Request) -> Response:
-        mode = chat.parsed.fanout or "all"
-        headers = {"x-gateway-fanout": mode}
-        if mode == "all":
-            result = await cancel_on_disconnect(self._fanout_of.all(chat, info), request.receive)
-            return JSONResponse(result, headers=headers)
-        if chat.parsed.stream:
-            stream = await cancel_on_disconnect(
-                self._fanout_of.first_stream(chat, info), request.receive
-            )
-            return StreamingResponse(
-                stream,
-                media_type="text/event-stream",
-                headers={**SSE_HEADERS, **headers, **route_headers(info)},
-            )
-        result = await cancel_on_disconnect(self._fanout_of.first(chat, info), request.receive)
-        return JSONResponse(result, headers={**headers, **route_headers(info)})
+    async def _answer(self, chat: ChatRequest, model: str, info: RequestInfo) -> JSONObject:
+        result = await self._pipeline.complete(chat, info)
+        return self._gate.guard_output(result, model, info)
 
     async def embeddings(self, request: Request) -> Response:
         body = await read_json(request, self._limit)

@@ -5,6 +5,10 @@ rest (upstream included; streams race to their first token); with `"fanout": "al
 default) it waits for every model and returns one `chat.completion` whose choices are each
 model's answer in the order asked, each marked with its `model`, and a failed model's choice
 carrying its `error` instead of a message. Usage is the sum. It fails only if every model failed.
+
+Each model's branch gets that model's content rules (on its prompt and its answer, or its stream)
+and is recorded as its own request, attributed to the caller; the request as a whole is charged
+what every branch cost (losers of a race included: they were called).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, TypeVar
 from ai_gateway.errors import GatewayError
 from ai_gateway.pipeline.chat import ChatPipeline
 from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.pipeline.gate import RequestGate
 from ai_gateway.providers.base import ChatRequest, JSONObject
 from ai_gateway.routing.race import first_success
 
@@ -32,7 +37,19 @@ def _for_model(request: ChatRequest, model: str) -> ChatRequest:
 
 def _branch_info(info: RequestInfo, index: int) -> RequestInfo:
     """Each model of a fan-out is its own request in the records: `<request id>.<n>`."""
-    return RequestInfo(request_id=f"{info.request_id}.{index}", started=info.started)
+    return RequestInfo(
+        request_id=f"{info.request_id}.{index}",
+        started=info.started,
+        principal=info.principal,
+        client_ip=info.client_ip,
+    )
+
+
+def _charge(info: RequestInfo, branches: Sequence[RequestInfo]) -> None:
+    """The request used what all its branches used (for its limits and budget)."""
+    costs = [b.cost_usd for b in branches if b.cost_usd is not None]
+    info.cost_usd = sum(costs[1:], costs[0]) if costs else None
+    info.total_tokens = sum(b.total_tokens for b in branches)
 
 
 async def _first(
@@ -43,44 +60,67 @@ async def _first(
 
 
 class Fanout:
-    def __init__(self, pipeline: ChatPipeline) -> None:
+    def __init__(self, pipeline: ChatPipeline, gate: RequestGate) -> None:
         self._pipeline = pipeline
+        self._gate = gate
+
+    async def _complete(self, request: ChatRequest, model: str, info: RequestInfo) -> JSONObject:
+        gate = self._gate
+        chat = gate.guard_input(_for_model(request, model), model, info)
+        return gate.guard_output(await self._pipeline.complete(chat, info), model, info)
+
+    def _open(
+        self, request: ChatRequest, model: str, info: RequestInfo
+    ) -> Coroutine[Any, Any, AsyncIterator[bytes]]:
+        chat = self._gate.guard_input(_for_model(request, model), model, info)
+        return self._pipeline.open_stream(chat, info, self._gate.chunk_guard(model, info))
 
     async def first(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
         models = request.parsed.models or []
         branches = [_branch_info(info, i) for i in range(len(models))]
         calls = [
-            partial(self._pipeline.complete, _for_model(request, m), b)
-            for m, b in zip(models, branches, strict=True)
+            partial(self._complete, request, m, b) for m, b in zip(models, branches, strict=True)
         ]
-        index, result = await _first(calls, None)
+        try:
+            index, result = await _first(calls, None)
+        finally:
+            _charge(info, branches)
         _adopt(info, branches[index])
         return result
 
     async def first_stream(self, request: ChatRequest, info: RequestInfo) -> AsyncIterator[bytes]:
         models = request.parsed.models or []
         branches = [_branch_info(info, i) for i in range(len(models))]
-        calls = [
-            partial(self._pipeline.open_stream, _for_model(request, m), b)
-            for m, b in zip(models, branches, strict=True)
-        ]
+        calls = [partial(self._open, request, m, b) for m, b in zip(models, branches, strict=True)]
 
         async def close(stream: AsyncIterator[bytes]) -> None:
             await stream.aclose()  # type: ignore[attr-defined]
 
-        index, stream = await _first(calls, close)
+        try:
+            index, stream = await _first(calls, close)
+        except BaseException:
+            _charge(info, branches)
+            raise
         _adopt(info, branches[index])
-        return stream
+
+        async def charged() -> AsyncIterator[bytes]:
+            try:
+                async for part in stream:
+                    yield part
+            finally:
+                await close(stream)
+                _charge(info, branches)  # the winner's usage is known when its stream ends
+
+        return charged()
 
     async def all(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
         models = request.parsed.models or []
+        branches = [_branch_info(info, i) for i in range(len(models))]
         results = await asyncio.gather(
-            *(
-                self._pipeline.complete(_for_model(request, m), _branch_info(info, i))
-                for i, m in enumerate(models)
-            ),
+            *(self._complete(request, m, b) for m, b in zip(models, branches, strict=True)),
             return_exceptions=True,
         )
+        _charge(info, branches)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, GatewayError):
                 raise result
