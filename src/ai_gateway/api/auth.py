@@ -29,8 +29,12 @@ def client_ip(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
-async def send_error(send: Send, error: GatewayError) -> None:
-    """An OpenAI-style error from pure-ASGI code (outside the exception handlers' reach)."""
+async def send_error(send: Send, error: GatewayError, scope_type: str = "http") -> None:
+    """An OpenAI-style error from pure-ASGI code (outside the exception handlers' reach); a
+    WebSocket is closed with 1008 (policy violation) before it is accepted."""
+    if scope_type == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": error.code or ""})
+        return
     body = error.to_json()
     headers = [
         (b"content-type", b"application/json"),
@@ -55,7 +59,7 @@ class AuthMiddleware:
         self._audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"] if scope["type"] == "http" else ""
+        path = scope["path"] if scope["type"] in ("http", "websocket") else ""
         if not path.startswith(PROTECTED_PREFIXES):
             await self.app(scope, receive, send)
             return
@@ -70,10 +74,10 @@ class AuthMiddleware:
         except AuthFailure as exc:
             self._metrics.auth_failures.labels(exc.reason).inc()
             self._record(scope, info, AUTH_FAILED, "failure", "anonymous", reason=exc.reason)
-            await send_error(send, exc)
+            await send_error(send, exc, scope["type"])
             return
         except GatewayError as exc:  # the key store or the Auth service's keys are down
-            await send_error(send, exc)
+            await send_error(send, exc, scope["type"])
             return
         info.principal = principal
         info.client_ip = client_ip(scope)
@@ -85,6 +89,7 @@ class AuthMiddleware:
                     f"{path} is an admin route: it needs the gateway's master key.",
                     code="admin_only",
                 ),
+                scope["type"],
             )
             return
         await self.app(scope, receive, send)
