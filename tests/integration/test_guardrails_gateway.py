@@ -106,6 +106,16 @@ def test_a_flag_rule_changes_nothing_and_is_counted(gw: GatewayServer, emu: Emul
         'ai_gateway_guardrail_findings_total{action="flag",direction="input",rule="project-x"} 1.0'
         in metrics
     )
+    httpx.get(f"{gw.url}/ai/analytics/usage", headers=ADMIN)  # flushes the writer
+    rows = httpx.get(
+        f"{gw.url}/admin/audit", params={"action": "content.flagged"}, headers=ADMIN
+    ).json()["data"]
+    # The emulator echoes the prompt: the rule (both directions) flags the answer too.
+    assert sorted((r["details"]["rule"], r["details"]["location"]) for r in rows) == [
+        ("project-x", "choices[0].message.content"),
+        ("project-x", "messages[0].content"),
+    ]
+    assert "Zeus" not in json.dumps(rows)
 
 
 def test_output_rules_redact_answers_and_streams(gw: GatewayServer, emu: EmulatorServer) -> None:

@@ -21,7 +21,7 @@ from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.base import ChatRequest, JSONObject
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.security.admission import Admission, Ticket
-from ai_gateway.security.audit import CONTENT_BLOCKED, AuditRecord
+from ai_gateway.security.audit import CONTENT_BLOCKED, CONTENT_FLAGGED, AuditRecord, Outcome
 from ai_gateway.security.config import GuardrailsConfig
 from ai_gateway.security.guardrails import Finding, Guardrails, StreamFilter
 from ai_gateway.security.principal import Principal
@@ -195,33 +195,44 @@ class RequestGate:
     def findings(
         self, found: Sequence[Finding], info: RequestInfo, blocked: Finding | None
     ) -> None:
-        """Count and audit what the rules found (never the matched text); raise on a block."""
+        """Count what the rules found and audit flags and blocks (never the matched text);
+        raise on a block."""
         for finding in found:
             self._metrics.guardrail_findings.labels(
                 finding.rule, finding.direction, finding.action
             ).inc(finding.count)
+            if finding.action == "flag" and finding is not blocked:
+                self._audit_finding(CONTENT_FLAGGED, "success", finding, info)
         if blocked is None:
             return
-        if self._audit is not None:
-            principal = info.principal
-            self._audit(
-                AuditRecord(
-                    actor=principal.actor if principal is not None else "anonymous",
-                    action=CONTENT_BLOCKED,
-                    outcome="blocked",
-                    source_ip=info.client_ip,
-                    request_id=info.request_id or None,
-                    details={
-                        "rule": blocked.rule,
-                        "detector": blocked.detector,
-                        "direction": blocked.direction,
-                        "location": blocked.location,
-                    },
-                )
-            )
+        self._audit_finding(CONTENT_BLOCKED, "blocked", blocked, info)
         where = "request" if blocked.direction == "input" else "response"
         raise GuardrailBlockedError(
             f"The {where} was blocked by the content rule {blocked.rule!r} "
             f"({blocked.detector} at {blocked.location}).",
             param=blocked.location if blocked.direction == "input" else None,
+        )
+
+    def _audit_finding(
+        self, action: str, outcome: Outcome, finding: Finding, info: RequestInfo
+    ) -> None:
+        if self._audit is None:
+            return
+        principal = info.principal
+        self._audit(
+            AuditRecord(
+                actor=principal.actor if principal is not None else "anonymous",
+                action=action,
+                outcome=outcome,
+                source_ip=info.client_ip,
+                request_id=info.request_id or None,
+                details={
+                    "rule": finding.rule,
+                    "policy": finding.policy,
+                    "detector": finding.detector,
+                    "direction": finding.direction,
+                    "location": finding.location,
+                    "count": finding.count,
+                },
+            )
         )

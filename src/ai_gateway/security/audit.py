@@ -33,6 +33,7 @@ KEY_UPDATED = "key.updated"
 AUTH_FAILED = "auth.failed"
 ACCESS_DENIED = "access.denied"
 CONTENT_BLOCKED = "content.blocked"
+CONTENT_FLAGGED = "content.flagged"
 CONFIG_RELOADED = "config.reloaded"
 
 _ACTION = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
