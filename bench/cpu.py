@@ -6,6 +6,8 @@ with this interpreter and `PYTHONPATH=<tree>/src`, pinned to CPU 0, against the 
 upstream; wrk (one thread, pinned to CPU 1 with the upstream) drives it for a warm-up, then for
 the measurement, and the gateway's utime + stime over the measurement (from /proc) is divided by
 the requests served. Builds are measured interleaved, round after round; medians are reported.
+With --side-by-side every build runs at the same time on CPU 0 (each driven by its own wrk), so
+the machine's slow and fast moments (a shared VM's) fall on all of them alike.
 
     python -m bench.cpu --build before=/tmp/wt-a1d19fc --build after=. --rounds 3
     python -m bench.cpu --build after=. --keys after   # authentication, key and limits on
@@ -26,11 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.load import LUA_SCRIPT, RESULT_PREFIX
-from bench.procs import free_port, running
+from bench.procs import Server, free_port, running
 from bench.run import BODY, CHAT_PATH, GATEWAY_CONFIG, MASTER_KEY, SECURITY_CONFIG
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,41 +69,70 @@ def create_key(tree: Path, data: Path) -> str:
     return key
 
 
-def measure(
-    tree: Path,
-    keys: bool,
-    extra_env: dict[str, str],
-    upstream_port: int,
-    args: argparse.Namespace,
-    tmp: Path,
-) -> float:
-    """µs of gateway CPU per request, for one build, one run."""
+@dataclass
+class Build:
+    name: str
+    tree: Path
+    keys: bool
+    env: dict[str, str]
+
+
+@contextmanager
+def started(build: Build, upstream_port: int, tmp: Path) -> Iterator[tuple[Server, str | None]]:
+    """The build's gateway, pinned to CPU 0, and the credential to call it with."""
     data = tmp / f"data-{time.monotonic_ns()}"
     config = tmp / f"gateway-{time.monotonic_ns()}.yaml"
     text = GATEWAY_CONFIG.format(port=upstream_port)
-    config.write_text(text + SECURITY_CONFIG if keys else text)
-    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "AI_GATEWAY_DATA_DIR": str(data)}
-    env.update(extra_env)
+    config.write_text(text + SECURITY_CONFIG if build.keys else text)
+    env = {**os.environ, "PYTHONPATH": str(build.tree / "src"), "AI_GATEWAY_DATA_DIR": str(data)}
+    env.update(build.env)
     auth = None
-    if keys:
+    if build.keys:
         env["AI_GATEWAY_MASTER_KEY"] = MASTER_KEY
-        auth = create_key(tree, data)
+        auth = create_key(build.tree, data)
     port = free_port()
     argv = [sys.executable, "-m", "ai_gateway.cli", "serve", "--config", str(config)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
-    with running("gateway", argv, port=port, log_dir=tmp, cpus={0}, env=env) as gw:
-        url = gw.base_url + CHAT_PATH
-        wrk(url, args.connections, args.warmup, auth)
-        before, started = cpu_seconds(gw.popen.pid), time.monotonic()
-        requests = wrk(url, args.connections, args.duration, auth)
-        used = cpu_seconds(gw.popen.pid) - before
-        elapsed = time.monotonic() - started
-    print(
-        f"  {requests / elapsed:.0f} req/s, gateway CPU {used / elapsed:.0%}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return used / requests * 1e6
+    with running(build.name, argv, port=port, log_dir=tmp, cpus={0}, env=env) as gw:
+        yield gw, auth
+
+
+def load_all(
+    gateways: Sequence[tuple[Server, str | None]], args: argparse.Namespace
+) -> list[float]:
+    """Warm up, then drive every gateway at once (one wrk each); µs of CPU per request each."""
+
+    def drive(seconds: int) -> list[int]:
+        with ThreadPoolExecutor(len(gateways)) as pool:
+            jobs = [
+                pool.submit(wrk, gw.base_url + CHAT_PATH, args.connections, seconds, auth)
+                for gw, auth in gateways
+            ]
+            return [job.result() for job in jobs]
+
+    drive(args.warmup)
+    before = [cpu_seconds(gw.popen.pid) for gw, _ in gateways]
+    started_at = time.monotonic()
+    served = drive(args.duration)
+    elapsed = time.monotonic() - started_at
+    used = [cpu_seconds(gw.popen.pid) - b for (gw, _), b in zip(gateways, before, strict=True)]
+    for (gw, _), n, cpu in zip(gateways, served, used, strict=True):
+        print(f"  {gw.name}: {n / elapsed:.0f} req/s, CPU {cpu / elapsed:.0%}", file=sys.stderr)
+    return [cpu / n * 1e6 for cpu, n in zip(used, served, strict=True)]
+
+
+def measure_round(
+    builds: Sequence[Build], upstream_port: int, args: argparse.Namespace, tmp: Path
+) -> list[float]:
+    if args.side_by_side:
+        with ExitStack() as stack:
+            gateways = [stack.enter_context(started(b, upstream_port, tmp)) for b in builds]
+            return load_all(gateways, args)
+    values = []
+    for build in builds:
+        with started(build, upstream_port, tmp) as gateway:
+            values += load_all([gateway], args)
+    return values
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,14 +151,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="run every build at once, sharing CPU 0 (each with its own wrk): a slower or "
+        "faster moment of the machine then affects them alike",
+    )
     args = parser.parse_args(argv)
-    builds = dict(item.split("=", 1) for item in args.build)
-    envs: dict[str, dict[str, str]] = {name: {} for name in builds}
+    trees = dict(item.split("=", 1) for item in args.build)
+    envs: dict[str, dict[str, str]] = {name: {} for name in trees}
     for item in args.env:
         name, _, assignment = item.partition(":")
         var, _, value = assignment.partition("=")
         envs[name][var] = value
-    results: dict[str, list[float]] = {name: [] for name in builds}
+    builds = [
+        Build(name, Path(tree).resolve(), name in args.keys, envs[name])
+        for name, tree in trees.items()
+    ]
+    results: dict[str, list[float]] = {b.name: [] for b in builds}
     with tempfile.TemporaryDirectory(prefix="bench-cpu-") as tmp, ExitStack() as stack:
         up_port = free_port()
         stack.enter_context(
@@ -137,12 +181,10 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         for i in range(args.rounds):
-            for name, tree in builds.items():
-                value = measure(
-                    Path(tree).resolve(), name in args.keys, envs[name], up_port, args, Path(tmp)
-                )
-                results[name].append(value)
-                print(f"round {i + 1} {name}: {value:.1f} µs/request", flush=True)
+            values = measure_round(builds, up_port, args, Path(tmp))
+            for build, value in zip(builds, values, strict=True):
+                results[build.name].append(value)
+                print(f"round {i + 1} {build.name}: {value:.1f} µs/request", flush=True)
     print(f"\nmedian µs of gateway CPU per request ({args.connections} connections):")
     names = list(results)
     base = results[names[0]]

@@ -134,6 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ai_gateway.observability.logging import configure_logging, get_logger, secrets_of
+    from ai_gateway.security.setup import auth_enabled
 
     overrides = {
         "host": args.host,
@@ -151,16 +152,17 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     log = get_logger("ai_gateway.cli")
-    if settings.master_key is None:
+    if not auth_enabled(config):
         if not is_loopback(settings.host) and not settings.insecure_no_auth:
             return _fail(
                 f"refusing to listen on {settings.host} without authentication: set "
-                "AI_GATEWAY_MASTER_KEY, bind to 127.0.0.1, or pass --insecure-no-auth"
+                "AI_GATEWAY_MASTER_KEY (or security.jwt), bind to 127.0.0.1, or pass "
+                "--insecure-no-auth"
             )
         log.warning(
             "authentication_disabled",
-            detail="AI_GATEWAY_MASTER_KEY is not set: anyone who can reach this address can use "
-            "the gateway and its provider keys",
+            detail="neither AI_GATEWAY_MASTER_KEY nor security.jwt is set: anyone who can reach "
+            "this address can use the gateway and its provider keys",
         )
     table = app.state.gateway.deployments
     log.info(
@@ -173,7 +175,16 @@ def _serve(args: argparse.Namespace) -> int:
             name: [f"{d.provider}/{d.model}" for d in deps] for name, deps in table.groups.items()
         },
         direct_providers=list(table.direct_providers),
-        auth="master key" if settings.master_key else "none",
+        auth=[
+            name
+            for name, on in (
+                ("master key", settings.master_key is not None),
+                ("virtual keys", auth_enabled(config)),
+                ("jwt", config.security.jwt is not None),
+            )
+            if on
+        ]
+        or "none",
     )
     common: dict[str, Any] = {
         "host": settings.host,

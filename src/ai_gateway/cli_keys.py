@@ -394,6 +394,14 @@ def run(args: argparse.Namespace) -> int:
         store = open_security_store(config.gateway)
     except ConfigError as exc:
         return _fail(str(exc), 2)
+    known = config.security.guardrails.all_policies
+    unknown = [n for n in getattr(args, "guardrails", None) or () if n not in known]
+    if unknown:
+        return _fail(
+            f"--guardrails: {unknown[0]!r} is not a policy of this configuration "
+            f"(known: {', '.join(sorted(known))})",
+            2,
+        )
     try:
         return asyncio.run(_dispatch(args, store))
     except StoreUnavailableError as exc:

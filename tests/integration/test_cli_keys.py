@@ -312,3 +312,24 @@ def test_help_is_accurate() -> None:
         "--config",
     ):
         assert flag in create
+
+
+async def test_guardrail_policies_must_exist_in_the_configuration(
+    sqlite_keys: Keys, tmp_path: Path
+) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "security:\n  guardrails:\n    policies:\n"
+        "      - {name: strict, rules: [{name: r, detector: card, action: block}]}\n"
+    )
+    refused = sqlite_keys(
+        "create", "--user", "u", "--guardrails", "stritc", "--config", str(config), status=2
+    )
+    assert "'stritc' is not a policy of this configuration" in refused.stderr
+    assert "default-pii, strict" in refused.stderr
+    ok = sqlite_keys(
+        "create", "--user", "u", "--guardrails", "strict,default-pii", "--config", str(config)
+    )
+    key_id = parse_key(only_token(ok.stdout))
+    assert key_id is not None
+    assert (await sqlite_keys.stored(key_id[0])).guardrails == ("strict", "default-pii")

@@ -188,3 +188,22 @@ def test_each_model_of_a_fanout_gets_its_own_rules(gw: GatewayServer, emu: Emula
     )
     assert blocked.status_code == 400  # every branch was blocked
     assert blocked.json()["error"]["code"] == "content_filter"
+
+
+def test_text_to_embed_gets_the_input_rules(gw: GatewayServer, emu: EmulatorServer) -> None:
+    # `embed` has only the default policy (strict): cards are blocked, nothing is redacted.
+    ok = httpx.post(
+        f"{gw.url}/v1/embeddings",
+        json={"model": "embed", "input": ["plain text", "more text"]},
+        headers=ADMIN,
+    )
+    assert ok.status_code == 200
+    blocked = httpx.post(
+        f"{gw.url}/v1/embeddings",
+        json={"model": "embed", "input": ["plain text", f"card {CARD}"]},
+        headers=ADMIN,
+    )
+    assert blocked.status_code == 400
+    assert blocked.json()["error"]["code"] == "content_filter"
+    assert blocked.json()["error"]["param"] == "input[1]"
+    assert CARD not in sent_upstream(emu)

@@ -50,13 +50,14 @@ class CompletionsAPI:
         self._limit = max_body_bytes
 
     async def chat(self, request: Request) -> Response:
+        gate = self._gate
         body = await read_json(request, self._limit)
+        gate.check_chat(body)
         parsed = parse_body(ChatCompletionRequest, body)
         if any(name in body for name in GATEWAY_FIELDS):
             body = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
         info = RequestInfo.from_scope(request.scope)
-        gate = self._gate
-        gate.check_chat(body, parsed.models or (parsed.model,), info)
+        gate.check_models(parsed.models or (parsed.model,), info)
         ticket = await gate.admit(parsed.model, info)
         settled = False
         try:
@@ -103,14 +104,17 @@ class CompletionsAPI:
 
     async def embeddings(self, request: Request) -> Response:
         body = await read_json(request, self._limit)
+        self._gate.check_embeddings(body)
         parsed = parse_body(EmbeddingsRequest, body)
         info = RequestInfo.from_scope(request.scope)
-        self._gate.check_embeddings(body, parsed.model, info)
+        self._gate.check_models((parsed.model,), info)
         ticket = await self._gate.admit(parsed.model, info)
         try:
+            call = self._gate.guard_embeddings(
+                EmbeddingsCall(body=body, parsed=parsed), parsed.model, info
+            )
             result = await cancel_on_disconnect(
-                self._pipeline.embeddings(EmbeddingsCall(body=body, parsed=parsed), info),
-                request.receive,
+                self._pipeline.embeddings(call, info), request.receive
             )
         finally:
             await self._gate.settle(ticket, info)

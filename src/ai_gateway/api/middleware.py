@@ -50,6 +50,8 @@ def route_label(path: str) -> str:
         return "/analytics"
     if path.startswith("/dashboard/"):
         return "/dashboard"
+    if path.startswith("/admin/"):
+        return "/admin"
     return "unmatched"
 
 

@@ -18,8 +18,9 @@ from typing import Any
 from ai_gateway.errors import GuardrailBlockedError, PermissionDeniedError
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.context import RequestInfo
-from ai_gateway.providers.base import ChatRequest, JSONObject
+from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.schemas.chat import ChatCompletionRequest
+from ai_gateway.schemas.embeddings import EmbeddingsRequest
 from ai_gateway.security.admission import Admission, Ticket
 from ai_gateway.security.audit import CONTENT_BLOCKED, CONTENT_FLAGGED, AuditRecord, Outcome
 from ai_gateway.security.config import GuardrailsConfig
@@ -124,13 +125,16 @@ class RequestGate:
 
     # --- validate ------------------------------------------------------------------------------
 
-    def check_chat(self, body: dict[str, Any], models: Sequence[str], info: RequestInfo) -> None:
+    def check_chat(self, body: Any) -> None:
+        """The request limits, on the raw JSON (before the schema: bounds its work)."""
         check_chat(body, self._limits)
-        self._allowed(models, info.principal)
 
-    def check_embeddings(self, body: dict[str, Any], model: str, info: RequestInfo) -> None:
+    def check_embeddings(self, body: Any) -> None:
         check_embeddings(body, self._limits)
-        self._allowed((model,), info.principal)
+
+    def check_models(self, models: Sequence[str], info: RequestInfo) -> None:
+        """403 when the caller's key does not allow one of `models`."""
+        self._allowed(models, info.principal)
 
     @staticmethod
     def _allowed(models: Sequence[str], principal: Principal | None) -> None:
@@ -179,6 +183,29 @@ class RequestGate:
             return chat
         body = {**chat.body, "messages": scan.messages}
         return ChatRequest(body=body, parsed=ChatCompletionRequest.model_validate(body))
+
+    def guard_embeddings(
+        self, call: EmbeddingsCall, model: str, info: RequestInfo
+    ) -> EmbeddingsCall:
+        """The input rules on the text to embed (a string, or a list of strings; token arrays
+        are not text)."""
+        guard = self._guardrails.for_request(info.principal, model)
+        text = call.body.get("input")
+        if guard is None or not guard.has_input_rules:
+            return call
+        texts = [text] if isinstance(text, str) else text if isinstance(text, list) else []
+        changed = list(texts)
+        for index, item in enumerate(texts):
+            if not isinstance(item, str):
+                continue
+            where = "input" if isinstance(text, str) else f"input[{index}]"
+            scan = guard.scan_text(item, "input", where)
+            self.findings(scan.findings, info, scan.blocked)
+            changed[index] = scan.text
+        if changed == texts:
+            return call
+        body = {**call.body, "input": changed[0] if isinstance(text, str) else changed}
+        return EmbeddingsCall(body=body, parsed=EmbeddingsRequest.model_validate(body))
 
     def guard_output(self, result: JSONObject, model: str, info: RequestInfo) -> JSONObject:
         guard = self._guardrails.for_request(info.principal, model)

@@ -307,10 +307,18 @@ class Admission:
             return
         if spent >= budget.usd:
             self._metrics.rate_limited.labels("budget", budget.scope, "refused").inc()
+            if budget.period == "total":
+                what, after = "in total", "It does not reset; an administrator can raise it."
+            else:
+                what = f"per {budget.period}"
+                after = (
+                    f"It resets at the start of the next {budget.period} (UTC); an "
+                    "administrator can raise it."
+                )
+            spent_text = f"{spent.normalize():f}"
             raise BudgetExceededError(
-                f"The {budget.scope}'s budget of {budget.usd} USD per {budget.period} is used up "
-                f"(spent {spent.normalize():f} USD this {budget.period}). It resets at the start "
-                f"of the next {budget.period}; an administrator can raise it."
+                f"The {budget.scope}'s budget of {budget.usd} USD {what} is used up (spent "
+                f"{spent_text} USD). {after}"
             )
 
     # --- settling ------------------------------------------------------------------------------

@@ -117,12 +117,14 @@ class CORSConfig(_Frozen):
     allow_headers: tuple[str, ...] = ("authorization", "content-type", "x-request-id")
     expose_headers: tuple[str, ...] = (
         "x-request-id",
-        "x-gateway-request-id",
-        "x-gateway-cost-usd",
+        *("x-gateway-request-id", "x-gateway-cost-usd", "x-gateway-attempts", "x-gateway-model"),
+        *("x-gateway-deployment", "x-gateway-provider", "x-gateway-upstream-model"),
+        *("x-gateway-fallbacks", "x-gateway-hedged", "x-gateway-truncated-messages"),
+        "x-gateway-fanout",
         "retry-after",
-        "x-ratelimit-limit-requests",
-        "x-ratelimit-remaining-requests",
-        "x-ratelimit-reset-requests",
+        *("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests"),
+        *("x-ratelimit-reset-requests", "x-ratelimit-limit-tokens"),
+        *("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
     )
     allow_credentials: bool = False
     max_age_s: int = Field(default=600, ge=0)
