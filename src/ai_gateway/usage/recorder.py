@@ -7,9 +7,9 @@ writer; nothing here waits for the analytics store.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
-from time import perf_counter
+from time import perf_counter, time
 from typing import Protocol
 
 from ai_gateway.errors import GatewayError
@@ -65,7 +65,7 @@ class UsageRecorder:
         self._sink.submit_usage(
             UsageRecord(
                 request_id=info.request_id,
-                created_at=datetime.now(UTC) - timedelta(seconds=seconds),
+                created_at=datetime.fromtimestamp(time() - seconds, UTC),
                 route=route,
                 model=trace.requested if trace is not None else info.model,
                 served_model=reached.group if reached is not None else "",
