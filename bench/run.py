@@ -102,10 +102,13 @@ def gateway_executable(explicit: str | None) -> str | None:
     return str(beside) if beside.exists() else shutil.which("ai-gateway")
 
 
-def check_response(url: str) -> None:
+def check_response(url: str, auth: str | None = None) -> None:
     """One request before loading: the target must answer 200 with a chat.completion."""
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = f"Bearer {auth}"
     request = urllib.request.Request(  # noqa: S310 (loopback URL built by this module)
-        url, data=BODY.encode(), headers={"Content-Type": "application/json"}, method="POST"
+        url, data=BODY.encode(), headers=headers, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
@@ -121,7 +124,7 @@ def check_response(url: str) -> None:
 
 def measure_target(name: str, url: str, spec: LoadSpec, args: argparse.Namespace) -> TargetResult:
     try:
-        check_response(url)
+        check_response(url, spec.auth)
         print(f"[{name}] throughput at {args.connections} connections ...", flush=True)
         throughput = measure(spec, url, args.connections, args.duration)
         print(f"[{name}] latency at concurrency 1 ...", flush=True)
