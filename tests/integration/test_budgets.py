@@ -178,3 +178,30 @@ def test_a_fanout_is_charged_for_every_model_it_called(
     refused = httpx.post(f"{gw.url}/v1/chat/completions", json=both, headers=headers)
     assert refused.status_code == 402  # 4 x cost spent: over the budget of 3
     assert spend_by(gw, "key")[key_id] == cost * 4
+
+
+def test_a_stream_is_charged_when_it_ends(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
+    _, probe = new_key(gw)
+    cost = Decimal(
+        httpx.post(
+            f"{gw.url}/v1/chat/completions",
+            json=BODY,
+            headers={"Authorization": f"Bearer {probe}"},
+        ).headers["x-gateway-cost-usd"]
+    )
+    key_id, key = new_key(gw, budget_usd=str(cost), budget_period="day")
+    headers = {"Authorization": f"Bearer {key}"}
+    # The client does not ask for usage: the gateway still reads it, and charges it.
+    with httpx.stream(
+        "POST", f"{gw.url}/v1/chat/completions", json={**BODY, "stream": True}, headers=headers
+    ) as resp:
+        assert resp.status_code == 200
+        events = [line for line in resp.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]"
+    assert all('"usage"' not in e for e in events)
+    assert spend_by(gw, "key")[key_id] == cost  # the streamed answer cost what the JSON one did
+    after = httpx.post(f"{gw.url}/v1/chat/completions", json=BODY, headers=headers)
+    assert after.status_code == 402
