@@ -39,16 +39,22 @@ def new_key(gw: GatewayServer, **fields: Any) -> tuple[str, str]:
     return created["id"], created["key"]
 
 
+def cost_of_one_request(gw: GatewayServer) -> Decimal:
+    """What one BODY request costs, learnt with a key of its own (no budget)."""
+    _, probe = new_key(gw)
+    resp = httpx.post(
+        f"{gw.url}/v1/chat/completions", json=BODY, headers={"Authorization": f"Bearer {probe}"}
+    )
+    cost = Decimal(resp.headers["x-gateway-cost-usd"])
+    assert cost > 0
+    return cost
+
+
 def test_a_budget_refuses_requests_once_spent_with_402(
     start_gateway: GatewayFactory, emu: EmulatorServer
 ) -> None:
     gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
-    _, first = new_key(gw)  # no budget: to learn what one request costs
-    one = httpx.post(
-        f"{gw.url}/v1/chat/completions", json=BODY, headers={"Authorization": f"Bearer {first}"}
-    )
-    cost = Decimal(one.headers["x-gateway-cost-usd"])
-    assert cost > 0
+    cost = cost_of_one_request(gw)
     budget = cost * 3 + cost / 2  # room for 3.5 requests: the 4th starts under budget
     key_id, key = new_key(gw, budget_usd=str(budget), budget_period="day")
     headers = {"Authorization": f"Bearer {key}"}
@@ -73,14 +79,7 @@ def test_concurrent_requests_overshoot_by_at_most_what_is_in_flight(
     start_gateway: GatewayFactory, emu: EmulatorServer
 ) -> None:
     gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
-    _, probe = new_key(gw)
-    cost = Decimal(
-        httpx.post(
-            f"{gw.url}/v1/chat/completions",
-            json=BODY,
-            headers={"Authorization": f"Bearer {probe}"},
-        ).headers["x-gateway-cost-usd"]
-    )
+    cost = cost_of_one_request(gw)
     budget = cost * 10
     key_id, key = new_key(gw, budget_usd=str(budget), budget_period="month")
     headers = {"Authorization": f"Bearer {key}"}
@@ -136,14 +135,7 @@ def test_spend_survives_a_restart_without_redis(
     start_gateway: GatewayFactory, emu: EmulatorServer
 ) -> None:
     gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
-    _, probe = new_key(gw)
-    cost = Decimal(
-        httpx.post(
-            f"{gw.url}/v1/chat/completions",
-            json=BODY,
-            headers={"Authorization": f"Bearer {probe}"},
-        ).headers["x-gateway-cost-usd"]
-    )
+    cost = cost_of_one_request(gw)
     _, key = new_key(gw, budget_usd=str(cost * 2), budget_period="total")
     headers = {"Authorization": f"Bearer {key}"}
     for _ in range(2):
@@ -161,14 +153,7 @@ def test_a_fanout_is_charged_for_every_model_it_called(
     start_gateway: GatewayFactory, emu: EmulatorServer
 ) -> None:
     gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
-    _, probe = new_key(gw)
-    cost = Decimal(
-        httpx.post(
-            f"{gw.url}/v1/chat/completions",
-            json=BODY,
-            headers={"Authorization": f"Bearer {probe}"},
-        ).headers["x-gateway-cost-usd"]
-    )
+    cost = cost_of_one_request(gw)
     key_id, key = new_key(gw, budget_usd=str(cost * 3), budget_period="day")
     headers = {"Authorization": f"Bearer {key}"}
     both = {**BODY, "models": ["fast", "openai/gpt-4o-mini"]}  # the same upstream model twice
@@ -184,14 +169,7 @@ def test_a_stream_is_charged_when_it_ends(
     start_gateway: GatewayFactory, emu: EmulatorServer
 ) -> None:
     gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
-    _, probe = new_key(gw)
-    cost = Decimal(
-        httpx.post(
-            f"{gw.url}/v1/chat/completions",
-            json=BODY,
-            headers={"Authorization": f"Bearer {probe}"},
-        ).headers["x-gateway-cost-usd"]
-    )
+    cost = cost_of_one_request(gw)
     key_id, key = new_key(gw, budget_usd=str(cost), budget_period="day")
     headers = {"Authorization": f"Bearer {key}"}
     # The client does not ask for usage: the gateway still reads it, and charges it.
