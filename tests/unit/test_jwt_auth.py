@@ -3,109 +3,37 @@ is told. The JWKS key set (key choice, fetching, caching) is tested in test_jwt_
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Callable
 from typing import Any
 
 import jwt
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 from pydantic import ValidationError
 
-from ai_gateway.security.jwt_auth import (
-    InvalidTokenError,
-    JWTIdentity,
-    JWTSettings,
-    JWTVerifier,
-    looks_like_jwt,
+from ai_gateway.security.jwt_auth import InvalidTokenError, JWTIdentity, JWTSettings, looks_like_jwt
+from jwt_support import (
+    JWKS_URL,
+    SECRET,
+    T0,
+    Clocks,
+    FakeJWKS,
+    b64,
+    claims,
+    handmade,
+    hs256,
+    make_verifier,
+    rejected,
+    rsa_jwk,
 )
 
-SECRET = "test-shared-secret-0123456789-abcdefghij"
+# Fixtures, which pytest finds here by their `name=`; `x as x` says they are imported on purpose.
+from jwt_support import clocks_fixture as clocks_fixture
+from jwt_support import other_rsa_key_fixture as other_rsa_key_fixture
+from jwt_support import rsa_key_fixture as rsa_key_fixture
+
 OTHER_SECRET = "another-shared-secret-0123456789-abcdefg"
-JWKS_URL = "https://auth.example/.well-known/jwks.json"
-T0 = 1_700_000_000.0
-
-
-@pytest.fixture(scope="module")
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def other_rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def rsa_jwk(key: rsa.RSAPrivateKey, kid: str, **extra: str) -> dict[str, Any]:
-    jwk: dict[str, Any] = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    return {**jwk, "kid": kid, **extra}
-
-
-class Clocks:
-    """Wall time for token claims, monotonic time for key set refreshes; both moved by hand."""
-
-    def __init__(self) -> None:
-        self.wall = T0
-        self.mono = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
-
-
-class FakeJWKS:
-    """An injected fetcher serving `keys`; counts calls (test_jwt_keyset.py has a fuller one)."""
-
-    def __init__(self, keys: list[dict[str, Any]]) -> None:
-        self.keys = keys
-        self.calls = 0
-
-    async def __call__(self, url: str) -> bytes:
-        assert url == JWKS_URL
-        self.calls += 1
-        return orjson.dumps({"keys": self.keys})
-
-
-def claims(**extra: Any) -> dict[str, Any]:
-    return {"sub": "user-1", "iat": int(T0), "exp": int(T0) + 600, **extra}
-
-
-def hs256(payload: dict[str, Any], secret: str = SECRET, **headers: Any) -> str:
-    return jwt.encode(payload, secret, algorithm="HS256", headers=headers or None)
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def handmade(
-    header: dict[str, Any], payload: dict[str, Any], sign: Callable[[bytes], bytes]
-) -> str:
-    signing_input = f"{b64(orjson.dumps(header))}.{b64(orjson.dumps(payload))}"
-    return f"{signing_input}.{b64(sign(signing_input.encode()))}"
-
-
-def make_verifier(clocks: Clocks, fetcher: FakeJWKS | None = None, **settings: Any) -> JWTVerifier:
-    return JWTVerifier(
-        JWTSettings(**settings),
-        fetch_jwks=fetcher,
-        clock=lambda: clocks.wall,
-        monotonic=lambda: clocks.mono,
-    )
-
-
-@pytest.fixture
-def clocks() -> Clocks:
-    return Clocks()
-
-
-async def rejected(verifier: JWTVerifier, token: str) -> str:
-    with pytest.raises(InvalidTokenError) as info:
-        await verifier.verify(token)
-    return info.value.reason
 
 
 # --- settings ----------------------------------------------------------------------------------

@@ -5,20 +5,18 @@ The verifier's other checks are in test_jwt_auth.py."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
-import orjson
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.algorithms import ECAlgorithm
 
 from ai_gateway.security.jwt_auth import (
     InvalidTokenError,
@@ -26,20 +24,23 @@ from ai_gateway.security.jwt_auth import (
     JWTVerifier,
     KeySetUnavailableError,
 )
+from jwt_support import (
+    JWKS_URL,
+    SECRET,
+    T0,
+    Clocks,
+    FakeJWKS,
+    claims,
+    handmade,
+    make_verifier,
+    rejected,
+    rsa_jwk,
+)
 
-SECRET = "test-shared-secret-0123456789-abcdefghij"
-JWKS_URL = "https://auth.example/.well-known/jwks.json"
-T0 = 1_700_000_000.0
-
-
-@pytest.fixture(scope="module")
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def other_rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+# Fixtures, which pytest finds here by their `name=`; `x as x` says they are imported on purpose.
+from jwt_support import clocks_fixture as clocks_fixture
+from jwt_support import other_rsa_key_fixture as other_rsa_key_fixture
+from jwt_support import rsa_key_fixture as rsa_key_fixture
 
 
 @pytest.fixture(scope="module")
@@ -47,80 +48,9 @@ def ec_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def rsa_jwk(key: rsa.RSAPrivateKey, kid: str, **extra: str) -> dict[str, Any]:
-    jwk: dict[str, Any] = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    return {**jwk, "kid": kid, **extra}
-
-
 def ec_jwk(key: ec.EllipticCurvePrivateKey, kid: str) -> dict[str, Any]:
     jwk: dict[str, Any] = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
     return {**jwk, "kid": kid}
-
-
-class Clocks:
-    """Wall time for token claims, monotonic time for key set refreshes; both moved by hand."""
-
-    def __init__(self) -> None:
-        self.wall = T0
-        self.mono = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
-
-
-class FakeJWKS:
-    """An injected fetcher serving `keys`; counts calls, can fail or hold until released."""
-
-    def __init__(self, keys: list[dict[str, Any]]) -> None:
-        self.keys = keys
-        self.calls = 0
-        self.fail = False
-        self.gate: asyncio.Event | None = None
-
-    async def __call__(self, url: str) -> bytes:
-        assert url == JWKS_URL
-        self.calls += 1
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.fail:
-            raise OSError("connection refused")
-        return orjson.dumps({"keys": self.keys})
-
-
-def claims(**extra: Any) -> dict[str, Any]:
-    return {"sub": "user-1", "iat": int(T0), "exp": int(T0) + 600, **extra}
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def handmade(
-    header: dict[str, Any], payload: dict[str, Any], sign: Callable[[bytes], bytes]
-) -> str:
-    signing_input = f"{b64(orjson.dumps(header))}.{b64(orjson.dumps(payload))}"
-    return f"{signing_input}.{b64(sign(signing_input.encode()))}"
-
-
-def make_verifier(clocks: Clocks, fetcher: FakeJWKS | None = None, **settings: Any) -> JWTVerifier:
-    return JWTVerifier(
-        JWTSettings(**settings),
-        fetch_jwks=fetcher,
-        clock=lambda: clocks.wall,
-        monotonic=lambda: clocks.mono,
-    )
-
-
-@pytest.fixture
-def clocks() -> Clocks:
-    return Clocks()
-
-
-async def rejected(verifier: JWTVerifier, token: str) -> str:
-    with pytest.raises(InvalidTokenError) as info:
-        await verifier.verify(token)
-    return info.value.reason
 
 
 # --- which key a token gets ------------------------------------------------------------------
