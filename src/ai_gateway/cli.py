@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
         "--insecure-no-auth",
         action="store_true",
         default=None,
-        help="allow binding to a non-loopback address without AI_GATEWAY_MASTER_KEY",
+        help="allow binding to a non-loopback address without authentication "
+        "(no AI_GATEWAY_MASTER_KEY and no security.jwt)",
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", choices=["json", "console"])
