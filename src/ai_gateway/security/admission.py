@@ -155,8 +155,14 @@ class Admission:
     def _key_limits(self, key: ApiKey) -> _Limits | None:
         if key.rps is None and key.tpm is None and key.max_concurrent is None:
             return None
+        # A key's limits never change (a key is not edited, only revoked or rotated).
+        cached = self._cache.get(("key", key.id))
+        if cached is not None:
+            return cached
         rate = Rate(key.rps, key.burst or default_burst(key.rps)) if key.rps else None
-        return _Limits("key", f"key:{key.id}", rate, key.tpm, key.max_concurrent)
+        made = _Limits("key", f"key:{key.id}", rate, key.tpm, key.max_concurrent)
+        self._cache[("key", key.id)] = made
+        return made
 
     def _applicable(self, principal: Principal | None, model: str) -> list[_Limits]:
         found: list[_Limits] = []
