@@ -215,7 +215,10 @@ class SlowSSEUpstream:
             writer.close()
 
     def stop(self) -> None:
-        self._server.close()
+        async def close() -> None:
+            self._server.close()  # on the server's own loop: asyncio.Server is not thread-safe
+
+        self._thread.run(close())
         self._thread.stop()
 
 
