@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -86,6 +87,9 @@ class CompletionsAPI:
                     gate.settle_after(stream, ticket, info),
                     media_type="text/event-stream",
                     headers=headers,
+                    # Also after the response, for a client gone before the stream started
+                    # (its generator never runs, so never reaches its `finally`).
+                    background=BackgroundTask(gate.settle, ticket, info),
                 )
             if mode:
                 answering = self._fanout_of.first(chat, info)

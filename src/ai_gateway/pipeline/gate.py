@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from ai_gateway.errors import GuardrailBlockedError, PermissionDeniedError
+from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
@@ -29,6 +30,7 @@ from ai_gateway.security.principal import Principal
 from ai_gateway.security.request_limits import RequestLimits, check_chat, check_embeddings
 
 AuditSink = Callable[[AuditRecord], None]
+log = get_logger(__name__)
 
 
 class GuardrailSets:
@@ -54,6 +56,9 @@ class GuardrailSets:
         unique = tuple(dict.fromkeys(names))
         if unique not in self._compiled:
             policies = [self._policies[n] for n in unique if n in self._policies]
+            missing = [n for n in unique if n not in self._policies]
+            if missing:  # a key names a policy the configuration no longer has
+                log.warning("guardrail_policy_unknown", policies=missing)
             self._compiled[unique] = Guardrails.compile(policies) if policies else None
         return self._compiled[unique]
 

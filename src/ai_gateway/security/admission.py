@@ -80,6 +80,7 @@ class Ticket:
     token_scopes: list[tuple[str, int]] = field(default_factory=list)  # (key, tpm)
     budgets: list[_Budget] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    settled: bool = False
 
 
 def _rate(limits: LimitConfig) -> Rate | None:
@@ -331,9 +332,11 @@ class Admission:
 
     async def settle(self, ticket: Ticket | None, info: RequestInfo) -> None:
         """Release the request's leases and charge what it used. Never raises: a failed charge is
-        logged (the request is over; refusing anything now would help nobody)."""
-        if ticket is None:
+        logged (the request is over; refusing anything now would help nobody). A ticket is
+        settled once; later calls do nothing."""
+        if ticket is None or ticket.settled:
             return
+        ticket.settled = True
         await self._release(ticket)
         try:
             if info.total_tokens > 0:
