@@ -86,15 +86,14 @@ def error_of(resp: httpx.Response) -> dict[str, Any]:
 
 
 def audit(admin: httpx.Client, **params: str) -> list[dict[str, Any]]:
-    gw_state = admin.get("/admin/audit", params={"start": "1h", **params})
-    assert gw_state.status_code == 200, gw_state.text
-    rows: list[dict[str, Any]] = gw_state.json()["data"]
+    resp = admin.get("/admin/audit", params={"start": "1h", **params})
+    assert resp.status_code == 200, resp.text
+    rows: list[dict[str, Any]] = resp.json()["data"]
     return rows
 
 
 def flush(gw: GatewayServer) -> None:
     """Write what the background writer holds (audit rows are written off the hot path)."""
-    gw.gateway  # noqa: B018 -- the app is up
     resp = httpx.get(f"{gw.url}/ai/analytics/usage", params={"start": "1h"}, headers=ADMIN)
     assert resp.status_code == 200  # the analytics API flushes the writer before it reads
 

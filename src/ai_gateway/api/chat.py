@@ -17,6 +17,7 @@ from ai_gateway.schemas.embeddings import EmbeddingsRequest
 from ai_gateway.schemas.validation import parse_body
 from ai_gateway.security.admission import Ticket
 
+SSE = "text/event-stream"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -83,9 +84,11 @@ class CompletionsAPI:
                 stream = await cancel_on_disconnect(opening, request.receive)
                 settled = True  # from here on, when the stream ends
                 headers |= {**SSE_HEADERS, **route_headers(info), **_limit_headers(ticket)}
+                if ticket is None:  # nothing to settle: no wrapper around every chunk
+                    return StreamingResponse(stream, media_type=SSE, headers=headers)
                 return StreamingResponse(
                     gate.settle_after(stream, ticket, info),
-                    media_type="text/event-stream",
+                    media_type=SSE,
                     headers=headers,
                     # Also after the response, for a client gone before the stream started
                     # (its generator never runs, so never reaches its `finally`).
@@ -99,7 +102,7 @@ class CompletionsAPI:
             headers |= {**route_headers(info), **_limit_headers(ticket)}
             return JSONResponse(result, headers=headers)
         finally:
-            if not settled:
+            if ticket is not None and not settled:
                 await gate.settle(ticket, info)
 
     async def _answer(self, chat: ChatRequest, model: str, info: RequestInfo) -> JSONObject:
@@ -121,7 +124,8 @@ class CompletionsAPI:
                 self._pipeline.embeddings(call, info), request.receive
             )
         finally:
-            await self._gate.settle(ticket, info)
+            if ticket is not None:
+                await self._gate.settle(ticket, info)
         return JSONResponse(result, headers={**route_headers(info), **_limit_headers(ticket)})
 
 

@@ -160,11 +160,11 @@ class RequestGate:
     async def admit(self, model: str, info: RequestInfo) -> Ticket | None:
         return await self._admission.admit(info.principal, model, info)
 
-    async def settle(self, ticket: Ticket | None, info: RequestInfo) -> None:
+    async def settle(self, ticket: Ticket, info: RequestInfo) -> None:
         await self._admission.settle(ticket, info)
 
     async def settle_after(
-        self, stream: AsyncIterator[bytes], ticket: Ticket | None, info: RequestInfo
+        self, stream: AsyncIterator[bytes], ticket: Ticket, info: RequestInfo
     ) -> AsyncIterator[bytes]:
         """The stream, with the request settled when it ends (however it ends)."""
         try:

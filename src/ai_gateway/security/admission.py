@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Literal
 
 from ai_gateway.errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
 from ai_gateway.observability.logging import get_logger
@@ -49,8 +50,9 @@ from ai_gateway.stores.analytics import StoreUnavailableError
 
 log = get_logger(__name__)
 
+BudgetScope = Literal["key", "user", "team"]  # also the analytics store's group names
 # Spend so far per name (user, key id, team) of one scope kind in [start, end).
-SpendSource = Callable[[str, datetime, datetime], Awaitable[dict[str, Decimal]]]
+SpendSource = Callable[[BudgetScope, datetime, datetime], Awaitable[dict[str, Decimal]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ class _Limits:
 
 @dataclass(frozen=True, slots=True)
 class _Budget:
-    scope: str
+    scope: BudgetScope
     key: str
     usd: Decimal
     period: Period
@@ -118,7 +120,7 @@ class Admission:
         does not exist yet (after a restart without Redis): the analytics store."""
         limits = config.rate_limits
         self._spend_source = spend_source
-        self._seeding: dict[tuple[str, str, datetime], asyncio.Future[None]] = {}
+        self._seeding: dict[tuple[BudgetScope, Period, datetime], asyncio.Future[None]] = {}
         self._limiter = limiter
         self._spend = spend
         self._metrics = metrics
@@ -144,9 +146,8 @@ class Admission:
         return _Limits(scope, key, _rate(spec), spec.tpm, spec.max_concurrent)
 
     def _scoped(self, scope: str, name: str, spec: LimitConfig | None) -> _Limits | None:
-        cached = self._cache.get((scope, name), self)
-        if cached is not self:
-            return cached  # type: ignore[return-value]
+        if (scope, name) in self._cache:
+            return self._cache[(scope, name)]
         made = None if spec is None or spec.empty else self._limits(scope, f"{scope}:{name}", spec)
         if len(self._cache) > 100_000:
             self._cache.clear()
@@ -206,7 +207,7 @@ class Admission:
         return found
 
     @staticmethod
-    def _budget(scope: str, name: str, config: BudgetConfig) -> _Budget:
+    def _budget(scope: BudgetScope, name: str, config: BudgetConfig) -> _Budget:
         return _Budget(scope, f"{scope}:{name}", config.usd, config.period)
 
     # --- the stage -----------------------------------------------------------------------------
@@ -289,13 +290,13 @@ class Admission:
             self._seeding[mark] = task
         await asyncio.shield(task)  # a caller that goes away does not cancel the others' seed
 
-    async def _seed(self, mark: tuple[str, str, datetime]) -> None:
+    async def _seed(self, mark: tuple[BudgetScope, Period, datetime]) -> None:
         scope, period, start = mark
         assert self._spend_source is not None
         try:
             totals = await self._spend_source(scope, start, datetime.now(UTC))
             for name, amount in totals.items():
-                await self._spend.seed(f"{scope}:{name}", period, amount)  # type: ignore[arg-type]
+                await self._spend.seed(f"{scope}:{name}", period, amount)
         except (StoreUnavailableError, SpendUnavailableError) as exc:
             del self._seeding[mark]  # the next request tries again
             log.warning("budget_seed_failed", scope=scope, error=type(exc).__name__)

@@ -5,7 +5,6 @@ rules and CORS. Everything here is optional; the defaults are what docs/security
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,9 +15,8 @@ from ai_gateway.security.guardrails_config import (
 )
 from ai_gateway.security.jwt_auth import JWTSettings
 from ai_gateway.security.keys import BudgetPeriod
+from ai_gateway.security.ratelimit import FailureMode
 from ai_gateway.security.request_limits import RequestLimits
-
-FailureMode = Literal["fail_open", "fail_closed"]
 
 
 class _Frozen(BaseModel):

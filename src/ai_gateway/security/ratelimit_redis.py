@@ -38,6 +38,7 @@ from ai_gateway.api.health import CheckResult
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.security.ratelimit import (
     Decision,
+    FailureMode,
     LimiterUnavailableError,
     LocalRateLimiter,
     Rate,
@@ -48,8 +49,6 @@ from ai_gateway.security.ratelimit import (
     token_cost,
     token_decision,
 )
-
-FailureMode = Literal["fail_open", "fail_closed"]
 
 US_PER_S = 1_000_000
 MAX_COST_US = 2**50  # ~35 years of debt: keeps every value an exact integer in Lua's doubles

@@ -3,7 +3,7 @@ budgets, content rules, the admin API and CORS. `create_app` calls `build_securi
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -18,7 +18,7 @@ from ai_gateway.api.health import CheckResult, ReadinessCheck
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.gate import GuardrailSets, RequestGate
-from ai_gateway.security.admission import Admission
+from ai_gateway.security.admission import Admission, BudgetScope, SpendSource
 from ai_gateway.security.audit import AuditRecord
 from ai_gateway.security.authenticator import Authenticator
 from ai_gateway.security.budget import LocalSpendCounter, RedisSpendCounter
@@ -27,14 +27,11 @@ from ai_gateway.security.ratelimit import LocalRateLimiter, RateLimiter
 from ai_gateway.security.ratelimit_redis import RedisRateLimiter
 from ai_gateway.settings import Config
 from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
-from ai_gateway.stores.factory import open_security_store
 from ai_gateway.stores.security import SecurityStore
 
 log = get_logger(__name__)
 
 AuditSink = Callable[[AuditRecord], None]
-# Spend so far per name (user, key id or team) of one scope kind, from the analytics store.
-SpendSource = Callable[[str, datetime, datetime], Awaitable[dict[str, Decimal]]]
 
 
 @dataclass
@@ -69,8 +66,8 @@ def spend_source(store: AnalyticsStore) -> SpendSource:
     """Spend per user, key or team since `start`, from the recorded usage: budgets survive a
     restart of a gateway without Redis."""
 
-    async def totals(scope: str, start: datetime, end: datetime) -> dict[str, Decimal]:
-        rows = await store.usage(start, end, scope)  # type: ignore[arg-type]
+    async def totals(scope: BudgetScope, start: datetime, end: datetime) -> dict[str, Decimal]:
+        rows = await store.usage(start, end, scope)
         return {
             str(row["group"]): Decimal(row["cost_usd"])
             for row in rows
@@ -157,6 +154,3 @@ async def start_store(store: SecurityStore | None) -> None:
     except StoreUnavailableError as exc:
         # Start anyway: key checks answer 503 until the database is back.
         log.warning("security_store_unavailable_at_start", error=str(exc))
-
-
-__all__ = ["Security", "build_security", "needs_store", "open_security_store", "start_store"]
