@@ -3,6 +3,7 @@ construction: nested values, exception text, the standard library's records too.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -13,9 +14,12 @@ import pytest
 import structlog
 
 from ai_gateway.observability.logging import (
+    MAX_PENDING_LINES,
+    LineWriter,
     SecretScrubber,
     configure_logging,
     event_writer,
+    flush_all,
     get_logger,
     secrets_of,
 )
@@ -172,3 +176,73 @@ def test_event_writer_follows_the_level_and_the_console_format(configure: Config
     assert "request" in text
     assert "/chat/completions" in text
     assert CANARY not in text
+
+
+class CountingStream(io.StringIO):
+    """A buffer that counts the writes it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_batched_lines_go_out_in_one_write_when_the_loop_iteration_ends() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+    for i in range(5):
+        writer.batched(f"line {i}")
+    assert stream.getvalue() == ""
+    assert stream.writes == 0
+    await asyncio.sleep(0)
+    assert stream.getvalue().splitlines() == [f"line {i}" for i in range(5)]
+    assert stream.writes == 1
+    writer.batched("next")  # a new batch is scheduled again
+    await asyncio.sleep(0)
+    assert stream.getvalue().splitlines()[-1] == "next"
+    assert stream.writes == 2
+
+
+async def test_lines_written_at_once_come_after_the_kept_ones() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+    writer.batched("access 1")
+    writer.msg("error")
+    writer.batched("access 2")
+    await asyncio.sleep(0)
+    assert stream.getvalue().splitlines() == ["access 1", "error", "access 2"]
+
+
+async def test_a_full_batch_is_written_without_waiting() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+    for i in range(MAX_PENDING_LINES):
+        writer.batched(str(i))
+    assert len(stream.getvalue().splitlines()) == MAX_PENDING_LINES
+    assert stream.writes == 1
+
+
+def test_without_an_event_loop_lines_are_written_at_once() -> None:
+    stream = CountingStream()
+    LineWriter(stream).batched("no loop here")
+    assert stream.getvalue() == "no loop here\n"
+
+
+async def test_kept_lines_are_written_before_standard_library_lines_and_at_exit(
+    configure: Configure,
+) -> None:
+    stream = configure()
+    access = event_writer("ai_gateway.access")
+    assert access is not None
+    access("request", {"status": 200})
+    logging.getLogger("uvicorn.error").warning("after the access line")
+    access("request", {"status": 201})
+    flush_all()  # what the interpreter's exit runs
+    assert [(line["event"], line.get("status")) for line in lines(stream)] == [
+        ("request", 200),
+        ("after the access line", None),
+        ("request", 201),
+    ]
