@@ -392,3 +392,42 @@ async def test_sqlite_uses_wal_and_stores_costs_as_text(tmp_path: Path) -> None:
         )
     finally:
         conn.close()
+
+
+async def test_sqlite_stores_absent_values_as_null_and_present_ones_as_given(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteAnalyticsStore(tmp_path / "a.db")
+    await store.start()
+    present = {"error_type": "api_error", "error_code": "upstream_error", "ttft_ms": 12.5}
+    present |= {"user": "u", "key_id": "k", "team": "t", "template": "tpl"}
+    await store.write_usage(
+        [usage("absent", cost_usd=None, stream=True), usage("present", **present)]
+    )
+    await store.aclose()
+    columns = ("error_type", "error_code", "cost_usd", "ttft_ms", "user_id", "key_id", "team")
+    columns += ("template", "stream")
+    conn = sqlite3.connect(tmp_path / "a.db")
+    try:
+        rows = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                f"SELECT request_id, {', '.join(columns)} FROM usage_records"  # noqa: S608
+            )
+        }
+        types = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                f"SELECT request_id, {', '.join(f'typeof({c})' for c in columns)} "  # noqa: S608
+                "FROM usage_records"
+            )
+        }
+    finally:
+        conn.close()
+    assert rows["absent"] == (None,) * 8 + (1,)
+    assert types["absent"] == ("null",) * 8 + ("integer",)
+    assert rows["present"] == (
+        *("api_error", "upstream_error", "0.000001234", 12.5, "u", "k", "t", "tpl"),
+        0,
+    )
+    assert types["present"] == ("text", "text", "text", "real", *("text",) * 4, "integer")

@@ -73,7 +73,7 @@ class PostgresAnalyticsStore:
 
     async def write_usage(self, records: Sequence[UsageRecord]) -> None:
         if records:
-            rows = [q.usage_values(r, q.utc, _keep) for r in records]
+            rows = [q.usage_values(r, q.utc, _keep, D) for r in records]
             await self._write(q.insert_usage_sql(D), rows)
 
     async def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:

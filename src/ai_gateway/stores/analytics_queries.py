@@ -11,6 +11,8 @@ Both backends run the same queries, so they answer alike; only a few expressions
 - percentiles: PostgreSQL's `percentile_cont`; SQLite's `gw_percentile`, a Python aggregate with
   the same definition (linear interpolation between the two nearest ranks, NULLs ignored).
 - ordering: groups sort by byte order in both (`COLLATE "C"` on PostgreSQL), NULL first.
+- absent values in inserted rows: None for PostgreSQL; for SQLite a NUL character that the INSERT
+  turns into NULL (see `Dialect.absent`).
 
 Results are JSON-ready: `str`, `int`, `float`, `None`. Costs are decimal strings without exponent
 or trailing zeros ("0.001234"), `None` when no request of the group had a price. Times are
@@ -46,6 +48,10 @@ USAGE_COLUMNS = (
     *("cost_usd", "latency_ms", "ttft_ms", "attempts", "fallbacks", "cache_status"),
     *("user_id", "key_id", "team", "template"),
 )
+# Usage columns that may be NULL (an absent value); see `Dialect.absent`.
+USAGE_NULLABLE = frozenset(
+    ("error_type", "error_code", "cost_usd", "ttft_ms", "user_id", "key_id", "team", "template")
+)
 FEEDBACK_COLUMNS = ("request_id", "created_at", "score", "raw_score", "comment", "tags")
 IS_ERROR = "(status >= 400 OR error_type IS NOT NULL)"
 
@@ -62,6 +68,18 @@ class Dialect:
     def p(self, n: int) -> str:
         """The n-th (1-based) bind parameter."""
         return f"${n}" if self.name == "postgres" else f"?{n}"
+
+    @property
+    def absent(self) -> str | None:
+        """What a row to insert holds for an absent (NULL) usage value. SQLite: a lone NUL
+        character, which `nullable` turns into NULL (Python's sqlite3 binds None through its
+        adapter machinery, three times slower per row than a string; and no stored text can be
+        a NUL, `clean_text` replaces them). PostgreSQL: None."""
+        return "\x00" if self.name == "sqlite" else None
+
+    def nullable(self, n: int) -> str:
+        """The n-th bind parameter of a column that may be absent (see `absent`)."""
+        return f"NULLIF(?{n}, char(0))" if self.name == "sqlite" else self.p(n)
 
     def cost_sum(self, column: str) -> str:
         return f"sum({column})" if self.name == "postgres" else f"gw_dsum({column})"
@@ -96,10 +114,18 @@ POSTGRES = Dialect("postgres")
 # --- SQL -------------------------------------------------------------------------------------
 
 
-def _insert(d: Dialect, table: str, columns: tuple[str, ...], key: str) -> str:
+def _insert(
+    d: Dialect,
+    table: str,
+    columns: tuple[str, ...],
+    key: str,
+    nullable: frozenset[str] = frozenset(),
+) -> str:
     # ON CONFLICT on the key only (not SQLite's INSERT OR IGNORE, which would also swallow a
     # NOT NULL violation and lose the row silently): a retried batch is a no-op.
-    params = ", ".join(d.p(i) for i in range(1, len(columns) + 1))
+    params = ", ".join(
+        d.nullable(i) if column in nullable else d.p(i) for i, column in enumerate(columns, 1)
+    )
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({params}) "
         f"ON CONFLICT ({key}) DO NOTHING"
@@ -107,7 +133,7 @@ def _insert(d: Dialect, table: str, columns: tuple[str, ...], key: str) -> str:
 
 
 def insert_usage_sql(d: Dialect) -> str:
-    return _insert(d, "usage_records", USAGE_COLUMNS, "request_id")
+    return _insert(d, "usage_records", USAGE_COLUMNS, "request_id", USAGE_NULLABLE)
 
 
 def insert_feedback_sql(d: Dialect) -> str:
@@ -221,7 +247,8 @@ def from_micros(micros: int) -> datetime:
 
 
 def clean_text(value: str | None, limit: int = MAX_TEXT) -> str | None:
-    """Cut over-long text; replace NUL (PostgreSQL's text type rejects it) with U+FFFD."""
+    """Cut over-long text; replace NUL (PostgreSQL's text type rejects it, and it is SQLite's
+    marker of an absent value) with U+FFFD."""
     if value is None:
         return None
     value = value[:limit]
@@ -237,12 +264,18 @@ def _finite(value: float | None) -> float | None:
 
 
 def usage_values(
-    r: UsageRecord, when: Callable[[datetime], Any], cost: Callable[[Decimal], Any]
+    r: UsageRecord,
+    when: Callable[[datetime], Any],
+    cost: Callable[[Decimal], Any],
+    d: Dialect,
 ) -> tuple[Any, ...]:
-    """A record as a row in USAGE_COLUMNS order; `when` and `cost` convert for the dialect.
-    Written out field by field: this runs once per request (about 1.5 µs)."""
+    """A record as a row in USAGE_COLUMNS order, for `insert_usage_sql(d)`; `when` and `cost`
+    convert for the dialect, absent values are `d.absent`. Written out field by field: this runs
+    once per request (about 1.5 µs)."""
     t = clean_text
+    none = d.absent
     price = clean_cost(r.cost_usd)
+    ttft = _finite(r.ttft_ms)
     return (
         t(r.request_id),
         when(r.created_at),
@@ -252,25 +285,25 @@ def usage_values(
         t(r.provider),
         t(r.deployment),
         t(r.upstream_model),
-        r.stream,
+        r.stream if none is None else int(r.stream),  # SQLite: an int binds faster than a bool
         r.status,
-        t(r.error_type),
-        t(r.error_code),
+        none if r.error_type is None else t(r.error_type),
+        none if r.error_code is None else t(r.error_code),
         r.prompt_tokens,
         r.completion_tokens,
         r.cached_tokens,
         r.cache_write_tokens,
         r.reasoning_tokens,
-        None if price is None else cost(price),
+        none if price is None else cost(price),
         _finite(r.latency_ms) or 0.0,
-        _finite(r.ttft_ms),
+        none if ttft is None else ttft,
         r.attempts,
         r.fallbacks,
         r.cache_status,
-        t(r.user),
-        t(r.key_id),
-        t(r.team),
-        t(r.template),
+        none if r.user is None else t(r.user),
+        none if r.key_id is None else t(r.key_id),
+        none if r.team is None else t(r.team),
+        none if r.template is None else t(r.template),
     )
 
 

@@ -60,7 +60,7 @@ class SQLiteAnalyticsStore:
         sql = q.insert_usage_sql(D)
 
         def work(conn: sqlite3.Connection) -> None:
-            rows = [q.usage_values(r, q.to_micros, q.decimal_text) for r in records]
+            rows = [q.usage_values(r, q.to_micros, q.decimal_text, D) for r in records]
             transaction(conn, lambda: conn.executemany(sql, rows))
 
         await self._db.call(work)
