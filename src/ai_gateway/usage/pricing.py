@@ -10,31 +10,36 @@ tokens (reasoning included) at `output_price`. A model without input or output p
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from ai_gateway.model_registry import ModelInfo
 
 MILLION = Decimal(1_000_000)
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+Counts = tuple[int, int, int, int, int]
+NO_TOKENS: Counts = (0, 0, 0, 0, 0)
 
 
-def token_counts(usage: object) -> tuple[int, int, int, int, int]:
+def _count(value: object) -> int:
+    # `type is int`: not a bool, not a float; a negative count is no count
+    return value if type(value) is int and value > 0 else 0
+
+
+def token_counts(usage: object) -> Counts:
     """(prompt, completion, cached, cache_write, reasoning) from an OpenAI-style usage object,
     including the fields the Anthropic and Gemini adapters add."""
     if not isinstance(usage, dict):
-        return 0, 0, 0, 0, 0
-    prompt = _int(usage.get("prompt_tokens"))
-    completion = _int(usage.get("completion_tokens"))
-    prompt_details: Any = usage.get("prompt_tokens_details") or {}
-    completion_details: Any = usage.get("completion_tokens_details") or {}
-    cached = _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
-    cached = cached or _int(usage.get("cache_read_input_tokens"))
-    cache_write = _int(usage.get("cache_creation_input_tokens"))
+        return NO_TOKENS
+    get = usage.get
+    prompt = _count(get("prompt_tokens"))
+    completion = _count(get("completion_tokens"))
+    prompt_details = get("prompt_tokens_details")
+    cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
+    cached = cached or _count(get("cache_read_input_tokens"))
+    cache_write = _count(get("cache_creation_input_tokens"))
+    completion_details = get("completion_tokens_details")
     reasoning = (
-        _int(completion_details.get("reasoning_tokens"))
+        _count(completion_details.get("reasoning_tokens"))
         if isinstance(completion_details, dict)
         else 0
     )
@@ -42,18 +47,20 @@ def token_counts(usage: object) -> tuple[int, int, int, int, int]:
 
 
 def cost_usd(info: ModelInfo | None, usage: object) -> Decimal | None:
+    return cost_of(info, token_counts(usage))
+
+
+def cost_of(info: ModelInfo | None, counts: Counts) -> Decimal | None:
+    """The cost of `counts` (from `token_counts`) at `info`'s prices."""
     if info is None or info.input_price is None or info.output_price is None:
         return None
-    prompt, completion, cached, cache_write, _ = token_counts(usage)
-    plain = max(0, prompt - cached - cache_write)
-    cached_price = (
-        info.cached_input_price if info.cached_input_price is not None else info.input_price
-    )
-    write_price = info.cache_write_price if info.cache_write_price is not None else info.input_price
-    total = (
-        plain * info.input_price
-        + cached * cached_price
-        + cache_write * write_price
-        + completion * info.output_price
-    )
+    prompt, completion, cached, cache_write, _ = counts
+    plain = max(0, prompt - cached - cache_write)  # each is at most `prompt`, not their sum
+    total = plain * info.input_price + completion * info.output_price
+    if cached:
+        price = info.cached_input_price
+        total += cached * (price if price is not None else info.input_price)
+    if cache_write:
+        price = info.cache_write_price
+        total += cache_write * (price if price is not None else info.input_price)
     return total / MILLION

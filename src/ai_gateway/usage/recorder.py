@@ -16,7 +16,7 @@ from ai_gateway.errors import GatewayError
 from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.context import RequestInfo
-from ai_gateway.usage.pricing import cost_usd, token_counts
+from ai_gateway.usage.pricing import cost_of, token_counts
 from ai_gateway.usage.records import Route, UsageRecord
 
 
@@ -50,11 +50,12 @@ class UsageRecorder:
         reached = served or (trace.last_tried if trace is not None else None)
         provider = reached.provider if reached is not None else info.provider
         upstream = reached.model if reached is not None else ""
+        counts = token_counts(usage)
         cost = None
         if usage is not None and served is not None:
-            cost = cost_usd(self._registry.get(served.provider, served.model), usage)
+            cost = cost_of(self._registry.get(served.provider, served.model), counts)
             self._metrics.observe_cost(info.model, provider, cost)
-        prompt, completion, cached, cache_write, reasoning = token_counts(usage)
+        prompt, completion, cached, cache_write, reasoning = counts
         # What the request used, for the limits and budgets settled when it ends.
         info.cost_usd = cost
         info.total_tokens = prompt + completion
