@@ -19,6 +19,8 @@ pytestmark = pytest.mark.integration
 
 MASTER = "sk-master-budget-41d9"
 ADMIN = {"Authorization": f"Bearer {MASTER}"}
+# Budgets, not rate limits, are under test: requests here come faster than the default 10/s.
+UNLIMITED = "security: {rate_limits: {user: {rps: 100000, burst: 100000}}}"
 BODY = {"model": "fast", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 8}
 
 
@@ -53,7 +55,7 @@ def cost_of_one_request(gw: GatewayServer) -> Decimal:
 def test_a_budget_refuses_requests_once_spent_with_402(
     start_gateway: GatewayFactory, emu: EmulatorServer
 ) -> None:
-    gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
+    gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
     cost = cost_of_one_request(gw)
     budget = cost * 3 + cost / 2  # room for 3.5 requests: the 4th starts under budget
     key_id, key = new_key(gw, budget_usd=str(budget), budget_period="day")
@@ -78,7 +80,7 @@ def test_a_budget_refuses_requests_once_spent_with_402(
 def test_concurrent_requests_overshoot_by_at_most_what_is_in_flight(
     start_gateway: GatewayFactory, emu: EmulatorServer
 ) -> None:
-    gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
+    gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
     cost = cost_of_one_request(gw)
     budget = cost * 10
     key_id, key = new_key(gw, budget_usd=str(budget), budget_period="month")
@@ -134,7 +136,7 @@ security:
 def test_spend_survives_a_restart_without_redis(
     start_gateway: GatewayFactory, emu: EmulatorServer
 ) -> None:
-    gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
+    gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
     cost = cost_of_one_request(gw)
     _, key = new_key(gw, budget_usd=str(cost * 2), budget_period="total")
     headers = {"Authorization": f"Bearer {key}"}
@@ -144,7 +146,7 @@ def test_spend_survives_a_restart_without_redis(
             == 200
         )
     gw.stop()  # flushes the usage records
-    again = start_gateway(emulator_yaml(emu), master_key=MASTER)  # same data directory
+    again = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)  # same data directory
     resp = httpx.post(f"{again.url}/v1/chat/completions", json=BODY, headers=headers)
     assert resp.status_code == 402
 
@@ -152,7 +154,7 @@ def test_spend_survives_a_restart_without_redis(
 def test_a_fanout_is_charged_for_every_model_it_called(
     start_gateway: GatewayFactory, emu: EmulatorServer
 ) -> None:
-    gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
+    gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
     cost = cost_of_one_request(gw)
     key_id, key = new_key(gw, budget_usd=str(cost * 3), budget_period="day")
     headers = {"Authorization": f"Bearer {key}"}
@@ -168,7 +170,7 @@ def test_a_fanout_is_charged_for_every_model_it_called(
 def test_a_stream_is_charged_when_it_ends(
     start_gateway: GatewayFactory, emu: EmulatorServer
 ) -> None:
-    gw = start_gateway(emulator_yaml(emu), master_key=MASTER)
+    gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
     cost = cost_of_one_request(gw)
     key_id, key = new_key(gw, budget_usd=str(cost), budget_period="day")
     headers = {"Authorization": f"Bearer {key}"}
