@@ -121,6 +121,27 @@ def load_all(
     return [cpu / n * 1e6 for cpu, n in zip(used, served, strict=True)]
 
 
+def alternate(
+    builds: Sequence[Build], upstream_port: int, args: argparse.Namespace, tmp: Path
+) -> dict[str, list[float]]:
+    """Every gateway started once, then driven one at a time, round after round: each has the
+    core to itself while measured, and neighbouring slices share the machine's state."""
+    results: dict[str, list[float]] = {b.name: [] for b in builds}
+    with ExitStack() as stack:
+        gateways = [stack.enter_context(started(b, upstream_port, tmp)) for b in builds]
+        for gw, auth in gateways:
+            wrk(gw.base_url + CHAT_PATH, args.connections, args.warmup, auth)
+        for i in range(args.rounds):
+            order = gateways if i % 2 == 0 else gateways[::-1]
+            for gw, auth in order:
+                before = cpu_seconds(gw.popen.pid)
+                served = wrk(gw.base_url + CHAT_PATH, args.connections, args.duration, auth)
+                value = (cpu_seconds(gw.popen.pid) - before) / served * 1e6
+                results[gw.name].append(value)
+                print(f"round {i + 1} {gw.name}: {value:.1f} µs/request", flush=True)
+    return results
+
+
 def measure_round(
     builds: Sequence[Build], upstream_port: int, args: argparse.Namespace, tmp: Path
 ) -> list[float]:
@@ -157,6 +178,12 @@ def main(argv: list[str] | None = None) -> None:
         help="run every build at once, sharing CPU 0 (each with its own wrk): a slower or "
         "faster moment of the machine then affects them alike",
     )
+    parser.add_argument(
+        "--alternate",
+        action="store_true",
+        help="start every build once, then drive them one at a time for --duration each, round "
+        "after round (each has CPU 0 to itself while measured; paired rounds are seconds apart)",
+    )
     args = parser.parse_args(argv)
     trees = dict(item.split("=", 1) for item in args.build)
     envs: dict[str, dict[str, str]] = {name: {} for name in trees}
@@ -180,7 +207,9 @@ def main(argv: list[str] | None = None) -> None:
                 cpus={1},
             )
         )
-        for i in range(args.rounds):
+        if args.alternate:
+            results = alternate(builds, up_port, args, Path(tmp))
+        for i in range(0 if args.alternate else args.rounds):
             values = measure_round(builds, up_port, args, Path(tmp))
             for build, value in zip(builds, values, strict=True):
                 results[build.name].append(value)

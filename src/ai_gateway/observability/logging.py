@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import logging
 import sys
 import threading
@@ -101,14 +102,17 @@ class IsoTimeStamper:
     def __call__(
         self, _: Any, __: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        now = time.time()
+        event_dict["timestamp"] = self.at(time.time())
+        return event_dict
+
+    def at(self, now: float) -> str:
+        """The timestamp of `now` (seconds since the epoch)."""
         second = int(now)
         cached = self._second
         if cached[0] != second:
             cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
             self._second = cached
-        event_dict["timestamp"] = f"{cached[1]}.{int((now - second) * 1e6):06d}Z"
-        return event_dict
+        return f"{cached[1]}.{int((now - second) * 1e6):06d}Z"
 
 
 def _secret_value(value: SecretStr | None) -> str | None:
@@ -140,39 +144,48 @@ def _dumps(value: Any, **_: Any) -> str:
 
 EventWriter = Callable[[str, dict[str, Any]], None]
 
-# The access log's lines wait for the end of the event loop's iteration, then go out in one
-# write; this many waiting lines are written at once.
+# The access log's events wait for the end of the event loop's iteration, then are rendered and
+# written together; this many waiting lines are written at once.
 MAX_PENDING_LINES = 256
+
+Render = Callable[[Any], str]
 
 
 class LineWriter:
     """Writes whole lines to `stream`, and is structlog's logger (`msg` and its aliases).
 
-    `msg` writes at once. `batched` (for the access log, one line per request, called on the
-    event loop's thread) keeps the line until the loop's current iteration ends, then writes
-    every line kept so far in one call: one system call for many requests instead of one each
-    (like nginx's buffered access_log, but never later than the iteration's end). Order is kept:
-    `msg` writes the kept lines first. `flush` also runs at interpreter exit. Thread-safe."""
+    `msg` writes at once. `deferred` (for the access log, one line per request, called on the
+    event loop's thread) keeps an event until the loop's current iteration ends, then renders
+    every event kept so far and writes them in one call: one system call for many requests
+    instead of one each (like nginx's buffered access_log, but never later than the iteration's
+    end), and the rendering runs as one tight loop rather than scattered through the requests'
+    work. Order is kept: `msg` writes the kept lines first. `flush` also runs at interpreter exit.
+    Thread-safe."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self._pending: list[str] = []
+        self._pending: list[tuple[Render, Any]] = []
         self._scheduled = False
         self._lock = threading.Lock()
         _WRITERS.add(self)
 
     def msg(self, message: str) -> None:
         with self._lock:
-            self._pending.append(message + "\n")
+            self._pending.append((_as_is, message))
             self._write_pending()
 
     log = debug = info = warn = warning = msg
     err = error = critical = exception = fatal = failure = msg
 
     def batched(self, line: str) -> None:
+        """`line`, kept until the loop's iteration ends."""
+        self.deferred(_as_is, line)
+
+    def deferred(self, render: Render, event: Any) -> None:
+        """The line `render(event)`, rendered and written when the loop's iteration ends."""
         with self._lock:
             pending = self._pending
-            pending.append(line + "\n")
+            pending.append((render, event))
             if len(pending) < MAX_PENDING_LINES:
                 if self._scheduled:
                     return
@@ -192,13 +205,18 @@ class LineWriter:
                 self._write_pending()
 
     def _write_pending(self) -> None:
-        lines = "".join(self._pending)
-        self._pending.clear()
+        pending = self._pending
+        lines = "\n".join([render(event) for render, event in pending])
+        pending.clear()
         try:
-            self.stream.write(lines)
+            self.stream.write(lines + "\n")
             self.stream.flush()
         except ValueError:  # the stream is closed (a test's buffer, or at exit): nowhere to go
             pass
+
+
+def _as_is(line: str) -> str:
+    return line
 
 
 _WRITERS: weakref.WeakSet[LineWriter] = weakref.WeakSet()
@@ -243,23 +261,36 @@ class LineSink:
         return self.writer
 
     def json_event(self, level: int) -> EventWriter | None:
-        """A writer of `level` events in the JSON format; None for the console format."""
+        """A writer of `level` events in the JSON format; None for the console format. The event
+        is timed now and rendered when the event loop's iteration ends (`LineWriter.deferred`)."""
         scrubber = self._scrubber
         if scrubber is None:
             return None
         name = logging.getLevelName(level).lower()
-        stamp = self._stamper
-        write = self.writer.batched
+        stamp = self._stamper.at
+        defer = self.writer.deferred
         context = structlog.contextvars.get_contextvars
+        # structlog creates its context variables when something is first bound: until then
+        # there is nothing to merge (and looking costs a walk over every context variable).
+        created = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+
+        def render(event: tuple[dict[str, Any], float]) -> str:
+            fields, now = event
+            fields["timestamp"] = stamp(now)
+            try:
+                line = orjson.dumps(fields, default=str).decode()
+            except orjson.JSONEncodeError:  # an integer past 64 bits: not orjson's, still JSON
+                line = json.dumps(fields, default=str, ensure_ascii=False)
+            return scrubber(None, "", line)
 
         def event(event: str, fields: dict[str, Any]) -> None:
-            bound = context()
-            if bound:
-                fields = {**bound, **fields}
+            if created is None or created:
+                bound = context()
+                if bound:
+                    fields = {**bound, **fields}
             fields["event"] = event
             fields["level"] = name
-            stamp(None, "", fields)
-            write(scrubber(None, "", orjson.dumps(fields, default=str).decode()))
+            defer(render, (fields, time.time()))
 
         return event
 
