@@ -184,6 +184,14 @@ def main(argv: list[str] | None = None) -> None:
         help="start every build once, then drive them one at a time for --duration each, round "
         "after round (each has CPU 0 to itself while measured; paired rounds are seconds apart)",
     )
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=1,
+        help="with --alternate: start every gateway this many times (--rounds each); one "
+        "process can be a few percent faster or slower than another of the same build (memory "
+        "layout), so several are pooled",
+    )
     args = parser.parse_args(argv)
     trees = dict(item.split("=", 1) for item in args.build)
     envs: dict[str, dict[str, str]] = {name: {} for name in trees}
@@ -207,8 +215,9 @@ def main(argv: list[str] | None = None) -> None:
                 cpus={1},
             )
         )
-        if args.alternate:
-            results = alternate(builds, up_port, args, Path(tmp))
+        for _ in range(args.restarts if args.alternate else 0):  # fresh processes each time
+            for name, values in alternate(builds, up_port, args, Path(tmp)).items():
+                results[name] += values
         for i in range(0 if args.alternate else args.rounds):
             values = measure_round(builds, up_port, args, Path(tmp))
             for build, value in zip(builds, values, strict=True):

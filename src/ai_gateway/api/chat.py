@@ -11,7 +11,7 @@ from ai_gateway.pipeline.chat import ChatPipeline
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.pipeline.fanout import Fanout
 from ai_gateway.pipeline.gate import RequestGate
-from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
+from ai_gateway.providers.base import ChatRequest, EmbeddingsCall
 from ai_gateway.schemas.chat import GATEWAY_FIELDS, ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
 from ai_gateway.schemas.validation import parse_body
@@ -53,6 +53,7 @@ class CompletionsAPI:
 
     async def chat(self, request: Request) -> Response:
         gate = self._gate
+        receive = request.receive
         body = await read_json(request, self._limit)
         gate.check_chat(body)
         parsed = parse_body(ChatCompletionRequest, body)
@@ -60,16 +61,16 @@ class CompletionsAPI:
             body = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
         info = RequestInfo.from_scope(request.scope)
         gate.check_models(parsed.models or (parsed.model,), info)
-        ticket = await gate.admit(parsed.model, info)
+        ticket = (
+            await gate.admit(parsed.model, info) if gate.may_limit(parsed.model, info) else None
+        )
         settled = False
         try:
             chat = ChatRequest(body=body, parsed=parsed)
             mode = (parsed.fanout or "all") if parsed.models else None
             headers: dict[str, str] = {"x-gateway-fanout": mode} if mode else {}
             if mode == "all":  # each model's content rules apply to its own branch
-                result = await cancel_on_disconnect(
-                    self._fanout_of.all(chat, info), request.receive
-                )
+                result = await cancel_on_disconnect(self._fanout_of.all(chat, info), receive)
                 return JSONResponse(result, headers=headers)
             if not mode:
                 chat = gate.guard_input(chat, parsed.model, info)
@@ -81,7 +82,7 @@ class CompletionsAPI:
                         chat, info, gate.chunk_guard(parsed.model, info)
                     )
                 )
-                stream = await cancel_on_disconnect(opening, request.receive)
+                stream = await cancel_on_disconnect(opening, receive)
                 settled = True  # from here on, when the stream ends
                 headers |= {**SSE_HEADERS, **route_headers(info), **_limit_headers(ticket)}
                 if ticket is None:  # nothing to settle: no wrapper around every chunk
@@ -95,19 +96,15 @@ class CompletionsAPI:
                     background=BackgroundTask(gate.settle, ticket, info),
                 )
             if mode:
-                answering = self._fanout_of.first(chat, info)
+                result = await cancel_on_disconnect(self._fanout_of.first(chat, info), receive)
             else:
-                answering = self._answer(chat, parsed.model, info)
-            result = await cancel_on_disconnect(answering, request.receive)
+                result = await cancel_on_disconnect(self._pipeline.complete(chat, info), receive)
+                result = gate.guard_output(result, parsed.model, info)
             headers |= {**route_headers(info), **_limit_headers(ticket)}
             return JSONResponse(result, headers=headers)
         finally:
             if ticket is not None and not settled:
                 await gate.settle(ticket, info)
-
-    async def _answer(self, chat: ChatRequest, model: str, info: RequestInfo) -> JSONObject:
-        result = await self._pipeline.complete(chat, info)
-        return self._gate.guard_output(result, model, info)
 
     async def embeddings(self, request: Request) -> Response:
         body = await read_json(request, self._limit)
@@ -115,7 +112,10 @@ class CompletionsAPI:
         parsed = parse_body(EmbeddingsRequest, body)
         info = RequestInfo.from_scope(request.scope)
         self._gate.check_models((parsed.model,), info)
-        ticket = await self._gate.admit(parsed.model, info)
+        gate = self._gate
+        ticket = (
+            await gate.admit(parsed.model, info) if gate.may_limit(parsed.model, info) else None
+        )
         try:
             call = self._gate.guard_embeddings(
                 EmbeddingsCall(body=body, parsed=parsed), parsed.model, info

@@ -41,12 +41,15 @@ class GuardrailSets:
         self._default = config.default
         self._models = config.models
         self._compiled: dict[tuple[str, ...], Guardrails | None] = {}
+        self._configured = bool(self._default or self._models)  # rules beside keys' own
 
     @property
     def names(self) -> frozenset[str]:
         return frozenset(self._policies)
 
     def for_request(self, principal: Principal | None, model: str) -> Guardrails | None:
+        if principal is None and not self._configured:
+            return None
         names = self._default + self._models.get(model, ())
         key = principal.key if principal is not None else None
         if key is not None and key.guardrails:
@@ -159,6 +162,10 @@ class RequestGate:
 
     async def admit(self, model: str, info: RequestInfo) -> Ticket | None:
         return await self._admission.admit(info.principal, model, info)
+
+    def may_limit(self, model: str, info: RequestInfo) -> bool:
+        """False when `admit` would return None for certain (skip awaiting it)."""
+        return self._admission.may_apply(info.principal, model)
 
     async def settle(self, ticket: Ticket, info: RequestInfo) -> None:
         await self._admission.settle(ticket, info)

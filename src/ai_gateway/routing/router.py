@@ -184,6 +184,8 @@ class Router:
                         ctx_strategy,
                     )
                 body = self._fit(group, deployment, request.body, ctx_strategy, trace)
+                if self._tracing is None:  # one coroutine less on every await of the attempt
+                    return await self._attempt_once(deployment, body, request, trace, deadline)
                 return await self._attempt(deployment, body, request, trace, deadline)
             except GatewayError as exc:
                 error = exc

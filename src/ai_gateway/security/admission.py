@@ -212,6 +212,12 @@ class Admission:
 
     # --- the stage -----------------------------------------------------------------------------
 
+    def may_apply(self, principal: Principal | None, model: str) -> bool:
+        """False when `admit` would return None for certain (nobody identified, as with
+        authentication off, or the master key; and no limit on the model): then it need not
+        be awaited at all."""
+        return (principal is not None and not principal.admin) or model in self._model_limits
+
     async def admit(
         self, principal: Principal | None, model: str, info: RequestInfo
     ) -> Ticket | None:

@@ -108,9 +108,9 @@ class AnalyticsWriter:
         self._drop_log_interval_s = drop_log_interval_s
         self._retention_interval_s = retention_interval_s
         self._queues: dict[Kind, deque[Any]] = {kind: deque() for kind in KINDS}
+        self._usage: deque[UsageRecord] = self._queues["usage"]
         self._popped: dict[Kind, int] = dict.fromkeys(KINDS, 0)
         self._buffered = 0
-        self._pending_ids: dict[str, int] = {}
         self._written = 0
         self._dropped = 0
         self._failed_attempts = 0
@@ -127,11 +127,15 @@ class AnalyticsWriter:
     # --- the hot path ----------------------------------------------------------------------------
 
     def submit_usage(self, record: UsageRecord) -> None:
-        if self._admit():
-            self._queues["usage"].append(record)
-            self._buffered += 1
-            self._pending_ids[record.request_id] = self._pending_ids.get(record.request_id, 0) + 1
-            self._nudge("usage")
+        # Once per request: `_admit` and `_nudge` written out.
+        if self._closed or self._buffered >= self._max_buffer:
+            self._admit()  # refuses, counting and logging the drop
+            return
+        queue = self._usage
+        queue.append(record)
+        self._buffered += 1
+        if len(queue) >= self._batch_size and self._available:
+            self._wake.set()
 
     def submit_feedback(self, record: FeedbackRecord) -> None:
         if self._admit():
@@ -146,8 +150,10 @@ class AnalyticsWriter:
             self._nudge("audit")
 
     def pending(self, request_id: str) -> bool:
-        """Whether a usage record for `request_id` is buffered, not yet written."""
-        return request_id in self._pending_ids
+        """Whether a usage record for `request_id` is buffered, not yet written (a scan, newest
+        first: this serves feedback, which is rare and usually about a recent request; no index
+        is kept on the hot path)."""
+        return any(record.request_id == request_id for record in reversed(self._usage))
 
     @property
     def stats(self) -> WriterStats:
@@ -219,13 +225,7 @@ class AnalyticsWriter:
     def _pop(self, kind: Kind, count: int) -> None:
         queue = self._queues[kind]
         for _ in range(count):
-            record = queue.popleft()
-            if kind == "usage":
-                left = self._pending_ids[record.request_id] - 1
-                if left:
-                    self._pending_ids[record.request_id] = left
-                else:
-                    del self._pending_ids[record.request_id]
+            queue.popleft()
         self._popped[kind] += count
         self._buffered -= count
 
@@ -400,7 +400,6 @@ class AnalyticsWriter:
             for queue in self._queues.values():
                 queue.clear()
             self._buffered = 0
-            self._pending_ids.clear()
             self._drop(left, "shutdown")
         self._log_drops(force=True)
         log.info("analytics_writer_closed", written=self._written, dropped=self._dropped)
