@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import orjson
@@ -60,14 +61,73 @@ async def read_json(request: Request, limit: int) -> Any:
         ) from None
 
 
+class LateStarts:
+    """Runs callbacks once their time has come, with one loop timer for all of them: a request
+    that ends before its time only adds and removes a dict entry, where a timer per request
+    (`call_later` and `cancel`) cost a little on every request. The timer fires at the earliest
+    time due, but at most once per `min_interval_s`, so a callback runs at most that much late.
+    One per event loop (`for_loop`); use it on the loop's thread only."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, min_interval_s: float = 0.01) -> None:
+        self._loop = loop
+        self._min_interval_s = min_interval_s
+        self._waiting: dict[object, tuple[float, Callable[[], None]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    def add(self, key: object, delay_s: float, callback: Callable[[], None]) -> None:
+        due = self._loop.time() + delay_s
+        self._waiting[key] = (due, callback)
+        if self._timer is None or due < self._timer_at:
+            self._schedule(due)
+
+    def discard(self, key: object) -> None:
+        self._waiting.pop(key, None)
+
+    def _schedule(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        earliest = None
+        for key, (due, callback) in list(self._waiting.items()):
+            if due <= now:
+                del self._waiting[key]
+                callback()
+            elif earliest is None or due < earliest:
+                earliest = due
+        if earliest is not None:
+            self._schedule(max(earliest, now + self._min_interval_s))
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LateStarts]
+    _by_loop = weakref.WeakKeyDictionary()
+
+    _last: LateStarts | None = None  # the loop of the latest call: almost always the one
+
+    @classmethod
+    def for_loop(cls, loop: asyncio.AbstractEventLoop) -> LateStarts:
+        last = cls._last
+        if last is not None and last._loop is loop:
+            return last
+        found = cls._by_loop.get(loop)
+        if found is None:
+            found = cls._by_loop[loop] = cls(loop)
+        cls._last = found
+        return found
+
+
 async def cancel_on_disconnect(work: Awaitable[T], receive: Receive, grace_s: float = 0.05) -> T:
     """Await `work` in this task, cancelling it if the client disconnects (so the upstream call
     is cancelled too). Must be called after the body has been read: then `receive()` only
     returns on disconnect.
 
-    Watching costs a task, so it starts only once `work` has run for `grace_s`: a quick answer
-    (the common case behind a fast upstream) never pays for it, and a client that leaves
-    during a slow one is noticed at most `grace_s` late.
+    Watching costs a task, so it starts only once `work` has run for `grace_s` (`LateStarts`):
+    a quick answer (the common case behind a fast upstream) never pays for it, and a client that
+    leaves during a slow one is noticed at most `grace_s` + 10 ms late.
     """
     task = asyncio.current_task()
     assert task is not None
@@ -87,7 +147,8 @@ async def cancel_on_disconnect(work: Awaitable[T], receive: Receive, grace_s: fl
         nonlocal watcher
         watcher = asyncio.create_task(watch())
 
-    timer = asyncio.get_running_loop().call_later(grace_s, start_watching)
+    late = LateStarts.for_loop(task.get_loop())
+    late.add(start_watching, grace_s, start_watching)
     try:
         return await work
     except asyncio.CancelledError:
@@ -95,6 +156,6 @@ async def cancel_on_disconnect(work: Awaitable[T], receive: Receive, grace_s: fl
             raise ClientDisconnect from None
         raise
     finally:
-        timer.cancel()
+        late.discard(start_watching)
         if watcher is not None:
             watcher.cancel()

@@ -1,0 +1,84 @@
+"""Cancelling work when the client disconnects, and the shared timer that starts the watching."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from starlette.requests import ClientDisconnect
+from starlette.types import Message
+
+from ai_gateway.api.common import LateStarts, cancel_on_disconnect
+
+
+async def test_callbacks_run_once_due_and_discarded_ones_never() -> None:
+    late = LateStarts(asyncio.get_running_loop(), min_interval_s=0.001)
+    ran: list[str] = []
+    late.add("a", 0.02, lambda: ran.append("a"))
+    late.add("b", 0.01, lambda: ran.append("b"))  # earlier than the timer set for "a"
+    late.add("c", 0.01, lambda: ran.append("c"))
+    late.discard("c")
+    await asyncio.sleep(0.015)
+    assert ran == ["b"]
+    await asyncio.sleep(0.02)
+    assert ran == ["b", "a"]
+
+
+async def test_one_timer_serves_many_and_fires_at_most_every_min_interval() -> None:
+    late = LateStarts(asyncio.get_running_loop(), min_interval_s=0.03)
+    ran: list[int] = []
+    late.add(0, 0.0, lambda: ran.append(0))
+    late.add(1, 0.005, lambda: ran.append(1))
+    await asyncio.sleep(0.015)
+    assert ran == [0]  # 1 was due, but the next firing waits for the minimum interval
+    await asyncio.sleep(0.04)
+    assert ran == [0, 1]
+
+
+def test_each_loop_has_its_own() -> None:
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        assert LateStarts.for_loop(first) is LateStarts.for_loop(first)
+        assert LateStarts.for_loop(first) is not LateStarts.for_loop(second)
+        assert LateStarts.for_loop(second) is LateStarts.for_loop(second)
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_a_quick_answer_never_watches_the_client() -> None:
+    async def receive() -> Message:
+        raise AssertionError("receive() must not be called for a quick answer")
+
+    async def work() -> str:
+        return "done"
+
+    assert await cancel_on_disconnect(work(), receive, grace_s=0.05) == "done"
+    await asyncio.sleep(0.08)  # past the grace period: nothing starts late either
+
+
+async def test_a_client_gone_during_slow_work_cancels_it() -> None:
+    gone = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def receive() -> Message:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def slow() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "late"
+
+    async def leave() -> None:
+        await asyncio.sleep(0.03)
+        gone.set()
+
+    leaving = asyncio.create_task(leave())
+    with pytest.raises(ClientDisconnect):
+        await cancel_on_disconnect(slow(), receive, grace_s=0.01)
+    await leaving
+    assert cancelled.is_set()
