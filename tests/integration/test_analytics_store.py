@@ -431,3 +431,16 @@ async def test_sqlite_stores_absent_values_as_null_and_present_ones_as_given(
         0,
     )
     assert types["present"] == ("text", "text", "text", "real", *("text",) * 4, "integer")
+
+
+async def test_sqlite_writes_a_batch_of_any_size_once_each(tmp_path: Path) -> None:
+    # Rows go in many per statement: a batch that is not a whole number of statements, and
+    # a request id twice in one batch, are stored once each.
+    store = SQLiteAnalyticsStore(tmp_path / "a.db")
+    await store.start()
+    records = [usage(f"r{i}") for i in range(257)]
+    await store.write_usage([*records, usage("r3")])
+    await store.write_usage(records[:150])  # a retried batch
+    [row] = await store.usage(*DAY, "model")
+    await store.aclose()
+    assert row["requests"] == 257

@@ -24,6 +24,7 @@ Feedback is positive when its normalised score is above 0.5, negative below 0.5 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -120,20 +121,29 @@ def _insert(
     columns: tuple[str, ...],
     key: str,
     nullable: frozenset[str] = frozenset(),
+    rows: int = 1,
 ) -> str:
     # ON CONFLICT on the key only (not SQLite's INSERT OR IGNORE, which would also swallow a
     # NOT NULL violation and lose the row silently): a retried batch is a no-op.
-    params = ", ".join(
-        d.nullable(i) if column in nullable else d.p(i) for i, column in enumerate(columns, 1)
+    width = len(columns)
+    values = ", ".join(
+        "("
+        + ", ".join(
+            d.nullable(n) if column in nullable else d.p(n)
+            for n, column in enumerate(columns, row * width + 1)
+        )
+        + ")"
+        for row in range(rows)
     )
     return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({params}) "
-        f"ON CONFLICT ({key}) DO NOTHING"
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} ON CONFLICT ({key}) DO NOTHING"
     )
 
 
-def insert_usage_sql(d: Dialect) -> str:
-    return _insert(d, "usage_records", USAGE_COLUMNS, "request_id", USAGE_NULLABLE)
+@functools.cache
+def insert_usage_sql(d: Dialect, rows: int = 1) -> str:
+    """Insert `rows` usage rows in one statement (their values one after the other)."""
+    return _insert(d, "usage_records", USAGE_COLUMNS, "request_id", USAGE_NULLABLE, rows)
 
 
 def insert_feedback_sql(d: Dialect) -> str:
