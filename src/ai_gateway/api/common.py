@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -145,7 +146,8 @@ async def cancel_on_disconnect(work: Awaitable[T], receive: Receive, grace_s: fl
 
     def start_watching() -> None:
         nonlocal watcher
-        watcher = asyncio.create_task(watch())
+        # Run from the shared timer, whose context is another request's: start clean.
+        watcher = asyncio.create_task(watch(), context=contextvars.Context())
 
     late = LateStarts.for_loop(task.get_loop())
     late.add(start_watching, grace_s, start_watching)
