@@ -6,10 +6,13 @@ with this interpreter and `PYTHONPATH=<tree>/src`, pinned to CPU 0, against the 
 upstream; wrk (one thread, pinned to CPU 1 with the upstream) drives it for a warm-up, then for
 the measurement, and the gateway's utime + stime over the measurement (from /proc) is divided by
 the requests served. Builds are measured interleaved, round after round; medians are reported.
-With --side-by-side every build runs at the same time on CPU 0 (each driven by its own wrk), so
-the machine's slow and fast moments (a shared VM's) fall on all of them alike.
+With --alternate every gateway is started once and they are driven one at a time, round after
+round (--restarts N: N times, with fresh processes); with --side-by-side every build runs at the
+same time on CPU 0 (each driven by its own wrk), so the machine's slow and fast moments fall on
+all of them alike, but each gets a fraction of the core (which understates the ratios).
 
-    python -m bench.cpu --build before=/tmp/wt-a1d19fc --build after=. --rounds 3
+    python -m bench.cpu --alternate --restarts 6 --rounds 8 --duration 1 \
+        --build before=/tmp/wt-a1d19fc --build after=.
     python -m bench.cpu --build after=. --keys after   # authentication, key and limits on
 
 The first build is the reference: for each other build the median of the per-round ratios is
