@@ -100,7 +100,9 @@ class CompletionsAPI:
             else:
                 result = await cancel_on_disconnect(self._pipeline.complete(chat, info), receive)
                 result = gate.guard_output(result, parsed.model, info)
-            headers |= {**route_headers(info), **_limit_headers(ticket)}
+            headers.update(route_headers(info))
+            if ticket is not None:
+                headers.update(ticket.headers)
             return JSONResponse(result, headers=headers)
         finally:
             if ticket is not None and not settled:

@@ -147,7 +147,7 @@ class RequestContextMiddleware:
         span = None
         if self.tracing is not None and path not in _UNTRACED:
             span = self.tracing.start_request(scope, http_route(path), request_id)
-        in_flight = self.metrics.in_flight
+        in_flight = self.metrics.requests_in_flight
         in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)

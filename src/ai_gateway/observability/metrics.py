@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
@@ -41,6 +41,26 @@ MAX_ERROR_LABELS = 200  # distinct (route, type, code) error series before "othe
 _ERROR_LABEL = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class InFlight(Protocol):
+    def inc(self) -> None: ...
+    def dec(self) -> None: ...
+
+
+class _Count:
+    """A number only the event loop's thread changes."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self) -> None:
+        self.value += 1
+
+    def dec(self) -> None:
+        self.value -= 1
 
 
 class Metrics:
@@ -106,6 +126,14 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        # What the request middleware counts with (inc/dec). One process: a plain counter that
+        # the gauge reads when scraped (no lock taken twice per request). Several workers: the
+        # gauge itself, whose values live in the shared directory.
+        self.requests_in_flight: InFlight = self.in_flight
+        if self.multiprocess_dir is None:
+            count = _Count()
+            self.in_flight.set_function(lambda: count.value)
+            self.requests_in_flight = count
         self.upstream_errors = Counter(
             "ai_gateway_upstream_errors_total",
             "Failed upstream calls by provider and error code.",
