@@ -152,15 +152,18 @@ def test_event_writer_fast_path_writes_the_structlog_line(configure: Configure) 
     structlog.contextvars.bind_contextvars(instance="a")
     try:
         writer("request", dict(fields))
+        writer("request", lambda: dict(fields))  # fields gathered when the line is rendered
         get_logger("ai_gateway.access").info("request", **fields)
     finally:
         structlog.contextvars.clear_contextvars()
-    fast, slow = (json.loads(line) for line in stream.getvalue().splitlines())
+    fast, lazy, slow = (json.loads(line) for line in stream.getvalue().splitlines())
     assert CANARY not in stream.getvalue()
     assert fast.pop("timestamp").endswith("Z")
+    assert lazy.pop("timestamp").endswith("Z")
     slow.pop("timestamp")
     assert fast == slow
-    assert fast["instance"] == "a"
+    assert lazy == slow
+    assert fast["instance"] == "a"  # bound when the event was written, rendered later
     assert fast["token"] == REDACTED
 
 
@@ -172,9 +175,11 @@ def test_event_writer_follows_the_level_and_the_console_format(configure: Config
     writer = event_writer("ai_gateway.access")
     assert writer is not None
     writer("request", {"route": "/chat/completions", "key": CANARY})
+    writer("request", lambda: {"route": "/embeddings"})
     text = stream.getvalue()
     assert "request" in text
     assert "/chat/completions" in text
+    assert "/embeddings" in text
     assert CANARY not in text
 
 

@@ -7,6 +7,7 @@ import itertools
 import os
 import re
 from collections.abc import Callable
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -160,38 +161,41 @@ class RequestContextMiddleware:
             if status >= 400 and status != _UNSEEN:
                 error = error_kind(error_body)
                 self.metrics.observe_error(route, *error)
-            if self._log is not None:
-                self._access_log(scope["method"], route, status, seconds, info, error)
+            if self._log is not None:  # the line's fields are gathered when it is rendered
+                self._log(
+                    "request",
+                    partial(access_fields, scope["method"], route, status, seconds, info, error),
+                )
             if span is not None:
                 span.end(status, info, error)
 
-    def _access_log(
-        self,
-        method: str,
-        route: str,
-        status: int,
-        seconds: float,
-        info: RequestInfo,
-        error: tuple[str, str] | None,
-    ) -> None:
-        trace = info.trace
-        fields: dict[str, Any] = {
-            "request_id": info.request_id,
-            "method": method,
-            "route": route,
-            "status": status,
-            "latency_ms": round(seconds * 1000, 3),
-        }
-        if info.model:
-            fields["model"] = info.model
-            fields["provider"] = info.provider
-            fields["deployment"] = info.deployment
-        if trace is not None:
-            fields["attempts"] = trace.attempts
-        principal = info.principal  # set by authentication
-        if principal is not None and principal.user:
-            fields["user"] = principal.user
-        if error is not None:
-            fields["error_type"], fields["error_code"] = error
-        assert self._log is not None
-        self._log("request", fields)
+
+def access_fields(
+    method: str,
+    route: str,
+    status: int,
+    seconds: float,
+    info: RequestInfo,
+    error: tuple[str, str] | None,
+) -> dict[str, Any]:
+    """The access log line's fields (event `request`)."""
+    trace = info.trace
+    fields: dict[str, Any] = {
+        "request_id": info.request_id,
+        "method": method,
+        "route": route,
+        "status": status,
+        "latency_ms": round(seconds * 1000, 3),
+    }
+    if info.model:
+        fields["model"] = info.model
+        fields["provider"] = info.provider
+        fields["deployment"] = info.deployment
+    if trace is not None:
+        fields["attempts"] = trace.attempts
+    principal = info.principal  # set by authentication
+    if principal is not None and principal.user:
+        fields["user"] = principal.user
+    if error is not None:
+        fields["error_type"], fields["error_code"] = error
+    return fields

@@ -142,7 +142,11 @@ def _dumps(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-EventWriter = Callable[[str, dict[str, Any]], None]
+# An event's fields, or a function that returns them (called once, when the line is rendered:
+# the JSON fast path renders after the event loop's iteration, so the request pays nothing for
+# building them).
+Fields = dict[str, Any] | Callable[[], dict[str, Any]]
+EventWriter = Callable[[str, Fields], None]
 
 # The access log's events wait for the end of the event loop's iteration, then are rendered and
 # written together; this many waiting lines are written at once.
@@ -274,8 +278,13 @@ class LineSink:
         # there is nothing to merge (and looking costs a walk over every context variable).
         created = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
 
-        def render(event: tuple[dict[str, Any], float]) -> str:
-            fields, now = event
+        def render(event: tuple[str, Fields, float, dict[str, Any] | None]) -> str:
+            label, given, now, bound = event
+            fields = given if isinstance(given, dict) else given()
+            if bound:
+                fields = {**bound, **fields}
+            fields["event"] = label
+            fields["level"] = name
             fields["timestamp"] = stamp(now)
             try:
                 line = orjson.dumps(fields, default=str).decode()
@@ -283,14 +292,10 @@ class LineSink:
                 line = json.dumps(fields, default=str, ensure_ascii=False)
             return scrubber(None, "", line)
 
-        def event(event: str, fields: dict[str, Any]) -> None:
-            if created is None or created:
-                bound = context()
-                if bound:
-                    fields = {**bound, **fields}
-            fields["event"] = event
-            fields["level"] = name
-            defer(render, (fields, time.time()))
+        def event(event: str, fields: Fields) -> None:
+            # The context variables bound now (rendering happens outside the request's context).
+            bound = context() if created is None or created else None
+            defer(render, (event, fields, time.time(), bound))
 
         return event
 
@@ -309,8 +314,8 @@ def event_writer(logger_name: str, level: int = logging.INFO) -> EventWriter | N
     log = get_logger(logger_name)
     method = getattr(log, logging.getLevelName(level).lower())
 
-    def event(event: str, fields: dict[str, Any]) -> None:
-        method(event, **fields)
+    def event(event: str, fields: Fields) -> None:
+        method(event, **(fields if isinstance(fields, dict) else fields()))
 
     return event
 
