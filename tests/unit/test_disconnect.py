@@ -82,3 +82,24 @@ async def test_a_client_gone_during_slow_work_cancels_it() -> None:
         await cancel_on_disconnect(slow(), receive, grace_s=0.01)
     await leaving
     assert cancelled.is_set()
+
+
+async def test_a_failing_callback_stops_neither_the_others_nor_later_ones() -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[object] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context["exception"]))
+    try:
+        late = LateStarts(loop, min_interval_s=0.001)
+        ran: list[str] = []
+
+        def fail() -> None:
+            raise RuntimeError("boom")
+
+        late.add("bad", 0.0, fail)
+        late.add("good", 0.0, lambda: ran.append("good"))
+        late.add("later", 0.01, lambda: ran.append("later"))
+        await asyncio.sleep(0.03)
+        assert ran == ["good", "later"]
+        assert [type(exc) for exc in reported] == [RuntimeError]
+    finally:
+        loop.set_exception_handler(None)

@@ -251,3 +251,25 @@ async def test_kept_lines_are_written_before_standard_library_lines_and_at_exit(
         ("after the access line", None),
         ("request", 201),
     ]
+
+
+async def test_an_event_that_cannot_be_rendered_does_not_take_the_others_down() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+
+    def broken(_: object) -> str:
+        raise RuntimeError("the fields could not be gathered")
+
+    writer.batched("before")
+    writer.deferred(broken, None)
+    writer.batched("after")
+    await asyncio.sleep(0)
+    before, failed, after = stream.getvalue().splitlines()
+    assert (before, after) == ("before", "after")
+    assert json.loads(failed) == {
+        "event": "log_event_unrenderable",
+        "level": "error",
+        "error_type": "RuntimeError",
+    }
+    writer.msg("still writing")
+    assert stream.getvalue().splitlines()[-1] == "still writing"

@@ -95,14 +95,22 @@ class LateStarts:
         self._timer = None
         now = self._loop.time()
         earliest = None
+        due_now: list[Callable[[], None]] = []
         for key, (due, callback) in list(self._waiting.items()):
             if due <= now:
                 del self._waiting[key]
-                callback()
+                due_now.append(callback)
             elif earliest is None or due < earliest:
                 earliest = due
         if earliest is not None:
             self._schedule(max(earliest, now + self._min_interval_s))
+        for callback in due_now:  # one that fails is reported and stops neither the others
+            try:  # nor the timer (as a timer of its own would not)
+                callback()
+            except Exception as exc:
+                self._loop.call_exception_handler(
+                    {"message": "LateStarts callback failed", "exception": exc}
+                )
 
     _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LateStarts]
     _by_loop = weakref.WeakKeyDictionary()

@@ -209,11 +209,15 @@ class LineWriter:
                 self._write_pending()
 
     def _write_pending(self) -> None:
-        pending = self._pending
-        lines = "\n".join([render(event) for render, event in pending])
-        pending.clear()
+        pending, self._pending = self._pending, []
+        lines = []
+        for render, event in pending:
+            try:
+                lines.append(render(event))
+            except Exception as exc:  # one bad event must not take the others (or logging) down
+                lines.append(_unrenderable(exc))
         try:
-            self.stream.write(lines + "\n")
+            self.stream.write("\n".join(lines) + "\n")
             self.stream.flush()
         except ValueError:  # the stream is closed (a test's buffer, or at exit): nowhere to go
             pass
@@ -221,6 +225,11 @@ class LineWriter:
 
 def _as_is(line: str) -> str:
     return line
+
+
+def _unrenderable(exc: Exception) -> str:
+    fields = {"event": "log_event_unrenderable", "level": "error"}
+    return orjson.dumps({**fields, "error_type": type(exc).__name__}).decode()
 
 
 _WRITERS: weakref.WeakSet[LineWriter] = weakref.WeakSet()
