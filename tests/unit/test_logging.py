@@ -273,3 +273,27 @@ async def test_an_event_that_cannot_be_rendered_does_not_take_the_others_down() 
     }
     writer.msg("still writing")
     assert stream.getvalue().splitlines()[-1] == "still writing"
+
+
+def test_a_loop_closed_before_its_flush_does_not_hold_the_next_loops_lines() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+
+    async def log(line: str) -> None:
+        writer.batched(line)
+
+    first = asyncio.new_event_loop()
+
+    def log_and_stop() -> None:
+        writer.batched("first")
+        first.stop()  # the loop stops before the iteration that would flush
+
+    first.call_soon(log_and_stop)
+    first.run_forever()
+    first.close()
+    assert stream.getvalue() == ""
+    second = asyncio.new_event_loop()
+    second.run_until_complete(log("second"))
+    second.run_until_complete(asyncio.sleep(0))  # the second loop's iteration ends
+    second.close()
+    assert stream.getvalue().splitlines() == ["first", "second"]

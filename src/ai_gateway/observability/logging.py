@@ -169,7 +169,7 @@ class LineWriter:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self._pending: list[tuple[Render, Any]] = []
-        self._scheduled = False
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush waits on
         self._lock = threading.Lock()
         _WRITERS.add(self)
 
@@ -191,20 +191,21 @@ class LineWriter:
             pending = self._pending
             pending.append((render, event))
             if len(pending) < MAX_PENDING_LINES:
-                if self._scheduled:
-                    return
                 try:
-                    asyncio.get_running_loop().call_soon(self.flush)
+                    loop = asyncio.get_running_loop()
                 except RuntimeError:  # no loop on this thread: nothing would end the batch
-                    pass
-                else:
-                    self._scheduled = True
+                    loop = None
+                if loop is not None:
+                    # Scheduled once per iteration; again if that loop closed before flushing.
+                    if self._flush_on is not loop:
+                        loop.call_soon(self.flush)
+                        self._flush_on = loop
                     return
             self._write_pending()
 
     def flush(self) -> None:
         with self._lock:
-            self._scheduled = False
+            self._flush_on = None
             if self._pending:
                 self._write_pending()
 
