@@ -21,6 +21,7 @@ from ai_gateway.api.health import CheckResult, HealthAPI, ReadinessCheck
 from ai_gateway.api.middleware import RequestContextMiddleware
 from ai_gateway.api.models import ModelsAPI, build_model_cards
 from ai_gateway.api.openapi import build_openapi
+from ai_gateway.api.paths import ExactPathRouter
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.errors import (
     GatewayError,
@@ -278,5 +279,8 @@ def create_app(
             Exception: _unexpected,
         },
     )
+    # The same routes and lifespan, with exact paths looked up in a dict (api/paths.py); set
+    # before the first request builds the middleware stack around it.
+    app.router = ExactPathRouter(routes, lifespan=lifespan)
     app.state.gateway = gateway
     return app
