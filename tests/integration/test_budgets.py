@@ -41,6 +41,12 @@ def new_key(gw: GatewayServer, **fields: Any) -> tuple[str, str]:
     return created["id"], created["key"]
 
 
+def budgeted_key(gw: GatewayServer, budget: Decimal, period: str) -> tuple[str, dict[str, str]]:
+    """A new key with `budget` USD per `period`: its id and the headers to call with it."""
+    key_id, key = new_key(gw, budget_usd=str(budget), budget_period=period)
+    return key_id, {"Authorization": f"Bearer {key}"}
+
+
 def cost_of_one_request(gw: GatewayServer) -> Decimal:
     """What one BODY request costs, learnt with a key of its own (no budget)."""
     _, probe = new_key(gw)
@@ -58,8 +64,7 @@ def test_a_budget_refuses_requests_once_spent_with_402(
     gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
     cost = cost_of_one_request(gw)
     budget = cost * 3 + cost / 2  # room for 3.5 requests: the 4th starts under budget
-    key_id, key = new_key(gw, budget_usd=str(budget), budget_period="day")
-    headers = {"Authorization": f"Bearer {key}"}
+    key_id, headers = budgeted_key(gw, budget, "day")
     statuses = [
         httpx.post(f"{gw.url}/v1/chat/completions", json=BODY, headers=headers).status_code
         for _ in range(6)
@@ -83,8 +88,7 @@ def test_concurrent_requests_overshoot_by_at_most_what_is_in_flight(
     gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
     cost = cost_of_one_request(gw)
     budget = cost * 10
-    key_id, key = new_key(gw, budget_usd=str(budget), budget_period="month")
-    headers = {"Authorization": f"Bearer {key}"}
+    key_id, headers = budgeted_key(gw, budget, "month")
     in_flight = 6
     emu.add_faults({"kind": "delay", "seconds": 0.3, "count": 1000})
 
@@ -138,8 +142,7 @@ def test_spend_survives_a_restart_without_redis(
 ) -> None:
     gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
     cost = cost_of_one_request(gw)
-    _, key = new_key(gw, budget_usd=str(cost * 2), budget_period="total")
-    headers = {"Authorization": f"Bearer {key}"}
+    _, headers = budgeted_key(gw, cost * 2, "total")
     for _ in range(2):
         assert (
             httpx.post(f"{gw.url}/v1/chat/completions", json=BODY, headers=headers).status_code
@@ -156,8 +159,7 @@ def test_a_fanout_is_charged_for_every_model_it_called(
 ) -> None:
     gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
     cost = cost_of_one_request(gw)
-    key_id, key = new_key(gw, budget_usd=str(cost * 3), budget_period="day")
-    headers = {"Authorization": f"Bearer {key}"}
+    key_id, headers = budgeted_key(gw, cost * 3, "day")
     both = {**BODY, "models": ["fast", "openai/gpt-4o-mini"]}  # the same upstream model twice
     assert httpx.post(f"{gw.url}/v1/chat/completions", json=both, headers=headers).is_success
     assert spend_by(gw, "key")[key_id] == cost * 2
@@ -172,8 +174,7 @@ def test_a_stream_is_charged_when_it_ends(
 ) -> None:
     gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
     cost = cost_of_one_request(gw)
-    key_id, key = new_key(gw, budget_usd=str(cost), budget_period="day")
-    headers = {"Authorization": f"Bearer {key}"}
+    key_id, headers = budgeted_key(gw, cost, "day")
     # The client does not ask for usage: the gateway still reads it, and charges it.
     with httpx.stream(
         "POST", f"{gw.url}/v1/chat/completions", json={**BODY, "stream": True}, headers=headers

@@ -199,13 +199,13 @@ async def test_batched_lines_go_out_in_one_write_when_the_loop_iteration_ends() 
     stream = CountingStream()
     writer = LineWriter(stream)
     for i in range(5):
-        writer.batched(f"line {i}")
+        writer.deferred(str, f"line {i}")
     assert stream.getvalue() == ""
     assert stream.writes == 0
     await asyncio.sleep(0)
     assert stream.getvalue().splitlines() == [f"line {i}" for i in range(5)]
     assert stream.writes == 1
-    writer.batched("next")  # a new batch is scheduled again
+    writer.deferred(str, "next")  # a new batch is scheduled again
     await asyncio.sleep(0)
     assert stream.getvalue().splitlines()[-1] == "next"
     assert stream.writes == 2
@@ -214,9 +214,9 @@ async def test_batched_lines_go_out_in_one_write_when_the_loop_iteration_ends() 
 async def test_lines_written_at_once_come_after_the_kept_ones() -> None:
     stream = CountingStream()
     writer = LineWriter(stream)
-    writer.batched("access 1")
+    writer.deferred(str, "access 1")
     writer.msg("error")
-    writer.batched("access 2")
+    writer.deferred(str, "access 2")
     await asyncio.sleep(0)
     assert stream.getvalue().splitlines() == ["access 1", "error", "access 2"]
 
@@ -225,14 +225,14 @@ async def test_a_full_batch_is_written_without_waiting() -> None:
     stream = CountingStream()
     writer = LineWriter(stream)
     for i in range(MAX_PENDING_LINES):
-        writer.batched(str(i))
+        writer.deferred(str, str(i))
     assert len(stream.getvalue().splitlines()) == MAX_PENDING_LINES
     assert stream.writes == 1
 
 
 def test_without_an_event_loop_lines_are_written_at_once() -> None:
     stream = CountingStream()
-    LineWriter(stream).batched("no loop here")
+    LineWriter(stream).deferred(str, "no loop here")
     assert stream.getvalue() == "no loop here\n"
 
 
@@ -260,9 +260,9 @@ async def test_an_event_that_cannot_be_rendered_does_not_take_the_others_down() 
     def broken(_: object) -> str:
         raise RuntimeError("the fields could not be gathered")
 
-    writer.batched("before")
+    writer.deferred(str, "before")
     writer.deferred(broken, None)
-    writer.batched("after")
+    writer.deferred(str, "after")
     await asyncio.sleep(0)
     before, failed, after = stream.getvalue().splitlines()
     assert (before, after) == ("before", "after")
@@ -280,12 +280,12 @@ def test_a_loop_closed_before_its_flush_does_not_hold_the_next_loops_lines() -> 
     writer = LineWriter(stream)
 
     async def log(line: str) -> None:
-        writer.batched(line)
+        writer.deferred(str, line)
 
     first = asyncio.new_event_loop()
 
     def log_and_stop() -> None:
-        writer.batched("first")
+        writer.deferred(str, "first")
         first.stop()  # the loop stops before the iteration that would flush
 
     first.call_soon(log_and_stop)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ai_gateway.model_registry import ModelInfo
-from ai_gateway.usage.pricing import cost_of, cost_usd, token_counts
+from ai_gateway.usage.pricing import cost_of, token_counts
 
 
 def model(**prices: str) -> ModelInfo:
@@ -69,14 +69,13 @@ def test_cost_prices_each_part_of_the_prompt_exactly() -> None:
         "cache_creation_input_tokens": 100,
     }
     # 600 plain x 3 + 300 x 0.3 + 100 x 3.75 + 200 x 15, per million
-    assert cost_usd(info, usage) == Decimal("0.005265")
     assert cost_of(info, token_counts(usage)) == Decimal("0.005265")
 
 
 def test_cached_tokens_without_their_own_price_cost_the_input_price() -> None:
     info = model(input_price="0.15", output_price="0.6")
     usage = {"prompt_tokens": 9, "completion_tokens": 12, "cache_read_input_tokens": 4}
-    assert cost_usd(info, usage) == Decimal("0.00000855")  # 9 x 0.15 + 12 x 0.6
+    assert cost_of(info, token_counts(usage)) == Decimal("0.00000855")  # 9 x 0.15 + 12 x 0.6
 
 
 def test_overlapping_cache_counts_price_no_token_below_zero() -> None:
@@ -86,11 +85,11 @@ def test_overlapping_cache_counts_price_no_token_below_zero() -> None:
         "cache_read_input_tokens": 8,
         "cache_creation_input_tokens": 8,
     }
-    assert cost_usd(info, usage) == Decimal(0)
+    assert cost_of(info, token_counts(usage)) == Decimal(0)
 
 
 def test_a_model_without_prices_has_no_cost() -> None:
     usage = {"prompt_tokens": 5, "completion_tokens": 5}
-    assert cost_usd(None, usage) is None
-    assert cost_usd(model(input_price="1"), usage) is None
-    assert cost_usd(model(output_price="1"), usage) is None
+    assert cost_of(None, token_counts(usage)) is None
+    assert cost_of(model(input_price="1"), token_counts(usage)) is None
+    assert cost_of(model(output_price="1"), token_counts(usage)) is None

@@ -109,17 +109,17 @@ class CompletionsAPI:
                 await gate.settle(ticket, info)
 
     async def embeddings(self, request: Request) -> Response:
+        gate = self._gate
         body = await read_json(request, self._limit)
-        self._gate.check_embeddings(body)
+        gate.check_embeddings(body)
         parsed = parse_body(EmbeddingsRequest, body)
         info = RequestInfo.from_scope(request.scope)
-        self._gate.check_models((parsed.model,), info)
-        gate = self._gate
+        gate.check_models((parsed.model,), info)
         ticket = (
             await gate.admit(parsed.model, info) if gate.may_limit(parsed.model, info) else None
         )
         try:
-            call = self._gate.guard_embeddings(
+            call = gate.guard_embeddings(
                 EmbeddingsCall(body=body, parsed=parsed), parsed.model, info
             )
             result = await cancel_on_disconnect(
@@ -127,7 +127,7 @@ class CompletionsAPI:
             )
         finally:
             if ticket is not None:
-                await self._gate.settle(ticket, info)
+                await gate.settle(ticket, info)
         return JSONResponse(result, headers={**route_headers(info), **_limit_headers(ticket)})
 
 

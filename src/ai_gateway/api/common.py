@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -67,7 +66,7 @@ class LateStarts:
     that ends before its time only adds and removes a dict entry, where a timer per request
     (`call_later` and `cancel`) cost a little on every request. The timer fires at the earliest
     time due, but at most once per `min_interval_s`, so a callback runs at most that much late.
-    One per event loop (`for_loop`); use it on the loop's thread only."""
+    Shared by the requests of a loop (`for_loop`); use it on the loop's thread only."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, min_interval_s: float = 0.01) -> None:
         self._loop = loop
@@ -112,21 +111,16 @@ class LateStarts:
                     {"message": "LateStarts callback failed", "exception": exc}
                 )
 
-    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LateStarts]
-    _by_loop = weakref.WeakKeyDictionary()
-
-    _last: LateStarts | None = None  # the loop of the latest call: almost always the one
+    _last: LateStarts | None = None  # the latest loop's: almost always the running one
 
     @classmethod
     def for_loop(cls, loop: asyncio.AbstractEventLoop) -> LateStarts:
+        """The running loop's. Another loop gets a new one: each keeps its own callbacks and
+        timer, so sharing is only a saving, never needed for correctness."""
         last = cls._last
-        if last is not None and last._loop is loop:
-            return last
-        found = cls._by_loop.get(loop)
-        if found is None:
-            found = cls._by_loop[loop] = cls(loop)
-        cls._last = found
-        return found
+        if last is None or last._loop is not loop:
+            last = cls._last = cls(loop)
+        return last
 
 
 async def cancel_on_disconnect(work: Awaitable[T], receive: Receive, grace_s: float = 0.05) -> T:

@@ -181,10 +181,6 @@ class LineWriter:
     log = debug = info = warn = warning = msg
     err = error = critical = exception = fatal = failure = msg
 
-    def batched(self, line: str) -> None:
-        """`line`, kept until the loop's iteration ends."""
-        self.deferred(_as_is, line)
-
     def deferred(self, render: Render, event: Any) -> None:
         """The line `render(event)`, rendered and written when the loop's iteration ends."""
         with self._lock:
@@ -261,7 +257,7 @@ class LineSink:
     With the JSON format it also offers `json_event`, the same line as the structlog pipeline
     would write (context variables, the event, level, timestamp, scrubbed) without that pipeline's
     generic machinery: about 5 µs instead of 15 per line, and written in batches (see
-    `LineWriter.batched`). The access log, one line per request, uses it (see `event_writer`)."""
+    `LineWriter.deferred`). The access log, one line per request, uses it (see `event_writer`)."""
 
     def __init__(
         self, writer: LineWriter, *, json_scrubber: LineScrubber | None, min_level: int

@@ -46,10 +46,6 @@ def token_counts(usage: object) -> Counts:
     return prompt, completion, min(cached, prompt), min(cache_write, prompt), reasoning
 
 
-def cost_usd(info: ModelInfo | None, usage: object) -> Decimal | None:
-    return cost_of(info, token_counts(usage))
-
-
 def cost_of(info: ModelInfo | None, counts: Counts) -> Decimal | None:
     """The cost of `counts` (from `token_counts`) at `info`'s prices."""
     if info is None or info.input_price is None or info.output_price is None:
