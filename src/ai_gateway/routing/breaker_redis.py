@@ -28,6 +28,7 @@ import itertools
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -197,8 +198,11 @@ class RedisBreakerStore:
                 self._first_attempt.set()
                 if pubsub.connection is not None:  # back to the pool: stop following it
                     pubsub.connection.deregister_connect_callback(self._on_pubsub_reconnect)
+                # Older redis-py releases leave aclose untyped; a typed reference keeps the
+                # call checked on every version the dependency range allows.
+                aclose: Callable[[], Awaitable[object]] = pubsub.aclose
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    await aclose()
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, high)
 
