@@ -23,6 +23,7 @@ from ai_gateway.api.models import ModelsAPI, build_model_cards
 from ai_gateway.api.openapi import build_openapi
 from ai_gateway.api.paths import ExactPathRouter
 from ai_gateway.api.tokens import TokensAPI
+from ai_gateway.demo import DEMO_HEADER
 from ai_gateway.errors import (
     GatewayError,
     InternalError,
@@ -181,7 +182,12 @@ def create_app(
     completions = CompletionsAPI(pipeline, security.gate, settings.max_body_bytes)
     tokens = TokensAPI(deployments, counter, settings.max_body_bytes)
     models = ModelsAPI(
-        build_model_cards(deployments, registry, local_installed=local_models_installed())
+        build_model_cards(
+            deployments,
+            registry,
+            local_installed=local_models_installed(),
+            demo=config.demo_upstream is not None,
+        )
     )
 
     async def providers_check() -> CheckResult:
@@ -234,6 +240,7 @@ def create_app(
             metrics=metrics,
             tracing=tracing,
             access_log=settings.access_log,
+            extra_headers=(DEMO_HEADER,) if config.demo_upstream else (),
         ),
         *security.middleware,  # authentication, and the admin boundary
     ]

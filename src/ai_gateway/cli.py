@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from ai_gateway import __version__, cli_keys
+from ai_gateway.cli_banner import start_banner
+from ai_gateway.demo import UPSTREAM_ENV, DemoUpstream, wants_demo, with_demo
 from ai_gateway.settings import Config, ConfigError, load_config
 
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
@@ -37,7 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ai-gateway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the gateway")
+    serve = sub.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Run the gateway. With no provider key, provider base URL or config file, "
+        "it starts in demo mode: a built-in emulator serves the labelled models demo-gpt, "
+        "demo-claude, demo-gemini and demo-embedding (AI_GATEWAY_DEMO=false turns it off).",
+    )
     serve.add_argument(
         "--config", help="YAML config file (default: $AI_GATEWAY_CONFIG, else environment only)"
     )
@@ -123,6 +131,9 @@ def app_from_env() -> Any:
     from ai_gateway.observability.logging import configure_logging, secrets_of
 
     config = load_config(os.environ.get("AI_GATEWAY_CONFIG") or None)
+    demo_url = os.environ.get(UPSTREAM_ENV)
+    if demo_url:  # the serve command started the demo emulator for its workers
+        config = with_demo(config, demo_url)
     configure_logging(
         config.gateway.log_level, config.gateway.log_format, secrets=secrets_of(config)
     )
@@ -132,10 +143,7 @@ def app_from_env() -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from ai_gateway.observability.logging import configure_logging, get_logger, secrets_of
-    from ai_gateway.security.setup import auth_enabled
+    from ai_gateway.observability.logging import configure_logging, secrets_of
 
     overrides = {
         "host": args.host,
@@ -145,13 +153,31 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "log_format": args.log_format,
     }
+    demo: DemoUpstream | None = None
     try:
         config = load_config(args.config, overrides)
         settings = config.gateway
         configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(config))
+        if wants_demo(config):
+            demo = DemoUpstream()
+            config = with_demo(config, demo.start())
         app = _build(config)  # validates everything, also when workers build their own
     except ConfigError as exc:
         return _fail(str(exc))
+    try:
+        return _run(args, config, app, overrides)
+    finally:
+        if demo is not None:
+            demo.stop()
+
+
+def _run(args: argparse.Namespace, config: Config, app: Any, overrides: dict[str, Any]) -> int:
+    import uvicorn
+
+    from ai_gateway.observability.logging import get_logger
+    from ai_gateway.security.setup import auth_enabled
+
+    settings = config.gateway
     log = get_logger("ai_gateway.cli")
     if not auth_enabled(config):
         if not is_loopback(settings.host) and not settings.insecure_no_auth:
@@ -172,6 +198,7 @@ def _serve(args: argparse.Namespace) -> int:
         url=f"http://{settings.host}:{settings.port}",
         workers=settings.workers,
         config=config.source,
+        demo=config.demo_upstream is not None,
         models={
             name: [f"{d.provider}/{d.model}" for d in deps] for name, deps in table.groups.items()
         },
@@ -187,6 +214,9 @@ def _serve(args: argparse.Namespace) -> int:
         ]
         or "none",
     )
+    if sys.stderr.isatty():
+        banner = start_banner(config, list(table.groups), list(table.direct_providers))
+        print(banner, file=sys.stderr)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -205,6 +235,8 @@ def _serve(args: argparse.Namespace) -> int:
         # Each worker process loads the configuration again: hand it the same file and flags.
         if args.config:
             os.environ["AI_GATEWAY_CONFIG"] = os.path.abspath(args.config)
+        if config.demo_upstream:
+            os.environ[UPSTREAM_ENV] = config.demo_upstream
         for name, value in overrides.items():
             if value is not None:
                 os.environ[f"AI_GATEWAY_{name.upper()}"] = (

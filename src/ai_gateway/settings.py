@@ -147,6 +147,9 @@ class GatewaySettings(BaseModel):
     redis_prefix: str = Field(default="ai-gateway", min_length=1, pattern=r"^[A-Za-z0-9:._-]+$")
     log_format: Literal["json", "console"] = "json"
     access_log: bool = True  # one structured line per request (event "request")
+    # Demo mode (ai_gateway/demo.py): None turns it on when no provider and no config file is
+    # set; true or false forces it.
+    demo: bool | None = None
 
     @classmethod
     def from_sources(
@@ -233,6 +236,9 @@ class Config:
     router: RouterConfig = field(default_factory=RouterConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     source: str = "environment"
+    # Demo mode (ai_gateway/demo.py): where the built-in emulator that serves the demo model
+    # names listens; None when demo mode is off.
+    demo_upstream: str | None = None
 
 
 def _interpolate(value: Any, env: Mapping[str, str], path: str) -> Any:

@@ -106,8 +106,10 @@ class RequestContextMiddleware:
         *,
         tracing: Tracing | None = None,
         access_log: bool = True,
+        extra_headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
         self.app = app
+        self._extra_headers = extra_headers
         self.metrics = metrics
         self.tracing = tracing
         self._new_id = request_id_source()
@@ -133,7 +135,11 @@ class RequestContextMiddleware:
         error_body: bytes | None = None  # the first body bytes of an error response
         encoded = request_id.encode("latin-1")
         # The conventional name, and the gateway's own (the id to quote for feedback).
-        id_headers = ((b"x-request-id", encoded), (b"x-gateway-request-id", encoded))
+        id_headers = (
+            (b"x-request-id", encoded),
+            (b"x-gateway-request-id", encoded),
+            *self._extra_headers,
+        )
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, error_body

@@ -42,14 +42,23 @@ def _card(
 
 
 def build_model_cards(
-    table: DeploymentTable, registry: ModelRegistry, *, local_installed: bool
+    table: DeploymentTable, registry: ModelRegistry, *, local_installed: bool, demo: bool = False
 ) -> list[dict[str, Any]]:
+    """`demo`: the configured names are served by the built-in emulator (ai_gateway/demo.py)."""
     created = int(time.time())
     cards: list[dict[str, Any]] = []
     for name, deployments in table.groups.items():
         first = deployments[0]
         info = registry.get(first.provider, first.model)
-        cards.append(_card(name, first.provider, first.model, info, created))
+        card = _card(name, first.provider, first.model, info, created)
+        if demo:
+            card["owned_by"] = "ai-gateway-demo"
+            card["demo"] = True
+            card["description"] = (
+                f"Demo: the built-in {first.provider} emulator answers with canned text, "
+                "not a model. Set a provider key to use real models."
+            )
+        cards.append(card)
     for provider in table.direct_providers:
         if provider == "local" and not local_installed:
             continue  # listed once the optional extra is installed
