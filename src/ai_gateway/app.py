@@ -167,8 +167,10 @@ def create_app(
         if store is not None or keys is not None
         else None
     )
-    recorder = UsageRecorder(registry, metrics, sink=writer if store is not None else None)
-    pipeline = ChatPipeline(router, providers, metrics, recorder, tracing)
+    recorder = UsageRecorder(
+        registry, metrics, sink=writer if store is not None else None, counter=counter
+    )
+    pipeline = ChatPipeline(router, providers, metrics, recorder, tracing, deployments)
     gateway = Gateway(config, deployments, providers, registry, metrics, pipeline, breaker)
     security = build_security(
         config,

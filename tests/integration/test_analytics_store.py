@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
@@ -77,8 +78,10 @@ async def test_fresh_database_migrates_and_a_second_start_is_a_no_op(
     first = new_store(request, backend, tmp_path, tag)
     with capture_logs() as logs:
         await first.start()
-    assert [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"] == [[1, 2, 3]]
-    assert await first.schema_version() == first.latest_version() == 3
+    assert [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"] == [
+        [1, 2, 3, 4]
+    ]
+    assert await first.schema_version() == first.latest_version() == 4
     await first.write_usage([usage("kept")])
     await first.start()  # again on the same store
     await first.aclose()
@@ -87,7 +90,7 @@ async def test_fresh_database_migrates_and_a_second_start_is_a_no_op(
     with capture_logs() as logs:
         await second.start()
     assert not [e for e in logs if e["event"] == "analytics_schema_migrated"]
-    assert await second.schema_version() == 3
+    assert await second.schema_version() == 4
     assert await second.has_request("kept")
     await second.aclose()
 
@@ -101,7 +104,7 @@ async def test_two_instances_starting_at_once_migrate_once(
         await asyncio.gather(*(s.start() for s in stores))
     assert len([e for e in logs if e["event"] == "analytics_schema_migrated"]) == 1
     for started in stores:
-        assert await started.schema_version() == 3
+        assert await started.schema_version() == 4
         await started.aclose()
 
 
@@ -444,3 +447,82 @@ async def test_sqlite_writes_a_batch_of_any_size_once_each(tmp_path: Path) -> No
     [row] = await store.usage(*DAY, "model")
     await store.aclose()
     assert row["requests"] == 257
+
+
+# --- request ids: the gateway's key, the client's for correlation ---------------------------------
+
+
+async def test_a_client_request_id_sent_many_times_keeps_every_record(store: Store) -> None:
+    batch = [
+        usage(f"gw-{i}", client_request_id="retry-me", usage_estimated=i == 2) for i in range(4)
+    ]
+    await store.write_usage(batch)
+    await store.write_usage(batch)  # re-sent after a lost acknowledgement
+    [row] = await store.usage(*DAY, "model")
+    assert row["requests"] == 4
+    found = await store.requests(*DAY, "client_request_id", "retry-me", 10)
+    assert sorted(r["request_id"] for r in found) == ["gw-0", "gw-1", "gw-2", "gw-3"]
+    assert {r["client_request_id"] for r in found} == {"retry-me"}
+    assert [r["request_id"] for r in found if r["usage_estimated"]] == ["gw-2"]
+    [one] = await store.requests(*DAY, "request_id", "gw-1", 10)
+    assert one["cost_usd"] == "0.000001234"
+    assert one["client_request_id"] == "retry-me"
+    assert len(await store.requests(*DAY, "client_request_id", "retry-me", 2)) == 2
+    assert await store.requests(*DAY, "client_request_id", "gw-1", 10) == []
+
+
+async def _raw(request: pytest.FixtureRequest, store: Store, sql: str) -> None:
+    """Run `sql` on the store's database, beside the store."""
+    if isinstance(store, SQLiteAnalyticsStore):
+        with sqlite3.connect(store.path) as conn:
+            conn.execute(sql)
+        return
+    dsn = request.getfixturevalue("pg_database")
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": store.schema})
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def test_a_version_3_database_gains_the_client_id_and_keeps_its_rows(
+    request: pytest.FixtureRequest,
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tag = uuid.uuid4().hex[:12]
+    module = sqlite_migrations if backend == "sqlite" else pg_migrations
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:3])  # the previous release
+        old = new_store(request, backend, tmp_path, tag)
+        await old.start()
+        assert await old.schema_version() == 3
+        stamp = "1740830400000000" if backend == "sqlite" else "'2025-03-01T12:00:00Z'"
+        flag = "0" if backend == "sqlite" else "false"
+        columns = (
+            "request_id, created_at, route, model, served_model, provider, deployment, "
+            "upstream_model, stream, status, prompt_tokens, completion_tokens, cached_tokens, "
+            "cache_write_tokens, reasoning_tokens, latency_ms, attempts, fallbacks, cache_status"
+        )
+        values = (
+            f"'client-chosen', {stamp}, 'chat', 'fast', 'fast', 'openai', 'fast/0', "
+            f"'gpt-4o-mini', {flag}, 200, 5, 7, 0, 0, 0, 1.5, 1, 0, 'off'"
+        )
+        insert = f"INSERT INTO usage_records ({columns}) VALUES ({values})"  # noqa: S608
+        await _raw(request, old, insert)
+        await old.aclose()
+    upgraded = new_store(request, backend, tmp_path, tag)
+    with capture_logs() as logs:
+        await upgraded.start()
+    assert [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"] == [[4]]
+    assert await upgraded.has_request("client-chosen")
+    await upgraded.write_usage([usage("gw-new", client_request_id="client-chosen")])
+    found = await upgraded.requests(*DAY, "client_request_id", "client-chosen", 10)
+    assert [r["request_id"] for r in found] == ["gw-new"]
+    [old_row] = await upgraded.requests(*DAY, "request_id", "client-chosen", 10)
+    assert old_row["client_request_id"] is None
+    assert old_row["usage_estimated"] is False
+    [row] = await upgraded.usage(*DAY, "model")
+    assert row["requests"] == 2
+    await upgraded.aclose()

@@ -1,4 +1,5 @@
-"""GET /ai/analytics/{usage,models,errors,feedback,timeseries}: reports over the analytics store.
+"""GET /ai/analytics/{usage,models,errors,requests,feedback,timeseries}: reports over the
+analytics store.
 
 Admin-only: they live under /ai/, which the master key guards.
 
@@ -29,11 +30,12 @@ from ai_gateway.api.analytics_query import (
     parse_range,
 )
 from ai_gateway.api.common import JSONResponse
-from ai_gateway.errors import GatewayError
+from ai_gateway.errors import GatewayError, InvalidRequestError
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.stores.analytics import (
     AnalyticsStore,
     FeedbackGroup,
+    RequestKey,
     StoreUnavailableError,
     UsageGroup,
 )
@@ -189,6 +191,28 @@ class AnalyticsAPI:
             return {"limit": limit, "data": recent, "by_type": counts, "total": total}
 
         return JSONResponse(await self._report("errors", window, work))
+
+    async def requests(self, request: Request) -> Response:
+        """The records of one request: by the gateway's id (`request_id`, at most one) or by
+        the client's `x-request-id` (`client_request_id`: every request sent with it)."""
+        params = _params(request, (*_RANGE, "request_id", "client_request_id", "limit"))
+        window = parse_range(params, self._clock())
+        limit = parse_limit(params)
+        given = [name for name in ("request_id", "client_request_id") if name in params]
+        if len(given) != 1:
+            raise InvalidRequestError(
+                "Give exactly one of 'request_id' (the x-gateway-request-id of a response) "
+                "or 'client_request_id' (the x-request-id the client sent).",
+                param="request_id",
+            )
+        key: RequestKey = "request_id" if given[0] == "request_id" else "client_request_id"
+        value = params[key]
+
+        async def work() -> Mapping[str, Any]:
+            rows = await self._store.requests(window.start, window.end, key, value, limit)
+            return {"limit": limit, key: value, "data": rows}
+
+        return JSONResponse(await self._report("requests", window, work))
 
     async def feedback(self, request: Request) -> Response:
         params = _params(request, (*_RANGE, "group_by"))

@@ -103,6 +103,29 @@ def analytics_paths() -> dict[str, Any]:
         "/ai/analytics/errors": _report(
             "errors", "Recent failed requests and counts by error type", [limit], "ErrorsReport"
         ),
+        "/ai/analytics/requests": _report(
+            "requests",
+            "The usage records of one request id (the gateway's) or client request id",
+            [
+                _query(
+                    "request_id",
+                    "The gateway's id (the x-gateway-request-id of a response). Give this or "
+                    "client_request_id.",
+                    {"type": "string"},
+                ),
+                _query(
+                    "client_request_id",
+                    "The x-request-id a client sent: every request sent with it.",
+                    {"type": "string"},
+                ),
+                _query(
+                    "limit",
+                    "Most recent records listed (default 50).",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                ),
+            ],
+            "RequestsReport",
+        ),
         "/ai/analytics/feedback": _report(
             "feedback",
             "Feedback scores by group, with totals",

@@ -14,7 +14,7 @@ from ai_gateway.api.feedback import FeedbackAPI, FeedbackSink
 from ai_gateway.errors import NotFoundError
 from ai_gateway.stores.analytics import AnalyticsStore
 
-REPORTS = ("usage", "models", "errors", "feedback", "timeseries")
+REPORTS = ("usage", "models", "errors", "requests", "feedback", "timeseries")
 
 
 class AnalyticsSink(Flushable, FeedbackSink, Protocol):
@@ -56,6 +56,7 @@ def analytics_routes(
         Route("/ai/analytics/usage", reports.usage, methods=["GET"]),
         Route("/ai/analytics/models", reports.models, methods=["GET"]),
         Route("/ai/analytics/errors", reports.errors, methods=["GET"]),
+        Route("/ai/analytics/requests", reports.requests, methods=["GET"]),
         Route("/ai/analytics/feedback", reports.feedback, methods=["GET"]),
         Route("/ai/analytics/timeseries", reports.timeseries, methods=["GET"]),
         Route("/ai/feedback", feedback.create, methods=["POST"]),

@@ -67,8 +67,10 @@ class FeedbackAPI:
         parsed = parse_body(FeedbackRequest, await read_json(request, self._limit))
         if not await self._known(parsed.request_id):
             raise NotFoundError(
-                f"No request with id {parsed.request_id!r} is recorded: use the x-request-id "
-                "header of a chat or embeddings response from this gateway.",
+                f"No request with id {parsed.request_id!r} is recorded: use the "
+                "x-gateway-request-id header of a chat or embeddings response from this "
+                "gateway (a client's own x-request-id may repeat, so it does not name one "
+                "request).",
                 param="request_id",
                 code="request_not_found",
             )

@@ -94,8 +94,9 @@ def request_id_source() -> Callable[[], str]:
 
 
 class RequestContextMiddleware:
-    """Assigns the request id (honouring a sane incoming `x-request-id`), echoes it in the
-    response, records count and latency by route, model, provider and status, counts the
+    """Assigns the gateway's request id (`x-gateway-request-id`), keeps a sane incoming
+    `x-request-id` as the client's (echoed as `x-request-id`; without one, that header is the
+    gateway's id), records count and latency by route, model, provider and status, counts the
     errors clients receive, writes the access log line (event `request`) and, when tracing is
     on, wraps the request in its server span."""
 
@@ -120,23 +121,25 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = ""
+        client_id: str | None = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 candidate = value.decode("latin-1")
                 if _VALID_ID.fullmatch(candidate):
-                    request_id = candidate
+                    client_id = candidate
                 break
-        if not request_id:
-            request_id = self._new_id()
-        info = RequestInfo(request_id=request_id)
+        # The gateway's own id is unique (it keys the usage record); a client's id may repeat
+        # (retry libraries and proxies resend it) and is kept beside it for correlation.
+        request_id = self._new_id()
+        info = RequestInfo(request_id=request_id, client_request_id=client_id)
         scope["ai_gateway.info"] = info
         status = 500
         error_body: bytes | None = None  # the first body bytes of an error response
         encoded = request_id.encode("latin-1")
-        # The conventional name, and the gateway's own (the id to quote for feedback).
+        # The conventional name (the client's id echoed, else the gateway's), and the gateway's
+        # own (the id to quote for feedback).
         id_headers = (
-            (b"x-request-id", encoded),
+            (b"x-request-id", client_id.encode("latin-1") if client_id else encoded),
             (b"x-gateway-request-id", encoded),
             *self._extra_headers,
         )
@@ -199,6 +202,8 @@ def access_fields(
         fields["deployment"] = info.deployment
     if trace is not None:
         fields["attempts"] = trace.attempts
+    if info.client_request_id is not None:
+        fields["client_request_id"] = info.client_request_id
     principal = info.principal  # set by authentication
     if principal is not None and principal.user:
         fields["user"] = principal.user

@@ -34,7 +34,7 @@ from ai_gateway.observability.tracing import Tracing
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.providers.registry import ProviderRegistry
-from ai_gateway.routing.deployments import Deployment
+from ai_gateway.routing.deployments import Deployment, DeploymentTable
 from ai_gateway.routing.router import Router, RouteRequest, Trace
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.streaming.sse import DONE, encode_data
@@ -72,6 +72,7 @@ class _OpenStream:
     rest: AsyncGenerator[JSONObject, None] | None  # None when the upstream already finished
     started: float
     span: AttemptSpan | None = None  # the attempt's trace span, held open until the stream ends
+    body: JSONObject | None = None  # what the attempt sent (to count the prompt if need be)
 
 
 class ChatPipeline:
@@ -82,7 +83,11 @@ class ChatPipeline:
         metrics: Metrics,
         recorder: UsageRecorder,
         tracing: Tracing | None = None,
+        deployments: DeploymentTable | None = None,
     ) -> None:
+        """`deployments`: where a model name's deployments are looked up to refuse, before
+        routing, a caller under a budget a model without a price."""
+        self._deployments = deployments
         self._router = router
         self._providers = providers
         self._metrics = metrics
@@ -106,6 +111,19 @@ class ChatPipeline:
         info.provider = deployment.provider
         info.deployment = deployment.id
 
+    def _require_prices(self, model: str, info: RequestInfo) -> None:
+        """Under a budget, every deployment the name routes to must have a price: checked
+        before routing, so that nothing reaches an upstream whose cost could not be charged
+        (each attempt checks its own deployment too: fallbacks, hedges)."""
+        if self._deployments is None:
+            return
+        for deployment in self._deployments.resolve(model):
+            self._recorder.require_price(deployment.provider, deployment.model, model)
+
+    def _priced_attempt(self, deployment: Deployment, info: RequestInfo) -> None:
+        if info.priced_only:
+            self._recorder.require_price(deployment.provider, deployment.model, deployment.group)
+
     def _upstream_failed(
         self, deployment: Deployment, info: RequestInfo, exc: GatewayError
     ) -> None:
@@ -128,6 +146,7 @@ class ChatPipeline:
         """Wrap one non-streaming attempt with its labels, latency, usage and failure log."""
 
         async def attempt(deployment: Deployment, body: JSONObject) -> JSONObject:
+            self._priced_attempt(deployment, info)
             self._attempting(deployment, info)
             started = perf_counter()
             try:
@@ -148,6 +167,8 @@ class ChatPipeline:
     # -- entry points --------------------------------------------------------------------------
 
     async def complete(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
+        if info.priced_only:
+            self._require_prices(request.parsed.model, info)
         trace = self._begin(request.parsed.model, info)
 
         async def chat(deployment: Deployment, body: JSONObject) -> JSONObject:
@@ -172,6 +193,8 @@ class ChatPipeline:
         return result
 
     async def embeddings(self, request: EmbeddingsCall, info: RequestInfo) -> JSONObject:
+        if info.priced_only:
+            self._require_prices(request.parsed.model, info)
         trace = self._begin(request.parsed.model, info)
 
         async def embed(deployment: Deployment, body: JSONObject) -> JSONObject:
@@ -205,9 +228,12 @@ class ChatPipeline:
         """Open the upstream stream up to its first real chunk. Until then every failure is a
         normal HTTP error, retried and failed over by the router like any other. `guard`: the
         output content rules, applied to every chunk."""
+        if info.priced_only:
+            self._require_prices(request.parsed.model, info)
         trace = self._begin(request.parsed.model, info)
 
         async def open_one(deployment: Deployment, body: JSONObject) -> _OpenStream:
+            self._priced_attempt(deployment, info)
             self._attempting(deployment, info)
             started = perf_counter()
             provider = self._providers.get(deployment.provider)
@@ -222,10 +248,10 @@ class ChatPipeline:
                                 f"The upstream provider ({deployment.provider}, deployment "
                                 f"'{deployment.id}') ended the stream before sending anything."
                             )
-                        return _OpenStream(deployment, head, None, started, self._hold())
+                        return _OpenStream(deployment, head, None, started, self._hold(), body)
                     head.append(chunk)
                     if _opens_the_answer(chunk):
-                        return _OpenStream(deployment, head, chunks, started, self._hold())
+                        return _OpenStream(deployment, head, chunks, started, self._hold(), body)
             except BaseException as exc:
                 await chunks.aclose()
                 if isinstance(exc, UpstreamError):
@@ -277,6 +303,8 @@ class ChatPipeline:
         failure: GatewayError | None = None
         ttft: float | None = None
         completed = False
+        # Counts what is streamed, charged when no usage arrives (a client or upstream cut).
+        tally = self._recorder.tally(info, deployment.provider, deployment.model, opened.body or {})
         try:
             pending: list[JSONObject] = list(opened.head)
             while True:
@@ -291,6 +319,8 @@ class ChatPipeline:
                     break
                 if opened.span is not None:
                     opened.span.record_chunk(chunk)
+                if tally is not None:
+                    tally.feed(chunk)
                 usage = chunk.get("usage") if include_usage else chunk.pop("usage", None)
                 if usage:
                     final_usage = usage
@@ -321,6 +351,9 @@ class ChatPipeline:
         finally:
             if opened.span is not None:
                 opened.span.finish(failure, cancelled=not completed and failure is None)
+            counted = not final_usage and tally is not None
+            if counted and tally is not None:
+                final_usage = tally.usage()
             self._recorder.record(
                 info,
                 "chat",
@@ -330,6 +363,7 @@ class ChatPipeline:
                 status=200,
                 error_type=None if completed or failure else "client_disconnected",
                 ttft_s=ttft,
+                estimated=counted,
             )
             self._metrics.upstream_seconds(
                 deployment.provider, info.upstream_label, perf_counter() - opened.started

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class RequestInfo:
     """Filled in as the request moves through the stages; read by metrics and logs at the end."""
 
-    request_id: str
+    request_id: str  # the gateway's own, unique (x-gateway-request-id): the usage record's key
     started: float = field(default_factory=perf_counter)
     model: str = ""
     provider: str = ""
@@ -27,7 +27,10 @@ class RequestInfo:
     cost_usd: Decimal | None = None  # known when the answer is complete
     principal: Principal | None = None  # who is calling (None: authentication is off)
     client_ip: str | None = None  # set with the principal, for the audit log
-    total_tokens: int = 0  # prompt + completion tokens the provider reported
+    total_tokens: int = 0  # prompt + completion tokens (reported, or counted for a cut stream)
+    client_request_id: str | None = None  # the client's x-request-id, kept for correlation
+    priced_only: bool = False  # a budget applies: only models with a price may be called
+    metered: bool = False  # a budget or token limit applies: a cut stream must be counted
 
     @classmethod
     def from_scope(cls, scope: MutableMapping[str, Any]) -> RequestInfo:

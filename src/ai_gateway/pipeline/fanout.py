@@ -42,6 +42,9 @@ def _branch_info(info: RequestInfo, index: int) -> RequestInfo:
         started=info.started,
         principal=info.principal,
         client_ip=info.client_ip,
+        client_request_id=info.client_request_id,
+        priced_only=info.priced_only,
+        metered=info.metered,
     )
 
 

@@ -12,7 +12,7 @@ Each stage costs nothing when nothing is configured for the caller and model.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
 from ai_gateway.errors import GuardrailBlockedError, PermissionDeniedError
@@ -173,11 +173,15 @@ class RequestGate:
     async def settle_after(
         self, stream: AsyncIterator[bytes], ticket: Ticket, info: RequestInfo
     ) -> AsyncIterator[bytes]:
-        """The stream, with the request settled when it ends (however it ends)."""
+        """The stream, with the request settled when it ends (however it ends). A client that
+        leaves stops this generator before the inner one: the inner one is closed first, so
+        that its usage is recorded (what was streamed) before it is charged."""
         try:
             async for part in stream:
                 yield part
         finally:
+            if isinstance(stream, AsyncGenerator):
+                await stream.aclose()
             await self._admission.settle(ticket, info)
 
     # --- guardrails ----------------------------------------------------------------------------

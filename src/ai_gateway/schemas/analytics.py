@@ -225,6 +225,42 @@ class ErrorsReport(_Report):
     total: int = Field(description="All failed requests in the range")
 
 
+class RequestRow(_Row):
+    request_id: str = Field(description="The gateway's own id (x-gateway-request-id), unique")
+    client_request_id: str | None = Field(
+        description="The x-request-id the client sent (it may repeat), or null"
+    )
+    created_at: str
+    route: Literal["chat", "embeddings"]
+    model: str = Field(description="The model name the client asked for")
+    served_model: str
+    provider: str
+    deployment: str
+    stream: bool
+    status: int
+    error_type: str | None
+    error_code: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: Cost
+    usage_estimated: bool = Field(
+        description="True when the provider reported no usage (a stream that ended early) "
+        "and the tokens are the gateway's count of the prompt and of the streamed text"
+    )
+    latency_ms: float | None
+    user: str | None
+    key_id: str | None
+    team: str | None
+
+
+class RequestsReport(_Report):
+    object: Literal["analytics.requests"]
+    limit: int
+    request_id: str | None = Field(default=None, description="The gateway's id searched for")
+    client_request_id: str | None = Field(default=None, description="The client's id searched for")
+    data: list[RequestRow] = Field(description="The matching requests, newest first")
+
+
 class FeedbackRow(_Row):
     group: str | None = Field(description="The model, template or UTC day; null when unknown")
     count: int
@@ -273,6 +309,7 @@ ANALYTICS_SCHEMAS: list[type[BaseModel]] = [
     UsageReport,
     ModelsReport,
     ErrorsReport,
+    RequestsReport,
     FeedbackReport,
     TimeseriesReport,
 ]

@@ -10,6 +10,7 @@ from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 
 UsageGroup = Literal["model", "provider", "user", "key", "team", "day", "deployment"]
 FeedbackGroup = Literal["model", "template", "day"]
+RequestKey = Literal["request_id", "client_request_id"]  # the gateway's id, or the client's
 
 
 class StoreUnavailableError(Exception):
@@ -25,7 +26,8 @@ class AnalyticsStore(Protocol):
     async def aclose(self) -> None: ...
 
     async def write_usage(self, records: Sequence[UsageRecord]) -> None:
-        """Insert a batch; a record whose request_id exists is skipped (retries are safe).
+        """Insert a batch; a record whose request_id (the gateway's own, unique) exists is
+        skipped, so a batch re-sent after a lost acknowledgement is stored once.
         Raises StoreUnavailableError when the batch was not written."""
         ...
 
@@ -48,6 +50,19 @@ class AnalyticsStore(Protocol):
     async def errors(self, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
         """Recent failed requests, newest first: request_id, created_at, model, provider,
         status, error_type, error_code (counts by type: `error_counts`)."""
+        ...
+
+    async def requests(
+        self,
+        start: datetime,
+        end: datetime,
+        key: RequestKey,
+        value: str,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """The records whose `key` (the gateway's request id, or the client's) is `value`,
+        newest first: ids, time, models, deployment, status, error, tokens, cost, whether the
+        tokens were counted by the gateway (`usage_estimated`), latency and the caller."""
         ...
 
     async def error_counts(self, start: datetime, end: datetime) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from ai_gateway.stores import analytics_queries as q
-from ai_gateway.stores.analytics import FeedbackGroup, UsageGroup
+from ai_gateway.stores.analytics import FeedbackGroup, RequestKey, UsageGroup
 from ai_gateway.stores.migrations import latest
 from ai_gateway.stores.migrations.postgres import MIGRATIONS
 from ai_gateway.stores.postgres_pool import PostgresPool
@@ -97,6 +97,13 @@ class PostgresAnalyticsStore:
     async def errors(self, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
         rows = await self._fetch(q.errors_sql(D), q.utc(start), q.utc(end), limit)
         return [q.error_row(row, q.utc) for row in rows]
+
+    async def requests(
+        self, start: datetime, end: datetime, key: RequestKey, value: str, limit: int
+    ) -> list[dict[str, Any]]:
+        sql = q.requests_sql(D, key)
+        rows = await self._fetch(sql, q.utc(start), q.utc(end), value, limit)
+        return [q.request_row(row, q.utc) for row in rows]
 
     async def error_counts(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Failed requests in the window by error type, most frequent first."""

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
 from typing import Any, Literal
 
-from ai_gateway.stores.analytics import FeedbackGroup, UsageGroup
+from ai_gateway.stores.analytics import FeedbackGroup, RequestKey, UsageGroup
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -47,11 +47,14 @@ USAGE_COLUMNS = (
     *("upstream_model", "stream", "status", "error_type", "error_code", "prompt_tokens"),
     *("completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens"),
     *("cost_usd", "latency_ms", "ttft_ms", "attempts", "fallbacks", "cache_status"),
-    *("user_id", "key_id", "team", "template"),
+    *("user_id", "key_id", "team", "template", "client_request_id", "usage_estimated"),
 )
 # Usage columns that may be NULL (an absent value); see `Dialect.absent`.
 USAGE_NULLABLE = frozenset(
-    ("error_type", "error_code", "cost_usd", "ttft_ms", "user_id", "key_id", "team", "template")
+    (
+        *("error_type", "error_code", "cost_usd", "ttft_ms", "user_id", "key_id", "team"),
+        *("template", "client_request_id"),
+    )
 )
 FEEDBACK_COLUMNS = ("request_id", "created_at", "score", "raw_score", "comment", "tags")
 IS_ERROR = "(status >= 400 OR error_type IS NOT NULL)"
@@ -208,6 +211,23 @@ def errors_sql(d: Dialect) -> str:
     )
 
 
+_REQUEST_COLUMNS = (
+    "request_id, client_request_id, created_at, route, model, served_model, provider, "
+    "deployment, stream, status, error_type, error_code, prompt_tokens, completion_tokens, "
+    "cost_usd, usage_estimated, latency_ms, user_id, key_id, team"
+)
+
+
+def requests_sql(d: Dialect, key: RequestKey) -> str:
+    """The records of one request id (the gateway's: at most one) or of one client id (as
+    many as the client sent with it), newest first."""
+    column = _group(key, request_id="request_id", client_request_id="client_request_id")
+    return (
+        f"SELECT {_REQUEST_COLUMNS} FROM usage_records WHERE {_window(d)} "
+        f"AND {column} = {d.p(3)} ORDER BY created_at DESC, request_id DESC LIMIT {d.p(4)}"
+    )
+
+
 def error_counts_sql(d: Dialect) -> str:
     return (
         f"SELECT error_type, count(*) FROM usage_records WHERE {_window(d)} AND {IS_ERROR} "
@@ -314,6 +334,8 @@ def usage_values(
         none if r.key_id is None else t(r.key_id),
         none if r.team is None else t(r.team),
         none if r.template is None else t(r.template),
+        none if r.client_request_id is None else t(r.client_request_id),
+        r.usage_estimated if none is None else int(r.usage_estimated),
     )
 
 
@@ -439,6 +461,31 @@ def error_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> dict[str, 
         "status": int(row[4]),
         "error_type": row[5],
         "error_code": row[6],
+    }
+
+
+def request_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> dict[str, Any]:
+    return {
+        "request_id": row[0],
+        "client_request_id": row[1],
+        "created_at": iso(when(row[2])),
+        "route": row[3],
+        "model": row[4],
+        "served_model": row[5],
+        "provider": row[6],
+        "deployment": row[7],
+        "stream": bool(row[8]),
+        "status": int(row[9]),
+        "error_type": row[10],
+        "error_code": row[11],
+        "prompt_tokens": int(row[12]),
+        "completion_tokens": int(row[13]),
+        "cost_usd": _cost(row[14]),
+        "usage_estimated": bool(row[15]),
+        "latency_ms": _float(row[16]),
+        "user": row[17],
+        "key_id": row[18],
+        "team": row[19],
     }
 
 

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from ai_gateway.stores import analytics_queries as q
-from ai_gateway.stores.analytics import FeedbackGroup, UsageGroup
+from ai_gateway.stores.analytics import FeedbackGroup, RequestKey, UsageGroup
 from ai_gateway.stores.migrations import latest
 from ai_gateway.stores.migrations.sqlite import MIGRATIONS
 from ai_gateway.stores.sqlite_worker import SQLiteWorker, transaction
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 
 D = q.SQLITE
-ROWS_PER_INSERT = 100  # x 27 columns: far below SQLite's 32,766 bound parameters
+ROWS_PER_INSERT = 100  # x 29 columns: far below SQLite's 32,766 bound parameters
 
 
 def _aggregates(conn: sqlite3.Connection) -> None:
@@ -103,6 +103,12 @@ class SQLiteAnalyticsStore:
     async def errors(self, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
         rows = await self._fetch(q.errors_sql(D), (*self._window(start, end), limit))
         return [q.error_row(row, q.from_micros) for row in rows]
+
+    async def requests(
+        self, start: datetime, end: datetime, key: RequestKey, value: str, limit: int
+    ) -> list[dict[str, Any]]:
+        rows = await self._fetch(q.requests_sql(D, key), (*self._window(start, end), value, limit))
+        return [q.request_row(row, q.from_micros) for row in rows]
 
     async def error_counts(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Failed requests in the window by error type, most frequent first."""

@@ -7,17 +7,20 @@ writer; nothing here waits for the analytics store.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from time import perf_counter, time
-from typing import Protocol
+from typing import Any, Protocol
 
-from ai_gateway.errors import GatewayError
+from ai_gateway.errors import GatewayError, PermissionDeniedError
 from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.usage.pricing import cost_of, token_counts
 from ai_gateway.usage.records import Route, UsageRecord
+from ai_gateway.usage.streamed import StreamTally
+from ai_gateway.usage.tokens import TokenCounter
 
 
 class UsageSink(Protocol):
@@ -25,10 +28,49 @@ class UsageSink(Protocol):
 
 
 class UsageRecorder:
-    def __init__(self, registry: ModelRegistry, metrics: Metrics, sink: UsageSink | None) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        metrics: Metrics,
+        sink: UsageSink | None,
+        counter: TokenCounter | None = None,
+    ) -> None:
+        """`counter`: counts the tokens of a stream that ends without the provider's usage
+        (None: such a stream is recorded with no tokens)."""
         self._registry = registry
         self._metrics = metrics
         self._sink = sink
+        self._counter = counter
+
+    def priced(self, provider: str, model: str) -> bool:
+        """Whether the registry can price `model` (a cost can be charged for it)."""
+        info = self._registry.get(provider, model)
+        return info is not None and info.input_price is not None and info.output_price is not None
+
+    def require_price(self, provider: str, model: str, name: str) -> None:
+        """403 model_not_priced when the registry has no price for `model` (served as the
+        public name `name`): a caller under a budget could otherwise use it for free."""
+        if self.priced(provider, model):
+            return
+        raise PermissionDeniedError(
+            f"The model {name!r} ({provider}/{model}) has no price in this gateway's model "
+            "registry, and this request is under a budget, so its cost could not be charged. "
+            f"An operator can price it in the config: registry: [{{provider: {provider}, id: "
+            f"{model}, input_price: '<USD per 1M tokens>', output_price: '<USD per 1M "
+            "tokens>'}] (a model the registry does not list also needs mode and "
+            "context_window). Until then use a priced model.",
+            param="model",
+            code="model_not_priced",
+        )
+
+    def tally(
+        self, info: RequestInfo, provider: str, model: str, body: Mapping[str, Any]
+    ) -> StreamTally | None:
+        """A counter of what a stream sends, for when no usage arrives; None when nothing
+        would use the count (no analytics, no budget or token limit for the caller)."""
+        if self._counter is None or (self._sink is None and not info.metered):
+            return None
+        return StreamTally(self._counter, provider, model, body)
 
     def record(
         self,
@@ -41,8 +83,10 @@ class UsageRecorder:
         status: int | None = None,
         error_type: str | None = None,
         ttft_s: float | None = None,
+        estimated: bool = False,
     ) -> Decimal | None:
-        """Record the request; returns its cost in USD (None when the model has no price)."""
+        """Record the request; returns its cost in USD (None when the model has no price).
+        `estimated`: `usage` is the gateway's count (a stream that ended without usage)."""
         trace = info.trace
         # A failed request is attributed to the deployment of its last attempt (error rates
         # per deployment), and has no cost.
@@ -93,6 +137,9 @@ class UsageRecorder:
                 principal.user if principal is not None else None,
                 principal.key_id if principal is not None else None,
                 principal.team if principal is not None else None,
+                None,  # template
+                info.client_request_id,
+                estimated,  # usage_estimated
             )
         )
         return cost

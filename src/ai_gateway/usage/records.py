@@ -20,7 +20,7 @@ class UsageRecord:
     """Treat as immutable once built. Not `frozen`: a frozen dataclass of 27 fields costs four
     times as much to build (every field through object.__setattr__), once per request."""
 
-    request_id: str
+    request_id: str  # the gateway's own id (x-gateway-request-id), unique
     created_at: datetime  # UTC, when the request started
     route: Route
     model: str  # the public model name the client asked for
@@ -47,6 +47,10 @@ class UsageRecord:
     key_id: str | None = None
     team: str | None = None
     template: str | None = None
+    client_request_id: str | None = None  # the client's x-request-id (it may repeat)
+    # True when the provider reported no usage (a stream that ended early) and the tokens are
+    # the gateway's count of the prompt and of what was streamed.
+    usage_estimated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

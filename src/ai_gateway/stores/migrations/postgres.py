@@ -1,5 +1,5 @@
-"""The PostgreSQL schema (analytics: version 1; API keys and the audit log: version 2), and the
-runner that applies it (every store of the database runs it).
+"""The PostgreSQL schema (analytics: versions 1, 3 and 4; API keys and the audit log: version
+2), and the runner that applies it (every store of the database runs it).
 
 The tables live in their own schema (`ai_gateway` unless configured), so a database shared with
 other applications keeps its `public` tables apart. Costs are unconstrained NUMERIC (exact, any
@@ -119,6 +119,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         "drop the unused index on usage_records (model, created_at)",
         # Every report reads a time range (the created_at index); this one only cost each insert.
         ("DROP INDEX IF EXISTS usage_records_model",),
+    ),
+    Migration(
+        4,
+        "usage_records: the client's request id, and whether the tokens were counted",
+        # `request_id` (the key) now holds the gateway's own unique id; until this version it
+        # held the client's x-request-id when one was sent, so a reused id kept only one row.
+        # Rows before this version keep the id they had and no client id.
+        (
+            "ALTER TABLE usage_records ADD COLUMN client_request_id text",
+            "ALTER TABLE usage_records ADD COLUMN usage_estimated boolean NOT NULL DEFAULT false",
+            "CREATE INDEX usage_records_client_request_id ON usage_records (client_request_id) "
+            "WHERE client_request_id IS NOT NULL",
+        ),
     ),
 )
 

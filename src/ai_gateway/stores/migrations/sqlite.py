@@ -1,5 +1,5 @@
-"""The SQLite schema (analytics: version 1; API keys and the audit log: version 2), and the
-runner that applies it (on a store's worker thread; every store of the file runs it).
+"""The SQLite schema (analytics: versions 1, 3 and 4; API keys and the audit log: version
+2), and the runner that applies it (on a store's worker thread; every store of the file runs it).
 
 Times are INTEGER microseconds since the epoch (UTC); costs are TEXT decimals (exact; summed by
 the `gw_dsum` aggregate). TEXT affinity keeps "0.000001234" as written: a NUMERIC column would
@@ -115,6 +115,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         "drop the unused index on usage_records (model, created_at)",
         # Every report reads a time range (the created_at index); this one only cost each insert.
         ("DROP INDEX IF EXISTS usage_records_model",),
+    ),
+    Migration(
+        4,
+        "usage_records: the client's request id, and whether the tokens were counted",
+        # `request_id` (the key) now holds the gateway's own unique id; until this version it
+        # held the client's x-request-id when one was sent, so a reused id kept only one row.
+        # Rows before this version keep the id they had and no client id.
+        (
+            "ALTER TABLE usage_records ADD COLUMN client_request_id TEXT",
+            "ALTER TABLE usage_records ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX usage_records_client_request_id ON usage_records (client_request_id) "
+            "WHERE client_request_id IS NOT NULL",
+        ),
     ),
 )
 

@@ -1,0 +1,212 @@
+"""Every answered request is charged, and every one leaves its own usage row.
+
+- A stream that ends before the provider's usage (the client leaves, the upstream cuts it) is
+  charged for what was streamed: the streamed text counted by the gateway's token counter, plus
+  the prompt, in the usage record and in the budget.
+- A budgeted caller cannot reach a model the registry has no price for (nothing reaches the
+  upstream) until the operator prices it.
+- A client's `x-request-id` used again leaves one row per request: the row's key is the
+  gateway's own id (`x-gateway-request-id`), the client's id is kept beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from ai_gateway.emulator.app import EmulatorSettings
+from conftest import GatewayFactory, emulator_yaml
+from harness import EmulatorServer, GatewayServer
+
+pytestmark = pytest.mark.integration
+
+MASTER = "sk-master-billing-7c21"
+ADMIN = {"Authorization": f"Bearer {MASTER}"}
+UNLIMITED = "security: {rate_limits: {user: {rps: 100000, burst: 100000}}}"
+LONG = "tell me a long story [[words:3000]]"
+
+
+@pytest.fixture(scope="module")
+def slow_emu() -> Iterator[EmulatorServer]:
+    """An emulator whose streams take long enough (a frame every 5 ms) to be left mid-way."""
+    server = EmulatorServer(EmulatorSettings(chunk_delay_s=0.005))
+    yield server
+    server.stop()
+
+
+def usage_rows(gw: GatewayServer, group: str) -> dict[str, dict[str, Any]]:
+    resp = httpx.get(
+        f"{gw.url}/ai/analytics/usage",
+        params={"start": "1h", "group_by": group},
+        headers=ADMIN,
+        timeout=10,
+    )
+    assert resp.status_code == 200, resp.text
+    return {row["group"]: row for row in resp.json()["data"]}
+
+
+def budgeted_key(gw: GatewayServer, budget: str) -> tuple[str, dict[str, str]]:
+    created = httpx.post(
+        f"{gw.url}/admin/keys",
+        json={"user": "mallory", "budget_usd": budget, "budget_period": "day"},
+        headers=ADMIN,
+    ).json()
+    return created["id"], {"Authorization": f"Bearer {created['key']}"}
+
+
+def read_some_and_leave(gw: GatewayServer, headers: dict[str, str], events: int) -> int:
+    """Open a long stream, read `events` data events, close the connection; the events read."""
+    body = {"model": "fast", "stream": True, "messages": [{"role": "user", "content": LONG}]}
+    seen = 0
+    with httpx.stream(
+        "POST", f"{gw.url}/v1/chat/completions", json=body, headers=headers, timeout=30
+    ) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                assert line != "data: [DONE]", "the stream ended before the client left"
+                seen += 1
+                if seen == events:
+                    break
+    return seen
+
+
+def test_an_abandoned_stream_is_charged_and_exhausts_the_budget(
+    start_gateway: GatewayFactory, slow_emu: EmulatorServer
+) -> None:
+    gw = start_gateway(emulator_yaml(slow_emu, UNLIMITED), master_key=MASTER)
+    key_id, headers = budgeted_key(gw, "0.0001")
+    read_some_and_leave(gw, headers, 200)
+    # The stream's record is written once the gateway has noticed the client left.
+    row: dict[str, Any] = {}
+    for _ in range(100):
+        row = usage_rows(gw, "key").get(key_id, {})
+        if row:
+            break
+        time.sleep(0.05)
+    assert row, "the abandoned stream left no usage record"
+    assert row["requests"] == 1
+    assert row["completion_tokens"] >= 200  # one word per frame: at least what was read
+    assert row["prompt_tokens"] > 0
+    assert Decimal(row["cost_usd"]) > 0
+    # 200 output tokens of gpt-4o-mini cost more than $0.0001: the budget is used up.
+    refused = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "fast", "messages": [{"role": "user", "content": "hi"}]},
+        headers=headers,
+    )
+    assert refused.status_code == 402, refused.text
+
+
+def test_a_stream_cut_by_the_upstream_is_charged_for_what_was_streamed(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
+    key_id, headers = budgeted_key(gw, "10")
+    emu.add_faults({"kind": "drop_mid_stream", "after_chunks": 40})
+    body = {"model": "fast", "stream": True, "messages": [{"role": "user", "content": LONG}]}
+    with httpx.stream(
+        "POST", f"{gw.url}/v1/chat/completions", json=body, headers=headers, timeout=30
+    ) as resp:
+        assert resp.status_code == 200
+        lines = [line for line in resp.iter_lines() if line.startswith("data: ")]
+    assert '"error"' in lines[-1]  # the cut is reported in the stream
+    row = usage_rows(gw, "key")[key_id]
+    assert row["requests"] == 1
+    assert row["errors"] == 1
+    assert 30 <= row["completion_tokens"] <= 150  # ~40 frames of a word (1-3 tokens) each
+    assert row["prompt_tokens"] > 0
+    assert Decimal(row["cost_usd"]) > 0
+    by_model = usage_rows(gw, "model")["fast"]
+    assert by_model["unpriced_requests"] == 0
+
+
+def test_a_budgeted_key_cannot_use_an_unpriced_model(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
+    _, headers = budgeted_key(gw, "5")
+    body = {"model": "openai/o1-pro", "messages": [{"role": "user", "content": "hi"}]}
+    for stream in (False, True):
+        resp = httpx.post(
+            f"{gw.url}/v1/chat/completions", json={**body, "stream": stream}, headers=headers
+        )
+        assert resp.status_code == 403, resp.text
+        error = resp.json()["error"]
+        assert error["code"] == "model_not_priced"
+        assert error["param"] == "model"
+        assert "o1-pro" in error["message"]
+        assert "registry" in error["message"]
+    assert emu.requests() == []  # nothing reached the upstream
+    # The master key has no budget: it may use the model.
+    ok = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=ADMIN)
+    assert ok.status_code == 200
+
+
+def test_a_price_from_the_config_lets_a_budgeted_key_use_the_model(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    priced = """
+registry:
+  - {provider: openai, id: o1-pro, mode: chat, context_window: 200000,
+     input_price: "150", output_price: "600"}
+"""
+    gw = start_gateway(emulator_yaml(emu, UNLIMITED + priced), master_key=MASTER)
+    key_id, headers = budgeted_key(gw, "5")
+    body = {"model": "openai/o1-pro", "messages": [{"role": "user", "content": "hi"}]}
+    resp = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert Decimal(resp.headers["x-gateway-cost-usd"]) > 0
+    assert Decimal(usage_rows(gw, "key")[key_id]["cost_usd"]) > 0
+
+
+def test_a_reused_client_request_id_leaves_one_row_per_request(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
+    key_id, headers = budgeted_key(gw, "5")
+    with openai.OpenAI(
+        base_url=f"{gw.url}/v1",
+        api_key=headers["Authorization"].removeprefix("Bearer "),
+        max_retries=0,
+        default_headers={"x-request-id": "retry-lib-0001"},
+    ) as client:
+        replies = [
+            client.chat.completions.with_raw_response.create(
+                model="fast", messages=[{"role": "user", "content": f"question {i}"}]
+            )
+            for i in range(4)
+        ]
+    assert {r.headers["x-request-id"] for r in replies} == {"retry-lib-0001"}
+    own = [r.headers["x-gateway-request-id"] for r in replies]
+    assert len(set(own)) == 4
+    assert "retry-lib-0001" not in own
+    row = usage_rows(gw, "key")[key_id]
+    assert row["requests"] == 4
+    total = sum(Decimal(r.headers["x-gateway-cost-usd"]) for r in replies)
+    assert Decimal(row["cost_usd"]) == total
+    # The client's id finds all four; the gateway's finds one, and takes feedback.
+    found = httpx.get(
+        f"{gw.url}/ai/analytics/requests",
+        params={"start": "1h", "client_request_id": "retry-lib-0001"},
+        headers=ADMIN,
+    )
+    assert found.status_code == 200, found.text
+    assert sorted(r["request_id"] for r in found.json()["data"]) == sorted(own)
+    assert {r["client_request_id"] for r in found.json()["data"]} == {"retry-lib-0001"}
+    one = httpx.get(
+        f"{gw.url}/ai/analytics/requests",
+        params={"start": "1h", "request_id": own[2]},
+        headers=ADMIN,
+    ).json()["data"]
+    assert [r["request_id"] for r in one] == [own[2]]
+    feedback = httpx.post(
+        f"{gw.url}/ai/feedback", json={"request_id": own[2], "score": "up"}, headers=headers
+    )
+    assert feedback.status_code == 201, feedback.text
