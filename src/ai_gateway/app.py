@@ -47,11 +47,13 @@ from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.usage import LocalUsageWindow, RedisUsageWindow
 from ai_gateway.security.setup import build_security, needs_store, start_store
 from ai_gateway.settings import Config, ConfigError
-from ai_gateway.stores.analytics import StoreUnavailableError
+from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
 from ai_gateway.stores.factory import analytics_writer, open_analytics_store, open_security_store
 from ai_gateway.stores.redis import create_redis, redis_readiness_check
 from ai_gateway.usage.recorder import UsageRecorder
 from ai_gateway.usage.tokens import TokenCounter
+from ai_gateway.usage.writer import AnalyticsWriter
+from ai_gateway.usage.writer_metrics import WriterMetrics, writer_probe
 
 log = get_logger(__name__)
 
@@ -111,6 +113,20 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
+def writer_readiness_check(
+    writer: AnalyticsWriter, store: AnalyticsStore | None, max_buffer: int
+) -> ReadinessCheck:
+    """`analytics` in /health/ready: the store and the writer's backlog. Not required: while the
+    store is down requests are served and their records wait in the writer's buffer."""
+    probe = writer_probe(writer, store, max_buffer)
+
+    async def check() -> CheckResult:
+        ok, detail = await probe()
+        return CheckResult(ok, detail)
+
+    return ReadinessCheck("analytics", False, check)
+
+
 def create_app(
     config: Config,
     registry: ModelRegistry | None = None,
@@ -162,11 +178,21 @@ def create_app(
     )
     store = open_analytics_store(settings) if settings.analytics_enabled else None
     keys = open_security_store(settings) if needs_store(config) else None
+    writer_metrics = WriterMetrics(metrics)
     writer = (
-        analytics_writer(settings, store, audit=keys)
+        analytics_writer(
+            settings,
+            store,
+            audit=keys,
+            on_drop=writer_metrics.on_drop,
+            on_written=writer_metrics.on_written,
+            on_state=writer_metrics.on_state,
+        )
         if store is not None or keys is not None
         else None
     )
+    if writer is not None:
+        writer_metrics.watch(writer)
     recorder = UsageRecorder(
         registry, metrics, sink=writer if store is not None else None, counter=counter
     )
@@ -208,6 +234,8 @@ def create_app(
     if redis_client is not None:
         checks.append(redis_readiness_check(redis_client))
     checks += security.checks
+    if writer is not None:
+        checks.append(writer_readiness_check(writer, store, settings.analytics_buffer))
     health = HealthAPI(checks, metrics)
     openapi = JSONResponse(build_openapi()).body
 

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from ai_gateway.stores.analytics import StoreUnavailableError
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
-from ai_gateway.usage.writer import REJECT_AFTER, AnalyticsWriter
+from ai_gateway.usage.writer import REJECT_AFTER, AnalyticsWriter, WriterStats
 from analytics_support import usage_record
 
 FAST = {"backoff_s": (0.005, 0.02), "write_timeout_s": 1.0}
@@ -312,3 +312,20 @@ async def test_no_retention_means_nothing_is_purged() -> None:
     await asyncio.sleep(0.05)
     await writer.aclose()
     assert store.purges == []
+
+
+async def test_on_state_reports_the_backlog_and_the_store_after_each_turn() -> None:
+    store = FakeStore()
+    store.down = True
+    seen: list[WriterStats] = []
+    writer = make(store, batch_size=20, flush_interval_s=0.005, on_state=seen.append)
+    await writer.start()
+    for i in range(5):
+        writer.submit_usage(usage(i))
+    await eventually(lambda: any(s.failed_attempts and s.pending == 5 for s in seen))
+    assert not seen[-1].store_available
+    store.down = False
+    await eventually(lambda: bool(seen) and seen[-1].written == 5 and seen[-1].pending == 0)
+    assert seen[-1].store_available
+    await writer.aclose()
+    assert seen[-1].written == 5  # and once more at close

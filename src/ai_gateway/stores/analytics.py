@@ -82,6 +82,11 @@ class AnalyticsStore(Protocol):
         dashboard)."""
         ...
 
+    async def schema_version(self) -> int:
+        """The highest migration version the database has (a cheap read: readiness probes
+        it). StoreUnavailableError when the store cannot answer."""
+        ...
+
     async def purge(self, before: datetime) -> int:
         """Delete usage and feedback older than `before` (retention); returns rows deleted."""
         ...

@@ -20,7 +20,7 @@ from ai_gateway.stores.analytics_sqlite import SQLiteAnalyticsStore
 from ai_gateway.stores.security import SecurityStore
 from ai_gateway.stores.security_postgres import PostgresSecurityStore
 from ai_gateway.stores.security_sqlite import SQLiteSecurityStore
-from ai_gateway.usage.writer import AnalyticsWriter
+from ai_gateway.usage.writer import AnalyticsWriter, WriterStats
 
 SQLITE_FILE = "analytics.db"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,19}):")
@@ -81,9 +81,12 @@ def analytics_writer(
     audit: SecurityStore | None = None,
     on_drop: Callable[[int], None] | None = None,
     on_written: Callable[[int], None] | None = None,
+    on_state: Callable[[WriterStats], None] | None = None,
 ) -> AnalyticsWriter:
     """The background writer with the settings' buffer size and retention: usage and feedback
-    to `store` (None: analytics is off), audit records to `audit`."""
+    to `store` (None: analytics is off), audit records to `audit`. The callbacks report what
+    it wrote and dropped, and its state after each turn (`usage/writer_metrics.py` puts them in
+    /metrics)."""
     return AnalyticsWriter(
         store,
         audit=audit,
@@ -91,4 +94,5 @@ def analytics_writer(
         retention_days=settings.analytics_retention_days,
         on_drop=on_drop,
         on_written=on_written,
+        on_state=on_state,
     )

@@ -88,6 +88,7 @@ class AnalyticsWriter:
         retention_days: int = 0,
         on_drop: Callable[[int], None] | None = None,
         on_written: Callable[[int], None] | None = None,
+        on_state: Callable[[WriterStats], None] | None = None,
         write_timeout_s: float = 10.0,
         backoff_s: tuple[float, float] = (0.1, 5.0),
         drop_log_interval_s: float = 10.0,
@@ -103,6 +104,7 @@ class AnalyticsWriter:
         self._retention_days = retention_days
         self._on_drop = on_drop
         self._on_written = on_written
+        self._on_state = on_state
         self._write_timeout_s = write_timeout_s
         self._backoff_s = backoff_s
         self._drop_log_interval_s = drop_log_interval_s
@@ -181,6 +183,14 @@ class AnalyticsWriter:
         # A full batch is written now, unless the store is down (then the backoff decides).
         if self._available and len(self._queues[kind]) >= self._batch_size:
             self._wake.set()
+
+    def _report_state(self) -> None:
+        """Hand the stats to `on_state` (each turn of the background task, and at close)."""
+        if self._on_state is not None:
+            try:
+                self._on_state(self.stats)
+            except Exception as exc:
+                log.warning("analytics_callback_failed", callback="on_state", **_describe(exc))
 
     def _drop(self, count: int, reason: str) -> None:
         self._dropped += count
@@ -325,6 +335,7 @@ class AnalyticsWriter:
             except Exception:
                 delay = self._backoff(delay)
             self._log_drops()
+            self._report_state()
 
     async def _sleep(self, seconds: float) -> bool:
         """Wait `seconds` or until a batch is full; True when the time ran out."""
@@ -402,4 +413,5 @@ class AnalyticsWriter:
             self._buffered = 0
             self._drop(left, "shutdown")
         self._log_drops(force=True)
+        self._report_state()
         log.info("analytics_writer_closed", written=self._written, dropped=self._dropped)
