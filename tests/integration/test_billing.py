@@ -210,3 +210,17 @@ def test_a_reused_client_request_id_leaves_one_row_per_request(
         f"{gw.url}/ai/feedback", json={"request_id": own[2], "score": "up"}, headers=headers
     )
     assert feedback.status_code == 201, feedback.text
+
+
+def test_a_budgeted_key_is_charged_for_embeddings(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
+    key_id, headers = budgeted_key(gw, "5")
+    body = {"model": "embed", "input": ["one two three", "four five"]}
+    resp = httpx.post(f"{gw.url}/v1/embeddings", json=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    # text-embedding-3-small has an input price only: that is enough to price it.
+    expected = Decimal(resp.json()["usage"]["prompt_tokens"]) * Decimal("0.02") / 10**6
+    assert Decimal(resp.headers["x-gateway-cost-usd"]) == expected
+    assert Decimal(usage_rows(gw, "key")[key_id]["cost_usd"]) == expected

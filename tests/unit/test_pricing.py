@@ -93,3 +93,16 @@ def test_a_model_without_prices_has_no_cost() -> None:
     assert cost_of(None, token_counts(usage)) is None
     assert cost_of(model(input_price="1"), token_counts(usage)) is None
     assert cost_of(model(output_price="1"), token_counts(usage)) is None
+
+
+def test_an_embedding_model_needs_only_its_input_price() -> None:
+    embedding = ModelInfo(
+        id="e",
+        provider="openai",
+        mode="embedding",
+        context_window=8191,
+        input_price="0.02",
+        embedding_dimensions=8,
+    )
+    assert cost_of(embedding, token_counts({"prompt_tokens": 1000})) == Decimal("0.00002")
+    assert cost_of(model(input_price="1"), token_counts({"prompt_tokens": 5})) is None

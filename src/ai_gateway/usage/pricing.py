@@ -4,7 +4,7 @@ Prices are USD per 1M tokens. Prompt tokens are priced in three parts: tokens re
 provider's cache at `cached_input_price` (else the input price), tokens written to it at
 `cache_write_price` (Anthropic; else the input price), and the rest at `input_price`. Completion
 tokens (reasoning included) at `output_price`. A model without input or output prices has no cost
-(None), never a guessed one.
+(None), never a guessed one; an embedding model needs only its input price.
 """
 
 from __future__ import annotations
@@ -46,13 +46,24 @@ def token_counts(usage: object) -> Counts:
     return prompt, completion, min(cached, prompt), min(cache_write, prompt), reasoning
 
 
+def priced(info: ModelInfo | None) -> bool:
+    """Whether `info` has the prices a cost needs: input and output (an embedding model
+    generates no output: its input price is enough)."""
+    return (
+        info is not None
+        and info.input_price is not None
+        and (info.output_price is not None or info.mode == "embedding")
+    )
+
+
 def cost_of(info: ModelInfo | None, counts: Counts) -> Decimal | None:
     """The cost of `counts` (from `token_counts`) at `info`'s prices."""
-    if info is None or info.input_price is None or info.output_price is None:
+    if info is None or not priced(info):
         return None
+    assert info.input_price is not None
     prompt, completion, cached, cache_write, _ = counts
     plain = max(0, prompt - cached - cache_write)  # each is at most `prompt`, not their sum
-    total = plain * info.input_price + completion * info.output_price
+    total = plain * info.input_price + completion * (info.output_price or 0)
     if cached:
         price = info.cached_input_price
         total += cached * (price if price is not None else info.input_price)

@@ -18,6 +18,7 @@ from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.usage.pricing import cost_of, token_counts
+from ai_gateway.usage.pricing import priced as has_prices
 from ai_gateway.usage.records import Route, UsageRecord
 from ai_gateway.usage.streamed import StreamTally
 from ai_gateway.usage.tokens import TokenCounter
@@ -44,8 +45,7 @@ class UsageRecorder:
 
     def priced(self, provider: str, model: str) -> bool:
         """Whether the registry can price `model` (a cost can be charged for it)."""
-        info = self._registry.get(provider, model)
-        return info is not None and info.input_price is not None and info.output_price is not None
+        return has_prices(self._registry.get(provider, model))
 
     def require_price(self, provider: str, model: str, name: str) -> None:
         """403 model_not_priced when the registry has no price for `model` (served as the
