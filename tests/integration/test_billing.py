@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -224,3 +225,49 @@ def test_a_budgeted_key_is_charged_for_embeddings(
     expected = Decimal(resp.json()["usage"]["prompt_tokens"]) * Decimal("0.02") / 10**6
     assert Decimal(resp.headers["x-gateway-cost-usd"]) == expected
     assert Decimal(usage_rows(gw, "key")[key_id]["cost_usd"]) == expected
+
+
+def test_concurrent_requests_reserve_their_cost_and_overshoot_by_less_than_one(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    gw = start_gateway(emulator_yaml(emu, UNLIMITED), master_key=MASTER)
+    body = {
+        "model": "fast",
+        "max_tokens": 400,
+        "messages": [{"role": "user", "content": "go on [[words:200]]"}],
+    }
+    one = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=ADMIN)
+    cost = Decimal(one.headers["x-gateway-cost-usd"])
+    budget = cost * 5
+    key_id, headers = budgeted_key(gw, str(budget))
+    emu.add_faults({"kind": "delay", "seconds": 0.5, "count": 100})
+
+    async def wave() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=gw.url, headers=headers, timeout=30) as client:
+            return list(
+                await asyncio.gather(
+                    *[client.post("/v1/chat/completions", json=body) for _ in range(20)]
+                )
+            )
+
+    replies = asyncio.run(wave())
+    emu.reset()
+    statuses = [r.status_code for r in replies]
+    admitted = statuses.count(200)
+    assert 1 <= admitted < 20, statuses
+    refused = [r.json()["error"] for r in replies if r.status_code == 429]
+    assert len(refused) == 20 - admitted
+    assert {e["code"] for e in refused} == {"budget_reserved"}
+    assert "reserved by requests in flight" in refused[0]["message"]
+    assert all(r.headers["retry-after"] == "1" for r in replies if r.status_code == 429)
+    spent = Decimal(usage_rows(gw, "key")[key_id]["cost_usd"])
+    assert spent == cost * admitted
+    assert spent < budget + cost  # without reservations: 20 x cost, four times the budget
+    # The reservations were given back: the budget's rest is usable, one request at a time.
+    while spent < budget:
+        resp = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=headers)
+        assert resp.status_code == 200, resp.text
+        spent += Decimal(resp.headers["x-gateway-cost-usd"])
+    assert (
+        httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=headers).status_code == 402
+    )

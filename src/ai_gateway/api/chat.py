@@ -60,9 +60,14 @@ class CompletionsAPI:
         if any(name in body for name in GATEWAY_FIELDS):
             body = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
         info = RequestInfo.from_scope(request.scope)
-        gate.check_models(parsed.models or (parsed.model,), info)
+        models = parsed.models or (parsed.model,)
+        gate.check_models(models, info)
         ticket = (
-            await gate.admit(parsed.model, info) if gate.may_limit(parsed.model, info) else None
+            await gate.admit(
+                parsed.model, info, lambda: self._pipeline.charges.max_cost(models, body)
+            )
+            if gate.may_limit(parsed.model, info)
+            else None
         )
         settled = False
         try:
@@ -116,7 +121,11 @@ class CompletionsAPI:
         info = RequestInfo.from_scope(request.scope)
         gate.check_models((parsed.model,), info)
         ticket = (
-            await gate.admit(parsed.model, info) if gate.may_limit(parsed.model, info) else None
+            await gate.admit(
+                parsed.model, info, lambda: self._pipeline.charges.max_cost((parsed.model,), body)
+            )
+            if gate.may_limit(parsed.model, info)
+            else None
         )
         try:
             call = gate.guard_embeddings(

@@ -31,6 +31,7 @@ from ai_gateway.observability.genai import AttemptSpan
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing
+from ai_gateway.pipeline.charges import Charges
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.providers.registry import ProviderRegistry
@@ -85,9 +86,9 @@ class ChatPipeline:
         tracing: Tracing | None = None,
         deployments: DeploymentTable | None = None,
     ) -> None:
-        """`deployments`: where a model name's deployments are looked up to refuse, before
-        routing, a caller under a budget a model without a price."""
-        self._deployments = deployments
+        """`deployments`: where a model name's deployments are looked up to price it (see
+        pipeline/charges.py)."""
+        self.charges = Charges(deployments, recorder)
         self._router = router
         self._providers = providers
         self._metrics = metrics
@@ -111,19 +112,6 @@ class ChatPipeline:
         info.provider = deployment.provider
         info.deployment = deployment.id
 
-    def _require_prices(self, model: str, info: RequestInfo) -> None:
-        """Under a budget, every deployment the name routes to must have a price: checked
-        before routing, so that nothing reaches an upstream whose cost could not be charged
-        (each attempt checks its own deployment too: fallbacks, hedges)."""
-        if self._deployments is None:
-            return
-        for deployment in self._deployments.resolve(model):
-            self._recorder.require_price(deployment.provider, deployment.model, model)
-
-    def _priced_attempt(self, deployment: Deployment, info: RequestInfo) -> None:
-        if info.priced_only:
-            self._recorder.require_price(deployment.provider, deployment.model, deployment.group)
-
     def _upstream_failed(
         self, deployment: Deployment, info: RequestInfo, exc: GatewayError
     ) -> None:
@@ -146,7 +134,7 @@ class ChatPipeline:
         """Wrap one non-streaming attempt with its labels, latency, usage and failure log."""
 
         async def attempt(deployment: Deployment, body: JSONObject) -> JSONObject:
-            self._priced_attempt(deployment, info)
+            self.charges.check_attempt(deployment, info)
             self._attempting(deployment, info)
             started = perf_counter()
             try:
@@ -167,8 +155,7 @@ class ChatPipeline:
     # -- entry points --------------------------------------------------------------------------
 
     async def complete(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
-        if info.priced_only:
-            self._require_prices(request.parsed.model, info)
+        self.charges.check_request(request.parsed.model, info)
         trace = self._begin(request.parsed.model, info)
 
         async def chat(deployment: Deployment, body: JSONObject) -> JSONObject:
@@ -193,8 +180,7 @@ class ChatPipeline:
         return result
 
     async def embeddings(self, request: EmbeddingsCall, info: RequestInfo) -> JSONObject:
-        if info.priced_only:
-            self._require_prices(request.parsed.model, info)
+        self.charges.check_request(request.parsed.model, info)
         trace = self._begin(request.parsed.model, info)
 
         async def embed(deployment: Deployment, body: JSONObject) -> JSONObject:
@@ -228,12 +214,11 @@ class ChatPipeline:
         """Open the upstream stream up to its first real chunk. Until then every failure is a
         normal HTTP error, retried and failed over by the router like any other. `guard`: the
         output content rules, applied to every chunk."""
-        if info.priced_only:
-            self._require_prices(request.parsed.model, info)
+        self.charges.check_request(request.parsed.model, info)
         trace = self._begin(request.parsed.model, info)
 
         async def open_one(deployment: Deployment, body: JSONObject) -> _OpenStream:
-            self._priced_attempt(deployment, info)
+            self.charges.check_attempt(deployment, info)
             self._attempting(deployment, info)
             started = perf_counter()
             provider = self._providers.get(deployment.provider)

@@ -13,6 +13,7 @@ Each stage costs nothing when nothing is configured for the caller and model.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from ai_gateway.errors import GuardrailBlockedError, PermissionDeniedError
@@ -160,8 +161,12 @@ class RequestGate:
 
     # --- rate limits and budgets ---------------------------------------------------------------
 
-    async def admit(self, model: str, info: RequestInfo) -> Ticket | None:
-        return await self._admission.admit(info.principal, model, info)
+    async def admit(
+        self, model: str, info: RequestInfo, estimate: Callable[[], Decimal | None] | None = None
+    ) -> Ticket | None:
+        """`estimate`: the most the request can cost, reserved against its budgets (called
+        only when one applies)."""
+        return await self._admission.admit(info.principal, model, info, estimate)
 
     def may_limit(self, model: str, info: RequestInfo) -> bool:
         """False when `admit` would return None for certain (skip awaiting it)."""

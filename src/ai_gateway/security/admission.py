@@ -6,12 +6,13 @@ default, 10 requests/s, or a per-user entry), the team, and the model (everyone'
 that model name together). The master key is the operator's: no user, key or team limit applies
 to it (model limits do). With authentication off there is no user: only model limits apply.
 
-Budgets (key, user, team) are checked before the request starts: it is refused while the
-period's spend has reached the budget. Costs are charged when the request ends (a stream: when
-it ends), so requests admitted while the spend was under budget may take it over. The
-overshoot is bounded by what those in-flight requests cost: at most (requests in flight for
-the scope) x (the most one request can cost); docs/security.md gives the figure and a test
-checks it.
+Budgets (key, user, team) are checked before the request starts: it is refused (402) while
+the period's spend has reached the budget. Costs are charged when the request ends (a stream:
+when it ends). Meanwhile the request holds a reservation of the most it can cost
+(security/reservations.py, in this process), and a request is also refused (429
+budget_reserved) while the spend plus what the requests in flight before it reserved has
+reached the budget. So one instance overshoots by less than one request's cost;
+docs/security.md gives the figures and tests check them.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from ai_gateway.security.config import (
 from ai_gateway.security.keys import ApiKey
 from ai_gateway.security.principal import Principal
 from ai_gateway.security.ratelimit import Decision, LimiterUnavailableError, Rate, RateLimiter
+from ai_gateway.security.reservations import Reservations, Slot
 from ai_gateway.stores.analytics import StoreUnavailableError
 
 log = get_logger(__name__)
@@ -81,6 +83,7 @@ class Ticket:
     leases: list[tuple[str, str]] = field(default_factory=list)  # (limiter key, lease id) held
     token_scopes: list[tuple[str, int]] = field(default_factory=list)  # (key, tpm)
     budgets: list[_Budget] = field(default_factory=list)
+    reserved: list[tuple[Slot, Decimal]] = field(default_factory=list)  # given back at settle
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
 
@@ -93,6 +96,10 @@ def _rate(limits: LimitConfig) -> Rate | None:
 
 def _reset(seconds: float) -> str:
     return f"{max(seconds, 0.0):.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def _per(period: Period) -> str:
+    return "in total" if period == "total" else f"per {period}"
 
 
 def _refusal_headers(decision: Decision, kind: str) -> dict[str, str]:
@@ -126,6 +133,7 @@ class Admission:
         self._metrics = metrics
         self._lease_ttl_s = lease_ttl_s
         self._budgets = config.budgets
+        self._reservations = Reservations()
         self._fail_closed = limits.redis_failure == "fail_closed"
         self._user_default = limits.user
         self._user_limits = dict(limits.users)
@@ -219,9 +227,15 @@ class Admission:
         return (principal is not None and not principal.admin) or model in self._model_limits
 
     async def admit(
-        self, principal: Principal | None, model: str, info: RequestInfo
+        self,
+        principal: Principal | None,
+        model: str,
+        info: RequestInfo,
+        estimate: Callable[[], Decimal | None] | None = None,
     ) -> Ticket | None:
-        """None when nothing applies (the common unlimited case costs two dict lookups)."""
+        """None when nothing applies (the common unlimited case costs two dict lookups).
+        `estimate`: the most the request can cost (called only under a budget), reserved
+        against each budget until the request is settled."""
         limits = self._applicable(principal, model)
         budgets = self._budgets_of(principal)
         if not limits and not budgets:
@@ -230,10 +244,15 @@ class Admission:
         try:
             for scoped in limits:
                 await self._check(scoped, ticket, info)
-            for budget in budgets:
-                await self._check_budget(budget)
-                ticket.budgets.append(budget)
+            if budgets:
+                # Reserved before any await: a request admitted at the same time sees it.
+                amount = estimate() if estimate is not None else None
+                before = [self._reserve(budget, amount, ticket) for budget in budgets]
+                for budget, reserved in zip(budgets, before, strict=True):
+                    await self._check_budget(budget, reserved)
+                    ticket.budgets.append(budget)
         except BaseException:
+            self._unreserve(ticket)
             await self._release(ticket)
             raise
         # Under a budget only priced models may be used, and a stream cut before its usage is
@@ -311,7 +330,22 @@ class Admission:
             del self._seeding[mark]  # the next request tries again
             log.warning("budget_seed_failed", scope=scope, error=type(exc).__name__)
 
-    async def _check_budget(self, budget: _Budget) -> None:
+    def _reserve(self, budget: _Budget, amount: Decimal | None, ticket: Ticket) -> Decimal:
+        """Reserve `amount` (None: nothing) for `budget`; what was reserved before it."""
+        if amount is None or amount <= 0:
+            return self._reservations.held(budget.key, budget.period)
+        slot, before = self._reservations.reserve(budget.key, budget.period, amount)
+        ticket.reserved.append((slot, amount))
+        return before
+
+    def _unreserve(self, ticket: Ticket) -> None:
+        reserved, ticket.reserved = ticket.reserved, []
+        for slot, amount in reserved:
+            self._reservations.release(slot, amount)
+
+    async def _check_budget(self, budget: _Budget, reserved: Decimal) -> None:
+        """Refuse when the spend has reached the budget (402), or would with what the requests
+        in flight before this one have reserved (429: they may cost less; retry shortly)."""
         await self._seeded(budget)
         try:
             spent = await self._spend.spent(budget.key, budget.period)
@@ -325,10 +359,10 @@ class Admission:
             return
         if spent >= budget.usd:
             self._metrics.rate_limited.labels("budget", budget.scope, "refused").inc()
+            what = _per(budget.period)
             if budget.period == "total":
-                what, after = "in total", "It does not reset; an administrator can raise it."
+                after = "It does not reset; an administrator can raise it."
             else:
-                what = f"per {budget.period}"
                 after = (
                     f"It resets at the start of the next {budget.period} (UTC); an "
                     "administrator can raise it."
@@ -337,6 +371,16 @@ class Admission:
             raise BudgetExceededError(
                 f"The {budget.scope}'s budget of {budget.usd} USD {what} is used up (spent "
                 f"{spent_text} USD). {after}"
+            )
+        if spent + reserved >= budget.usd:
+            self._metrics.rate_limited.labels("budget", budget.scope, "refused").inc()
+            raise RateLimitError(
+                f"The {budget.scope}'s budget of {budget.usd} USD {_per(budget.period)} is "
+                "committed: {spent.normalize():f} USD spent and up to "
+                f"{reserved.normalize():f} USD reserved by requests in flight. Retry when they "
+                "finish.",
+                code="budget_reserved",
+                headers={"retry-after": "1"},
             )
 
     # --- settling ------------------------------------------------------------------------------
@@ -359,6 +403,8 @@ class Admission:
                     await self._spend.add(budget.key, budget.period, cost)
         except (LimiterUnavailableError, SpendUnavailableError) as exc:
             log.warning("usage_not_charged", request_id=info.request_id, error=type(exc).__name__)
+        finally:
+            self._unreserve(ticket)  # after the charge: the cost always counts one way or another
 
     async def _release(self, ticket: Ticket) -> None:
         leases, ticket.leases = ticket.leases, []

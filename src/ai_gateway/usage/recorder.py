@@ -17,6 +17,7 @@ from ai_gateway.errors import GatewayError, PermissionDeniedError
 from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.usage.estimate import max_cost
 from ai_gateway.usage.pricing import cost_of, token_counts
 from ai_gateway.usage.pricing import priced as has_prices
 from ai_gateway.usage.records import Route, UsageRecord
@@ -62,6 +63,14 @@ class UsageRecorder:
             param="model",
             code="model_not_priced",
         )
+
+    def max_cost(self, provider: str, model: str, body: Mapping[str, Any]) -> Decimal | None:
+        """The most `body` can cost on this model (usage/estimate.py); None without a price
+        or a token counter."""
+        if self._counter is None:
+            return None
+        info = self._registry.get(provider, model)
+        return max_cost(self._counter, info, provider, model, body)
 
     def tally(
         self, info: RequestInfo, provider: str, model: str, body: Mapping[str, Any]
