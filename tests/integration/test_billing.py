@@ -22,7 +22,7 @@ import openai
 import pytest
 
 from ai_gateway.emulator.app import EmulatorSettings
-from conftest import GatewayFactory, emulator_yaml
+from conftest import EMULATOR_KEY, GatewayFactory, emulator_yaml
 from harness import EmulatorServer, GatewayServer
 
 pytestmark = pytest.mark.integration
@@ -271,3 +271,45 @@ def test_concurrent_requests_reserve_their_cost_and_overshoot_by_less_than_one(
     assert (
         httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=headers).status_code == 402
     )
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "base"),
+    [
+        ("openai", "gpt-4o-mini", "/v1"),
+        ("anthropic", "claude-sonnet-4-5", ""),
+        ("gemini", "gemini-2.5-flash", ""),
+    ],
+)
+def test_a_cut_stream_is_recorded_with_its_tokens_on_every_provider(
+    start_gateway: GatewayFactory, emu: EmulatorServer, provider: str, model: str, base: str
+) -> None:
+    config = f"""
+router: {{retries: 0}}
+models:
+  - {{name: m, provider: {provider}, model: {model}, api_base: "{emu.url}{base}",
+     api_key: {EMULATOR_KEY}}}
+"""
+    gw = start_gateway(config)  # no authentication, no budget: analytics alone
+    emu.add_faults({"kind": "drop_mid_stream", "after_chunks": 30})
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": LONG}]}
+    with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body, timeout=30) as resp:
+        assert resp.status_code == 200
+        resp.read()
+    [row] = httpx.get(
+        f"{gw.url}/ai/analytics/requests",
+        params={"start": "1h", "request_id": resp.headers["x-gateway-request-id"]},
+    ).json()["data"]
+    assert row["usage_estimated"] is True
+    assert row["prompt_tokens"] > 0
+    assert row["completion_tokens"] >= 10
+    assert Decimal(row["cost_usd"]) > 0
+    # A stream that ends normally keeps the provider's own usage.
+    with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body, timeout=30) as whole:
+        whole.read()
+    [row] = httpx.get(
+        f"{gw.url}/ai/analytics/requests",
+        params={"start": "1h", "request_id": whole.headers["x-gateway-request-id"]},
+    ).json()["data"]
+    assert row["usage_estimated"] is False
+    assert row["completion_tokens"] > 3000  # the emulator's count: one per word

@@ -339,6 +339,7 @@ class ChatPipeline:
             counted = not final_usage and tally is not None
             if counted and tally is not None:
                 final_usage = tally.usage()
+                self._metrics.observe_usage(info.model, deployment.provider, final_usage)
             self._recorder.record(
                 info,
                 "chat",
