@@ -50,6 +50,12 @@ class FakeStore:
         self.calls.append(("errors", start, end, limit))
         return [{"request_id": "x"}]
 
+    async def requests(
+        self, start: datetime, end: datetime, key: str, value: str, limit: int
+    ) -> list[dict[str, Any]]:
+        self.calls.append(("requests", key, value, limit))
+        return [{"request_id": "gw-1", "client_request_id": value}]
+
     async def error_counts(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         return [{"error_type": "t", "count": 4}, {"error_type": None, "count": 1}]
 
@@ -137,6 +143,22 @@ def test_errors_report_lists_recent_errors_and_counts_all(http: TestClient) -> N
     assert body["data"] == [{"request_id": "x"}]
     assert body["by_type"] == [{"error_type": "t", "count": 4}, {"error_type": None, "count": 1}]
     assert body["total"] == 5
+
+
+def test_requests_report_finds_by_one_id_of_either_kind(
+    http: TestClient, parts: tuple[FakeStore, FakeWriter]
+) -> None:
+    body = http.get("/ai/analytics/requests", params={"client_request_id": "mine"}).json()
+    assert body["object"] == "analytics.requests"
+    assert body["client_request_id"] == "mine"
+    assert body["data"] == [{"request_id": "gw-1", "client_request_id": "mine"}]
+    assert parts[0].calls[-1] == ("requests", "client_request_id", "mine", 50)
+    http.get("/ai/analytics/requests", params={"request_id": "gw-1", "limit": "3"})
+    assert parts[0].calls[-1] == ("requests", "request_id", "gw-1", 3)
+    for params in ({}, {"request_id": "a", "client_request_id": "b"}):
+        resp = http.get("/ai/analytics/requests", params=params)
+        assert resp.status_code == 400
+        assert resp.json()["error"]["param"] == "request_id"
 
 
 @pytest.mark.parametrize(
