@@ -92,13 +92,15 @@ class CompletionsAPI:
                 headers |= {**SSE_HEADERS, **route_headers(info), **_limit_headers(ticket)}
                 if ticket is None:  # nothing to settle: no wrapper around every chunk
                     return StreamingResponse(stream, media_type=SSE, headers=headers)
+                body = gate.settle_after(stream, ticket, info)
                 return StreamingResponse(
-                    gate.settle_after(stream, ticket, info),
+                    body,
                     media_type=SSE,
                     headers=headers,
-                    # Also after the response, for a client gone before the stream started
-                    # (its generator never runs, so never reaches its `finally`).
-                    background=BackgroundTask(gate.settle, ticket, info),
+                    # Also after the response: for a client gone mid-way the server leaves the
+                    # stream suspended (closed here, so that it is recorded, then charged); for
+                    # one gone before it started, its generator never reaches its `finally`.
+                    background=BackgroundTask(gate.finish, body, ticket, info),
                 )
             if mode:
                 result = await cancel_on_disconnect(self._fanout_of.first(chat, info), receive)

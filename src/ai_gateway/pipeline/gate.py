@@ -12,6 +12,7 @@ Each stage costs nothing when nothing is configured for the caller and model.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -131,6 +132,7 @@ class RequestGate:
         self._guardrails = guardrails
         self._metrics = metrics
         self._audit = audit
+        self._settling: set[asyncio.Future[None]] = set()  # charges of streams being settled
 
     # --- validate ------------------------------------------------------------------------------
 
@@ -175,19 +177,35 @@ class RequestGate:
     async def settle(self, ticket: Ticket, info: RequestInfo) -> None:
         await self._admission.settle(ticket, info)
 
+    async def finish(
+        self, stream: AsyncGenerator[bytes, None], ticket: Ticket, info: RequestInfo
+    ) -> None:
+        """After a streamed response (its background task): close `stream` (from
+        `settle_after`) if the server left it suspended, as it does when the client leaves
+        mid-way, which records and settles it; then settle, for a stream that never started
+        (nothing happens for one already settled)."""
+        await stream.aclose()
+        await self._admission.settle(ticket, info)
+
     async def settle_after(
         self, stream: AsyncIterator[bytes], ticket: Ticket, info: RequestInfo
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The stream, with the request settled when it ends (however it ends). A client that
         leaves stops this generator before the inner one: the inner one is closed first, so
-        that its usage is recorded (what was streamed) before it is charged."""
+        that its usage is recorded (what was streamed) before it is charged; the charge runs
+        in a task of its own, which the request's cancellation does not interrupt."""
         try:
             async for part in stream:
                 yield part
         finally:
-            if isinstance(stream, AsyncGenerator):
-                await stream.aclose()
-            await self._admission.settle(ticket, info)
+            try:
+                if isinstance(stream, AsyncGenerator):
+                    await stream.aclose()
+            finally:
+                settling = asyncio.ensure_future(self._admission.settle(ticket, info))
+                self._settling.add(settling)
+                settling.add_done_callback(self._settling.discard)
+                await asyncio.shield(settling)
 
     # --- guardrails ----------------------------------------------------------------------------
 
