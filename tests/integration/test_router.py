@@ -193,13 +193,15 @@ def test_circuit_opens_and_probes(start_gateway: GatewayFactory, emu: EmulatorSe
     config = f"""
 router:
   retries: 2
-  breaker: {{failures: 2, window_s: 60, cooldown_s: 0.5}}
+  breaker: {{failures: 2, window_s: 60, cooldown_s: 3}}
 models:
   - name: pair
     deployments:
       - {dep(emu, "gpt-a", weight=1000)}
       - {dep(emu, "gpt-b", weight=0.001)}
 """
+    # The cooldown outlasts the six requests on a loaded machine (a shorter one let a probe
+    # through before the count below).
     gw = start_gateway(config)
     emu.add_faults({"kind": "status", "status": 500, "model": "gpt-a", "count": 2})
     # Force traffic onto gpt-a until it trips: each failure moves the request to gpt-b.
@@ -209,7 +211,7 @@ models:
     assert calls_to_a == 2, "after two failures gpt-a is skipped while its circuit is open"
     metrics = httpx.get(f"{gw.url}/metrics").text
     assert 'ai_gateway_breaker_state{deployment="pair/0"} 2.0' in metrics
-    time.sleep(0.6)  # cooldown over: one probe goes to gpt-a and closes the circuit
+    time.sleep(3.1)  # cooldown over: one probe goes to gpt-a and closes the circuit
     for _ in range(12):
         assert chat(gw, "pair").status_code == 200
     assert served(emu).count("gpt-a") > calls_to_a
