@@ -316,6 +316,7 @@ class ChatPipeline:
             self._metrics.observe_error("/chat/completions", exc.type, exc.code)
             if isinstance(exc, UpstreamError):
                 self._upstream_failed(deployment, info, exc)
+            await self._router.stream_failed(deployment, exc)  # the circuit breaker's count
             # The client already has a 200 and some chunks: tell it, never end silently.
             yield encode_data(exc.to_dict())
         finally:

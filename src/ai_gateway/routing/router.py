@@ -312,6 +312,16 @@ class Router:
             return False
         return True
 
+    async def stream_failed(self, deployment: Deployment, exc: GatewayError) -> None:
+        """A stream the router handed over at its first token failed after it (the upstream cut
+        it, sent an error event, stalled): call once per stream. The attempt counted as a
+        success when it opened; this failure counts against the deployment's circuit like one
+        before the first token, so a deployment that cuts every stream is taken out of rotation.
+        Failures that are not the deployment's (the gateway's content rules, the client's
+        request) do not count."""
+        if is_retryable(exc):
+            await self._failed(deployment, exc)
+
     async def _failed(self, deployment: Deployment, exc: GatewayError) -> None:
         await self._breaker.record_failure(deployment.id, retry_after_s=retry_after_of(exc))
 
