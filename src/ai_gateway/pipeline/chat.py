@@ -161,6 +161,7 @@ class ChatPipeline:
             call=self._recorded(info, chat),
             context_strategy=request.parsed.context_strategy,
             tokens_of=_total_tokens,
+            allows=_allows(info),
         )
         # Awaited here rather than in a shared coroutine: one level less on every resume.
         try:
@@ -178,7 +179,10 @@ class ChatPipeline:
             return await self._providers.get(deployment.provider).embeddings(deployment, request)
 
         route = RouteRequest(
-            model=request.parsed.model, body=request.body, call=self._recorded(info, embed)
+            model=request.parsed.model,
+            body=request.body,
+            call=self._recorded(info, embed),
+            allows=_allows(info),
         )
         try:
             result = await self._router.run(route, trace)
@@ -245,6 +249,7 @@ class ChatPipeline:
             context_strategy=request.parsed.context_strategy,
             stream=True,
             discard=discard,
+            allows=_allows(info),
         )
         try:
             opened = await self._router.run(route, trace)
@@ -337,6 +342,11 @@ class ChatPipeline:
             )
             if opened.rest is not None:
                 await opened.rest.aclose()
+
+
+def _allows(info: RequestInfo) -> Callable[[str], bool] | None:
+    """The caller's allowed models, for the names the router may move to (fallbacks)."""
+    return info.principal.model_filter if info.principal is not None else None
 
 
 def _total_tokens(result: JSONObject) -> int | None:

@@ -76,6 +76,10 @@ class RouteRequest(Generic[T]):
     stream: bool = False
     discard: Callable[[T], Awaitable[None]] | None = None  # closes a result nobody will use
     tokens_of: Callable[[T], int | None] | None = None  # reported usage, to correct tpm counts
+    # Whether the caller may use a model name (its key's allowed models). Every name the
+    # request moves to (fallbacks of every kind) must pass; one that does not is skipped.
+    # None: any name. The requested name itself was checked before the request got here.
+    allows: Callable[[str], bool] | None = None
 
 
 class _Exhausted(Exception):
@@ -144,12 +148,32 @@ class Router:
                 return await self._run_group(group, request, trace, deadline, last=not queue)
             except _Exhausted as exhausted:
                 error = exhausted.error
-                targets = [t for t in exhausted.targets if t not in visited]
+                targets = self._reachable(request, group, exhausted, visited)
                 for target in targets:
                     self._metrics.fallback(group, target, exhausted.reason)
                 queue = targets + queue
         assert error is not None
         raise error
+
+    @staticmethod
+    def _reachable(
+        request: RouteRequest[T], group: str, exhausted: _Exhausted, visited: set[str]
+    ) -> list[str]:
+        """The fallback targets still to try that the caller may use. When none is left the
+        group's own error is the answer, as if it had no fallbacks."""
+        targets = [t for t in exhausted.targets if t not in visited]
+        allows = request.allows
+        if allows is None:
+            return targets
+        allowed = [t for t in targets if allows(t)]
+        if len(allowed) < len(targets):
+            log.info(
+                "fallbacks_not_allowed",
+                from_model=group,
+                skipped=[t for t in targets if t not in allowed],
+                reason=exhausted.reason,
+            )
+        return allowed
 
     async def _run_group(
         self, group: str, request: RouteRequest[T], trace: Trace, deadline: float, *, last: bool
