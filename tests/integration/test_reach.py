@@ -145,3 +145,40 @@ def test_content_policy_fallback_needs_the_key_to_allow_it(
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["code"] == "content_filter"
     assert served(emu) == ["gpt-tiny"]
+
+
+def test_fanout_branches_pass_the_models_rate_limits(
+    gw: GatewayServer, admin: httpx.Client, emu: EmulatorServer
+) -> None:
+    key = new_key(admin)
+    # `smart` admits 1 request/s (burst 1): eight branches of it are eight requests for it, more
+    # than it ever admits at once, so the request is refused whole (400: a retry cannot cure it)
+    # and nothing is sent upstream.
+    for mode in ("all", "first"):
+        for _ in range(5):
+            resp = post(gw, key, model="tiny", models=["smart"] * 8, fanout=mode)
+            assert resp.status_code == 400, resp.text
+            error = resp.json()["error"]
+            assert error["code"] == "too_many_model_calls"
+            assert error["param"] == "models"
+            assert "'smart' 8 times" in error["message"]
+    assert served(emu) == []
+
+    # One branch of `smart` is one request for it: admitted once, then refused while the
+    # bucket refills, though the request names `tiny` as its model.
+    first = post(gw, key, model="tiny", models=["smart", "tiny"])
+    second = post(gw, key, model="tiny", models=["tiny", "smart"])
+    assert [first.status_code, second.status_code] == [200, 429], second.text
+    assert "model 'smart'" in second.json()["error"]["message"]
+    assert int(second.headers["retry-after"]) >= 1
+    assert sorted(served(emu)) == ["gpt-smart", "gpt-tiny"]
+
+
+def test_fanout_branches_pass_the_keys_allowed_models(
+    gw: GatewayServer, admin: httpx.Client, emu: EmulatorServer
+) -> None:
+    resp = post(gw, new_key(admin, ["tiny"]), model="tiny", models=["tiny", "smart"])
+    assert resp.status_code == 403, resp.text
+    assert resp.json()["error"]["code"] == "model_not_allowed"
+    assert "smart" in resp.json()["error"]["message"]
+    assert served(emu) == []

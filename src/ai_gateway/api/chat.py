@@ -60,10 +60,9 @@ class CompletionsAPI:
         if any(name in body for name in GATEWAY_FIELDS):
             body = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
         info = RequestInfo.from_scope(request.scope)
-        gate.check_models(parsed.models or (parsed.model,), info)
-        ticket = (
-            await gate.admit(parsed.model, info) if gate.may_limit(parsed.model, info) else None
-        )
+        calls = parsed.models or (parsed.model,)  # a fan-out calls its branches' models
+        gate.check_models(calls, info)
+        ticket = await gate.admit(calls, info) if gate.may_limit(calls, info) else None
         settled = False
         try:
             chat = ChatRequest(body=body, parsed=parsed)
@@ -114,10 +113,9 @@ class CompletionsAPI:
         gate.check_embeddings(body)
         parsed = parse_body(EmbeddingsRequest, body)
         info = RequestInfo.from_scope(request.scope)
-        gate.check_models((parsed.model,), info)
-        ticket = (
-            await gate.admit(parsed.model, info) if gate.may_limit(parsed.model, info) else None
-        )
+        calls = (parsed.model,)
+        gate.check_models(calls, info)
+        ticket = await gate.admit(calls, info) if gate.may_limit(calls, info) else None
         try:
             call = gate.guard_embeddings(
                 EmbeddingsCall(body=body, parsed=parsed), parsed.model, info

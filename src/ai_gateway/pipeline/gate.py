@@ -162,12 +162,14 @@ class RequestGate:
 
     # --- rate limits and budgets ---------------------------------------------------------------
 
-    async def admit(self, model: str, info: RequestInfo) -> Ticket | None:
-        return await self._admission.admit(info.principal, model, info)
+    async def admit(self, models: Sequence[str], info: RequestInfo) -> Ticket | None:
+        """Admit a request that calls `models` (its model, or every branch of a fan-out): the
+        caller's limits and budgets, and each called model's limits."""
+        return await self._admission.admit(info.principal, models, info)
 
-    def may_limit(self, model: str, info: RequestInfo) -> bool:
+    def may_limit(self, models: Sequence[str], info: RequestInfo) -> bool:
         """False when `admit` would return None for certain (skip awaiting it)."""
-        return self._admission.may_apply(info.principal, model)
+        return self._admission.may_apply(info.principal, models)
 
     async def settle(self, ticket: Ticket, info: RequestInfo) -> None:
         await self._admission.settle(ticket, info)

@@ -21,13 +21,19 @@ import contextlib
 import itertools
 import math
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from ai_gateway.errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
+from ai_gateway.errors import (
+    BudgetExceededError,
+    InvalidRequestError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.context import RequestInfo
@@ -166,7 +172,7 @@ class Admission:
         self._cache[("key", key.id)] = made
         return made
 
-    def _applicable(self, principal: Principal | None, model: str) -> list[_Limits]:
+    def _applicable(self, principal: Principal | None, models: Sequence[str]) -> list[_Limits]:
         found: list[_Limits] = []
         if principal is not None and not principal.admin:
             if principal.key is not None:
@@ -183,10 +189,40 @@ class Admission:
                 limits = self._scoped("team", principal.team, team)
                 if limits is not None:
                     found.append(limits)
-        model_limits = self._model_limits.get(model)
-        if model_limits is not None:
+        # Every model the request calls is a request for that model (each branch of a fan-out,
+        # the same name twice included): each takes a request and a concurrency slot from its
+        # model's limits. Its token budget is checked and charged once per request.
+        seen: set[str] = set()
+        for model in models:
+            model_limits = self._model_limits.get(model)
+            if model_limits is None:
+                continue
+            if model in seen and model_limits.tpm is not None:
+                model_limits = replace(model_limits, tpm=None)
+            seen.add(model)
             found.append(model_limits)
         return found
+
+    def _at_once(self, models: Sequence[str]) -> None:
+        """A request that calls one model more times than its limits admit at once (its burst,
+        its concurrency) could never be admitted: 400, not a 429 that a retry cannot cure."""
+        if len(models) < 2:
+            return
+        for model, count in Counter(models).items():
+            limits = self._model_limits.get(model)
+            if limits is None or count < 2:
+                continue
+            caps = [limits.rate.burst] if limits.rate is not None else []
+            if limits.max_concurrent is not None:
+                caps.append(limits.max_concurrent)
+            if caps and count > min(caps):
+                raise InvalidRequestError(
+                    f"This request calls model {model!r} {count} times at once, but its limits "
+                    f"admit at most {min(caps)} requests for it at once. Name it at most "
+                    f"{min(caps)} times in 'models'.",
+                    param="models",
+                    code="too_many_model_calls",
+                )
 
     def _budgets_of(self, principal: Principal | None) -> list[_Budget]:
         if principal is None or principal.admin:
@@ -212,17 +248,23 @@ class Admission:
 
     # --- the stage -----------------------------------------------------------------------------
 
-    def may_apply(self, principal: Principal | None, model: str) -> bool:
+    def may_apply(self, principal: Principal | None, models: Sequence[str]) -> bool:
         """False when `admit` would return None for certain (nobody identified, as with
-        authentication off, or the master key; and no limit on the model): then it need not
-        be awaited at all."""
-        return (principal is not None and not principal.admin) or model in self._model_limits
+        authentication off, or the master key; and no limit on any of the models): then it
+        need not be awaited at all."""
+        if principal is not None and not principal.admin:
+            return True
+        return any(model in self._model_limits for model in models)
 
     async def admit(
-        self, principal: Principal | None, model: str, info: RequestInfo
+        self, principal: Principal | None, models: Sequence[str], info: RequestInfo
     ) -> Ticket | None:
-        """None when nothing applies (the common unlimited case costs two dict lookups)."""
-        limits = self._applicable(principal, model)
+        """Admit a request that calls `models` (one name; a fan-out's branches) as a whole, or
+        refuse it before anything is sent. The caller's scopes count it once; each model's
+        limits count each call of that model. None when nothing applies (the common unlimited
+        case costs a few dict lookups)."""
+        self._at_once(models)
+        limits = self._applicable(principal, models)
         budgets = self._budgets_of(principal)
         if not limits and not budgets:
             return None
@@ -278,8 +320,11 @@ class Admission:
             "tpm": f"{scoped.tpm} tokens per minute",
             "concurrency": f"{scoped.max_concurrent} concurrent requests",
         }[kind]
+        who = f"this {scoped.scope}"
+        if scoped.scope == "model":  # everyone's requests for it: say which one
+            who = f"model {scoped.key.partition(':')[2]!r}"
         raise RateLimitError(
-            f"Rate limit reached for this {scoped.scope}: {what}. "
+            f"Rate limit reached for {who}: {what}. "
             f"Retry after {max(1, math.ceil(decision.retry_after_s))} s.",
             headers=_refusal_headers(decision, kind),
         )
