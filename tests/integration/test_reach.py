@@ -5,6 +5,7 @@ request reaches no upstream."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +29,7 @@ registry:
 router:
   retries: 0
   reserve_output_tokens: 50
-  fallbacks: {{tiny: [large]}}
+  fallbacks: {{tiny: [large], huge: [smart]}}
   content_policy_fallbacks: {{tiny: [large]}}
 security:
   rate_limits:
@@ -135,6 +136,24 @@ def test_exhausted_group_fallback_needs_the_key_to_allow_it(
     resp = post(gw, new_key(admin, ["tiny", "large"]), model="tiny")
     assert resp.status_code == 200, resp.text
     assert resp.headers["x-gateway-fallbacks"] == "large"
+
+
+def test_a_fallback_passes_its_models_rate_limits(
+    gw: GatewayServer, admin: httpx.Client, emu: EmulatorServer
+) -> None:
+    key = new_key(admin)
+    assert post(gw, key, model="smart").status_code == 200  # smart's 1 request/s, used
+    # huge fails; its fallback, smart, admits no request now: skipped, huge's own error stands.
+    emu.add_faults({"kind": "status", "status": 503, "model": "gpt-huge", "count": 2})
+    resp = post(gw, key, model="huge")
+    assert resp.status_code == 503, resp.text
+    assert "x-gateway-fallbacks" not in resp.headers
+    assert served(emu) == ["gpt-smart", "gpt-huge"]
+    time.sleep(1.1)  # smart's bucket refills: the same fallback is taken
+    resp = post(gw, key, model="huge")
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-gateway-fallbacks"] == "smart"
+    assert served(emu) == ["gpt-smart", "gpt-huge", "gpt-huge", "gpt-smart"]
 
 
 def test_content_policy_fallback_needs_the_key_to_allow_it(

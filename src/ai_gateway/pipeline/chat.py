@@ -35,7 +35,8 @@ from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.providers.registry import ProviderRegistry
 from ai_gateway.routing.deployments import Deployment
-from ai_gateway.routing.router import Router, RouteRequest, Trace
+from ai_gateway.routing.request import RouteRequest, Trace
+from ai_gateway.routing.router import Router
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.streaming.sse import DONE, encode_data
 from ai_gateway.usage.recorder import UsageRecorder
@@ -161,7 +162,7 @@ class ChatPipeline:
             call=self._recorded(info, chat),
             context_strategy=request.parsed.context_strategy,
             tokens_of=_total_tokens,
-            allows=_allows(info),
+            reach=info.reach,
         )
         # Awaited here rather than in a shared coroutine: one level less on every resume.
         try:
@@ -182,7 +183,7 @@ class ChatPipeline:
             model=request.parsed.model,
             body=request.body,
             call=self._recorded(info, embed),
-            allows=_allows(info),
+            reach=info.reach,
         )
         try:
             result = await self._router.run(route, trace)
@@ -249,7 +250,7 @@ class ChatPipeline:
             context_strategy=request.parsed.context_strategy,
             stream=True,
             discard=discard,
-            allows=_allows(info),
+            reach=info.reach,
         )
         try:
             opened = await self._router.run(route, trace)
@@ -342,11 +343,6 @@ class ChatPipeline:
             )
             if opened.rest is not None:
                 await opened.rest.aclose()
-
-
-def _allows(info: RequestInfo) -> Callable[[str], bool] | None:
-    """The caller's allowed models, for the names the router may move to (fallbacks)."""
-    return info.principal.model_filter if info.principal is not None else None
 
 
 def _total_tokens(result: JSONObject) -> int | None:

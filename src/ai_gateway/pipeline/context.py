@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
+
+# May the request move to this model name (a fallback)? The caller's allowed models and the
+# model's limits; see RequestGate.admit.
+Reach = Callable[[str], Awaitable[bool]]
 
 if TYPE_CHECKING:
     from ai_gateway.routing.router import Trace
@@ -28,6 +32,7 @@ class RequestInfo:
     principal: Principal | None = None  # who is calling (None: authentication is off)
     client_ip: str | None = None  # set with the principal, for the audit log
     total_tokens: int = 0  # prompt + completion tokens the provider reported
+    reach: Reach | None = None  # asked before moving to a fallback (set at admission)
 
     @classmethod
     def from_scope(cls, scope: MutableMapping[str, Any]) -> RequestInfo:

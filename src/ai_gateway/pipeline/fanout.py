@@ -42,6 +42,7 @@ def _branch_info(info: RequestInfo, index: int) -> RequestInfo:
         started=info.started,
         principal=info.principal,
         client_ip=info.client_ip,
+        reach=info.reach,  # a branch's fallbacks are admitted into the request's ticket
     )
 
 

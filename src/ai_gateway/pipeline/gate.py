@@ -15,10 +15,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from ai_gateway.errors import GuardrailBlockedError, PermissionDeniedError
+from ai_gateway.errors import (
+    GuardrailBlockedError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.pipeline.context import Reach, RequestInfo
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
@@ -164,11 +169,37 @@ class RequestGate:
 
     async def admit(self, models: Sequence[str], info: RequestInfo) -> Ticket | None:
         """Admit a request that calls `models` (its model, or every branch of a fan-out): the
-        caller's limits and budgets, and each called model's limits."""
-        return await self._admission.admit(info.principal, models, info)
+        caller's limits and budgets, and each called model's limits. Also sets `info.reach`,
+        which the router asks before it moves the request to any other name."""
+        ticket = await self._admission.admit(info.principal, models, info)
+        info.reach = self._reach(ticket, info)
+        return ticket
+
+    def _reach(self, ticket: Ticket | None, info: RequestInfo) -> Reach | None:
+        """May the request move to model `name` (a fallback)? Only if the caller may use it and
+        its limits admit one more request (taken into the request's ticket, so settled with
+        it). None when nothing could refuse a name."""
+        principal = info.principal
+        allows = principal.model_filter if principal is not None else None
+        if allows is None and ticket is None:
+            return None
+        admission = self._admission
+
+        async def reach(name: str) -> bool:
+            if allows is not None and not allows(name):
+                return False
+            if ticket is not None:
+                try:
+                    await admission.admit_model(ticket, name, info)
+                except (RateLimitError, ServiceUnavailableError):
+                    return False
+            return True
+
+        return reach
 
     def may_limit(self, models: Sequence[str], info: RequestInfo) -> bool:
-        """False when `admit` would return None for certain (skip awaiting it)."""
+        """False when `admit` would return None and set no `info.reach` for certain (skip
+        awaiting it)."""
         return self._admission.may_apply(info.principal, models)
 
     async def settle(self, ticket: Ticket, info: RequestInfo) -> None:

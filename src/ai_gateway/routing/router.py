@@ -9,7 +9,9 @@ For the public model name a client sends, the router
      deployment (no wait) or, on the same one, after exponential backoff with full jitter that
      honours Retry-After; errors the client caused are raised at once;
   6. when the group is exhausted, moves on to its fallbacks (context-window and content-policy
-     failures to their own fallback lists), and raises the last error when nothing is left.
+     failures to their own fallback lists), skipping those the request may not reach
+     (RouteRequest.reach: the caller's allowed models, the model's limits), and raises the last
+     error when nothing is left.
 
 It never returns an empty success: either a result from some deployment, or an error.
 """
@@ -18,9 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 from ai_gateway.errors import (
     ContentFilteredError,
@@ -42,44 +43,17 @@ from ai_gateway.routing.context_window import (
 )
 from ai_gateway.routing.deployments import Deployment, DeploymentTable
 from ai_gateway.routing.race import first_success
+from ai_gateway.routing.request import JSONObject, RouteRequest, Trace
 from ai_gateway.routing.retry import backoff_s, is_context_overflow, is_retryable, retry_after_of
 from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.strategies import CapacityExceededError, ChoiceContext, build_strategy
 from ai_gateway.routing.usage import UsageUnavailableError, UsageWindow, estimated_tokens
 
+__all__ = ["RouteRequest", "Router", "Trace"]  # the request types live in routing/request.py
+
 log = get_logger(__name__)
 
 T = TypeVar("T")
-JSONObject = dict[str, Any]
-Call = Callable[[Deployment, JSONObject], Awaitable[T]]
-
-
-@dataclass(slots=True)
-class Trace:
-    """What the router did for one request (response headers, logs)."""
-
-    requested: str
-    served_by: Deployment | None = None
-    last_tried: Deployment | None = None  # the deployment of the latest attempt
-    attempts: int = 0
-    fallbacks: list[str] = field(default_factory=list)
-    hedged: bool = False
-    truncated_messages: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RouteRequest(Generic[T]):
-    model: str
-    body: JSONObject
-    call: Call[T]
-    context_strategy: ContextStrategy | None = None
-    stream: bool = False
-    discard: Callable[[T], Awaitable[None]] | None = None  # closes a result nobody will use
-    tokens_of: Callable[[T], int | None] | None = None  # reported usage, to correct tpm counts
-    # Whether the caller may use a model name (its key's allowed models). Every name the
-    # request moves to (fallbacks of every kind) must pass; one that does not is skipped.
-    # None: any name. The requested name itself was checked before the request got here.
-    allows: Callable[[str], bool] | None = None
 
 
 class _Exhausted(Exception):
@@ -134,46 +108,38 @@ class Router:
     async def run(self, request: RouteRequest[T], trace: Trace) -> T:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.timeout_s
-        queue: list[str] = [request.model]
+        # (name, the name it falls back from, why); the requested name comes from nowhere.
+        queue: list[tuple[str, str | None, str]] = [(request.model, None, "")]
         visited: set[str] = set()
         error: GatewayError | None = None
         while queue:
-            group = queue.pop(0)
+            group, source, reason = queue.pop(0)
             if group in visited:
                 continue
             visited.add(group)
-            if group != request.model:
+            if source is not None:
+                if not await self._may_enter(request, source, group, reason):
+                    continue
+                self._metrics.fallback(source, group, reason)
                 trace.fallbacks.append(group)
             try:
                 return await self._run_group(group, request, trace, deadline, last=not queue)
             except _Exhausted as exhausted:
                 error = exhausted.error
-                targets = self._reachable(request, group, exhausted, visited)
-                for target in targets:
-                    self._metrics.fallback(group, target, exhausted.reason)
-                queue = targets + queue
+                targets = [(t, group, exhausted.reason) for t in exhausted.targets]
+                queue = [entry for entry in targets if entry[0] not in visited] + queue
         assert error is not None
         raise error
 
     @staticmethod
-    def _reachable(
-        request: RouteRequest[T], group: str, exhausted: _Exhausted, visited: set[str]
-    ) -> list[str]:
-        """The fallback targets still to try that the caller may use. When none is left the
-        group's own error is the answer, as if it had no fallbacks."""
-        targets = [t for t in exhausted.targets if t not in visited]
-        allows = request.allows
-        if allows is None:
-            return targets
-        allowed = [t for t in targets if allows(t)]
-        if len(allowed) < len(targets):
-            log.info(
-                "fallbacks_not_allowed",
-                from_model=group,
-                skipped=[t for t in targets if t not in allowed],
-                reason=exhausted.reason,
-            )
-        return allowed
+    async def _may_enter(request: RouteRequest[T], source: str, target: str, reason: str) -> bool:
+        """Whether the request may move to the fallback `target` (RouteRequest.reach). One it
+        may not is skipped; when none is left the client gets the error of the last name tried,
+        as if there were no fallbacks."""
+        if request.reach is None or await request.reach(target):
+            return True
+        log.info("fallback_skipped", from_model=source, to_model=target, reason=reason)
+        return False
 
     async def _run_group(
         self, group: str, request: RouteRequest[T], trace: Trace, deadline: float, *, last: bool

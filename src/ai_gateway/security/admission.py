@@ -5,6 +5,9 @@ Scopes, each with its own limits: the virtual key (its own settings), the user (
 default, 10 requests/s, or a per-user entry), the team, and the model (everyone's requests for
 that model name together). The master key is the operator's: no user, key or team limit applies
 to it (model limits do). With authentication off there is no user: only model limits apply.
+Every model a request calls takes a request from that model's limits: each branch of a fan-out
+(at admission, as a whole), and each fallback the router moves to (`admit_model`, into the
+same ticket); the caller's scopes count the request once.
 
 Budgets (key, user, team) are checked before the request starts: it is refused while the
 period's spend has reached the budget. Costs are charged when the request ends (a stream: when
@@ -23,7 +26,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
@@ -192,15 +195,10 @@ class Admission:
         # Every model the request calls is a request for that model (each branch of a fan-out,
         # the same name twice included): each takes a request and a concurrency slot from its
         # model's limits. Its token budget is checked and charged once per request.
-        seen: set[str] = set()
         for model in models:
             model_limits = self._model_limits.get(model)
-            if model_limits is None:
-                continue
-            if model in seen and model_limits.tpm is not None:
-                model_limits = replace(model_limits, tpm=None)
-            seen.add(model)
-            found.append(model_limits)
+            if model_limits is not None:
+                found.append(model_limits)
         return found
 
     def _at_once(self, models: Sequence[str]) -> None:
@@ -250,11 +248,9 @@ class Admission:
 
     def may_apply(self, principal: Principal | None, models: Sequence[str]) -> bool:
         """False when `admit` would return None for certain (nobody identified, as with
-        authentication off, or the master key; and no limit on any of the models): then it
-        need not be awaited at all."""
-        if principal is not None and not principal.admin:
-            return True
-        return any(model in self._model_limits for model in models)
+        authentication off, or the master key; and no model limits, which a fallback could
+        need): then it need not be awaited at all."""
+        return (principal is not None and not principal.admin) or bool(self._model_limits)
 
     async def admit(
         self, principal: Principal | None, models: Sequence[str], info: RequestInfo
@@ -266,8 +262,8 @@ class Admission:
         self._at_once(models)
         limits = self._applicable(principal, models)
         budgets = self._budgets_of(principal)
-        if not limits and not budgets:
-            return None
+        if not limits and not budgets and not self._model_limits:
+            return None  # (with model limits, a fallback may need the ticket: admit_model)
         ticket = Ticket()
         try:
             for scoped in limits:
@@ -279,6 +275,13 @@ class Admission:
             await self._release(ticket)
             raise
         return ticket
+
+    async def admit_model(self, ticket: Ticket, model: str, info: RequestInfo) -> None:
+        """Take one more request for `model` from its limits into `ticket`, which settles it
+        with the rest (a request moving to a fallback); RateLimitError when they refuse it."""
+        limits = self._model_limits.get(model)
+        if limits is not None:
+            await self._check(limits, ticket, info)
 
     async def _check(self, scoped: _Limits, ticket: Ticket, info: RequestInfo) -> None:
         limiter = self._limiter
@@ -297,7 +300,8 @@ class Admission:
             if scoped.tpm is not None:
                 decision = await limiter.check_tokens(scoped.key, scoped.tpm)
                 self._refuse_unless(decision, "tpm", scoped)
-                ticket.token_scopes.append((scoped.key, scoped.tpm))
+                if (scoped.key, scoped.tpm) not in ticket.token_scopes:  # charged once
+                    ticket.token_scopes.append((scoped.key, scoped.tpm))
             if scoped.max_concurrent is not None:
                 lease_id = f"{self._lease_prefix}{next(self._lease_counter):x}"
                 decision = await limiter.acquire(
