@@ -34,7 +34,7 @@ router:
 security:
   rate_limits:
     user: {{rps: 1000, burst: 1000}}
-    models: {{smart: {{rps: 1}}}}
+    models: {{smart: {{rps: 0.4, burst: 1}}}}  # one request per 2.5 s: slow enough for a test
 models:
   - name: tiny
     deployments: [{tiny}]
@@ -142,14 +142,14 @@ def test_a_fallback_passes_its_models_rate_limits(
     gw: GatewayServer, admin: httpx.Client, emu: EmulatorServer
 ) -> None:
     key = new_key(admin)
-    assert post(gw, key, model="smart").status_code == 200  # smart's 1 request/s, used
+    assert post(gw, key, model="smart").status_code == 200  # smart's one request, used
     # huge fails; its fallback, smart, admits no request now: skipped, huge's own error stands.
     emu.add_faults({"kind": "status", "status": 503, "model": "gpt-huge", "count": 2})
     resp = post(gw, key, model="huge")
     assert resp.status_code == 503, resp.text
     assert "x-gateway-fallbacks" not in resp.headers
     assert served(emu) == ["gpt-smart", "gpt-huge"]
-    time.sleep(1.1)  # smart's bucket refills: the same fallback is taken
+    time.sleep(2.6)  # smart's bucket refills: the same fallback is taken
     resp = post(gw, key, model="huge")
     assert resp.status_code == 200, resp.text
     assert resp.headers["x-gateway-fallbacks"] == "smart"
@@ -170,9 +170,9 @@ def test_fanout_branches_pass_the_models_rate_limits(
     gw: GatewayServer, admin: httpx.Client, emu: EmulatorServer
 ) -> None:
     key = new_key(admin)
-    # `smart` admits 1 request/s (burst 1): eight branches of it are eight requests for it, more
-    # than it ever admits at once, so the request is refused whole (400: a retry cannot cure it)
-    # and nothing is sent upstream.
+    # `smart` admits one request at once (burst 1): eight branches of it are eight requests for
+    # it, more than it ever admits at once, so the request is refused whole (400: a retry cannot
+    # cure it) and nothing is sent upstream.
     for mode in ("all", "first"):
         for _ in range(5):
             resp = post(gw, key, model="tiny", models=["smart"] * 8, fanout=mode)
