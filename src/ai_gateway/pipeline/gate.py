@@ -152,7 +152,7 @@ class RequestGate:
     @staticmethod
     def _allowed(models: Sequence[str], principal: Principal | None) -> None:
         # The names a request asks for. The names it may move to (fallbacks) pass the same
-        # filter (Principal.model_filter) in the router, and are skipped rather than refused.
+        # filter (Principal.model_filter, in `_reach`), and are skipped rather than refused.
         key = principal.key if principal is not None else None
         if key is None or not key.models:
             return
