@@ -21,7 +21,8 @@ ensure_uv() {
 # Make .venv exactly the lock $1 (adds, upgrades, downgrades and removes), then add the project.
 sync_venv() {
     ensure_uv
-    [ -x .venv/bin/python ] || .tools/bin/uv venv --quiet --python "${PYTHON:-python3}" .venv
+    # A standard venv (with pip, so `.venv/bin/pip freeze` shows what the lock installed).
+    [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
     .tools/bin/uv pip sync --quiet --python .venv/bin/python --require-hashes "$1"
     .tools/bin/uv pip install --quiet --python .venv/bin/python --no-deps \
         --build-constraints requirements/build.txt -e .

@@ -193,13 +193,15 @@ def test_circuit_opens_and_probes(start_gateway: GatewayFactory, emu: EmulatorSe
     config = f"""
 router:
   retries: 2
-  breaker: {{failures: 2, window_s: 60, cooldown_s: 0.5}}
+  breaker: {{failures: 2, window_s: 60, cooldown_s: 3}}
 models:
   - name: pair
     deployments:
       - {dep(emu, "gpt-a", weight=1000)}
       - {dep(emu, "gpt-b", weight=0.001)}
 """
+    # The cooldown outlasts the six requests on a loaded machine (a shorter one let a probe
+    # through before the count below).
     gw = start_gateway(config)
     emu.add_faults({"kind": "status", "status": 500, "model": "gpt-a", "count": 2})
     # Force traffic onto gpt-a until it trips: each failure moves the request to gpt-b.
@@ -209,7 +211,7 @@ models:
     assert calls_to_a == 2, "after two failures gpt-a is skipped while its circuit is open"
     metrics = httpx.get(f"{gw.url}/metrics").text
     assert 'ai_gateway_breaker_state{deployment="pair/0"} 2.0' in metrics
-    time.sleep(0.6)  # cooldown over: one probe goes to gpt-a and closes the circuit
+    time.sleep(3.1)  # cooldown over: one probe goes to gpt-a and closes the circuit
     for _ in range(12):
         assert chat(gw, "pair").status_code == 200
     assert served(emu).count("gpt-a") > calls_to_a
@@ -288,3 +290,40 @@ def test_content_policy_refusal_falls_back(
     refused = chat(gw, "backup")
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "content_filter"
+
+
+@pytest.mark.parametrize("kind", ["drop_mid_stream", "error_event"])
+def test_streams_failing_after_the_first_token_open_the_circuit(
+    start_gateway: GatewayFactory, emu: EmulatorServer, kind: str
+) -> None:
+    config = f"""
+router:
+  retries: 2
+  breaker: {{failures: 3, window_s: 60, cooldown_s: 60}}
+models:
+  - name: pair
+    deployments:
+      - {dep(emu, "gpt-a", weight=1000)}
+      - {dep(emu, "gpt-b", weight=0.001)}
+"""
+    gw = start_gateway(config)
+    # gpt-a (almost always picked) fails every stream after a few chunks (a cut connection, an
+    # error event): tokens have reached the client, so each of these requests fails, and each
+    # failure counts once against gpt-a; three open its circuit.
+    emu.add_faults({"kind": kind, "after_chunks": 3, "model": "gpt-a", "count": 10})
+    outcomes = []
+    for _ in range(6):
+        with httpx.stream(
+            "POST",
+            f"{gw.url}/v1/chat/completions",
+            json={"model": "pair", "messages": [{"role": "user", "content": "s"}], "stream": True},
+            timeout=30,
+        ) as resp:
+            assert resp.status_code == 200
+            events = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
+        outcomes.append((resp.headers["x-gateway-upstream-model"], events[-1] == "[DONE]"))
+    assert outcomes[:3] == [("gpt-a", False)] * 3
+    assert outcomes[3:] == [("gpt-b", True)] * 3  # gpt-a's circuit is open
+    assert served(emu).count("gpt-a") == 3
+    metrics = httpx.get(f"{gw.url}/metrics").text
+    assert 'ai_gateway_breaker_state{deployment="pair/0"} 2.0' in metrics

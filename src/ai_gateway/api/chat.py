@@ -60,13 +60,11 @@ class CompletionsAPI:
         if any(name in body for name in GATEWAY_FIELDS):
             body = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
         info = RequestInfo.from_scope(request.scope)
-        models = parsed.models or (parsed.model,)
-        gate.check_models(models, info)
+        calls = parsed.models or (parsed.model,)  # a fan-out calls its branches' models
+        gate.check_models(calls, info)
         ticket = (
-            await gate.admit(
-                parsed.model, info, lambda: self._pipeline.charges.max_cost(models, body)
-            )
-            if gate.may_limit(parsed.model, info)
+            await gate.admit(calls, info, lambda: self._pipeline.charges.max_cost(calls, body))
+            if gate.may_limit(calls, info)
             else None
         )
         settled = False
@@ -121,12 +119,11 @@ class CompletionsAPI:
         gate.check_embeddings(body)
         parsed = parse_body(EmbeddingsRequest, body)
         info = RequestInfo.from_scope(request.scope)
-        gate.check_models((parsed.model,), info)
+        calls = (parsed.model,)
+        gate.check_models(calls, info)
         ticket = (
-            await gate.admit(
-                parsed.model, info, lambda: self._pipeline.charges.max_cost((parsed.model,), body)
-            )
-            if gate.may_limit(parsed.model, info)
+            await gate.admit(calls, info, lambda: self._pipeline.charges.max_cost(calls, body))
+            if gate.may_limit(calls, info)
             else None
         )
         try:

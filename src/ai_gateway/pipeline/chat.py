@@ -36,7 +36,8 @@ from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.providers.registry import ProviderRegistry
 from ai_gateway.routing.deployments import Deployment, DeploymentTable
-from ai_gateway.routing.router import Router, RouteRequest, Trace
+from ai_gateway.routing.request import RouteRequest, Trace
+from ai_gateway.routing.router import Router
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.streaming.sse import DONE, encode_data
 from ai_gateway.usage.recorder import UsageRecorder
@@ -169,6 +170,7 @@ class ChatPipeline:
             call=self._recorded(info, chat),
             context_strategy=request.parsed.context_strategy,
             tokens_of=_total_tokens,
+            reach=info.reach,
         )
         # Awaited here rather than in a shared coroutine: one level less on every resume.
         try:
@@ -187,7 +189,10 @@ class ChatPipeline:
             return await self._providers.get(deployment.provider).embeddings(deployment, request)
 
         route = RouteRequest(
-            model=request.parsed.model, body=request.body, call=self._recorded(info, embed)
+            model=request.parsed.model,
+            body=request.body,
+            call=self._recorded(info, embed),
+            reach=info.reach,
         )
         try:
             result = await self._router.run(route, trace)
@@ -256,6 +261,7 @@ class ChatPipeline:
             context_strategy=request.parsed.context_strategy,
             stream=True,
             discard=discard,
+            reach=info.reach,
         )
         try:
             opened = await self._router.run(route, trace)
@@ -331,6 +337,7 @@ class ChatPipeline:
             self._metrics.observe_error("/chat/completions", exc.type, exc.code)
             if isinstance(exc, UpstreamError):
                 self._upstream_failed(deployment, info, exc)
+            await self._router.stream_failed(deployment, exc)  # the circuit breaker's count
             # The client already has a 200 and some chunks: tell it, never end silently.
             yield encode_data(exc.to_dict())
         finally:

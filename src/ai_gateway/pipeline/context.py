@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
+
+# May the request move to this model name (a fallback)? The caller's allowed models and the
+# model's limits; see RequestGate.admit.
+Reach = Callable[[str], Awaitable[bool]]
 
 if TYPE_CHECKING:
     from ai_gateway.routing.router import Trace
@@ -31,6 +35,7 @@ class RequestInfo:
     client_request_id: str | None = None  # the client's x-request-id, kept for correlation
     priced_only: bool = False  # a budget applies: only models with a price may be called
     metered: bool = False  # a budget or token limit applies: a cut stream must be counted
+    reach: Reach | None = None  # asked before moving to a fallback (set at admission)
 
     @classmethod
     def from_scope(cls, scope: MutableMapping[str, Any]) -> RequestInfo:

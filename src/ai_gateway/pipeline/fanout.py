@@ -45,6 +45,7 @@ def _branch_info(info: RequestInfo, index: int) -> RequestInfo:
         client_request_id=info.client_request_id,
         priced_only=info.priced_only,
         metered=info.metered,
+        reach=info.reach,  # a branch's fallbacks are admitted into the request's ticket
     )
 
 

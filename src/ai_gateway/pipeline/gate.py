@@ -17,10 +17,15 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from ai_gateway.errors import GuardrailBlockedError, PermissionDeniedError
+from ai_gateway.errors import (
+    GuardrailBlockedError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.pipeline.context import Reach, RequestInfo
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
@@ -149,6 +154,8 @@ class RequestGate:
 
     @staticmethod
     def _allowed(models: Sequence[str], principal: Principal | None) -> None:
+        # The names a request asks for. The names it may move to (fallbacks) pass the same
+        # filter (Principal.model_filter, in `_reach`), and are skipped rather than refused.
         key = principal.key if principal is not None else None
         if key is None or not key.models:
             return
@@ -164,15 +171,46 @@ class RequestGate:
     # --- rate limits and budgets ---------------------------------------------------------------
 
     async def admit(
-        self, model: str, info: RequestInfo, estimate: Callable[[], Decimal | None] | None = None
+        self,
+        models: Sequence[str],
+        info: RequestInfo,
+        estimate: Callable[[], Decimal | None] | None = None,
     ) -> Ticket | None:
-        """`estimate`: the most the request can cost, reserved against its budgets (called
-        only when one applies)."""
-        return await self._admission.admit(info.principal, model, info, estimate)
+        """Admit a request that calls `models` (its model, or every branch of a fan-out): the
+        caller's limits and budgets, and each called model's limits. `estimate`: the most the
+        request can cost, reserved against its budgets (called only when one applies). Also
+        sets `info.reach`, which the router asks before it moves the request to any other
+        name."""
+        ticket = await self._admission.admit(info.principal, models, info, estimate)
+        info.reach = self._reach(ticket, info)
+        return ticket
 
-    def may_limit(self, model: str, info: RequestInfo) -> bool:
-        """False when `admit` would return None for certain (skip awaiting it)."""
-        return self._admission.may_apply(info.principal, model)
+    def _reach(self, ticket: Ticket | None, info: RequestInfo) -> Reach | None:
+        """May the request move to model `name` (a fallback)? Only if the caller may use it and
+        its limits admit one more request (taken into the request's ticket, so settled with
+        it). None when nothing could refuse a name."""
+        principal = info.principal
+        allows = principal.model_filter if principal is not None else None
+        if allows is None and ticket is None:
+            return None
+        admission = self._admission
+
+        async def reach(name: str) -> bool:
+            if allows is not None and not allows(name):
+                return False
+            if ticket is not None:
+                try:
+                    await admission.admit_model(ticket, name, info)
+                except (RateLimitError, ServiceUnavailableError):
+                    return False
+            return True
+
+        return reach
+
+    def may_limit(self, models: Sequence[str], info: RequestInfo) -> bool:
+        """False when `admit` would return None and set no `info.reach` for certain (skip
+        awaiting it)."""
+        return self._admission.may_apply(info.principal, models)
 
     async def settle(self, ticket: Ticket, info: RequestInfo) -> None:
         await self._admission.settle(ticket, info)

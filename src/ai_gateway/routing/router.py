@@ -9,7 +9,9 @@ For the public model name a client sends, the router
      deployment (no wait) or, on the same one, after exponential backoff with full jitter that
      honours Retry-After; errors the client caused are raised at once;
   6. when the group is exhausted, moves on to its fallbacks (context-window and content-policy
-     failures to their own fallback lists), and raises the last error when nothing is left.
+     failures to their own fallback lists), skipping those the request may not reach
+     (RouteRequest.reach: the caller's allowed models, the model's limits), and raises the last
+     error when nothing is left.
 
 It never returns an empty success: either a result from some deployment, or an error.
 """
@@ -18,9 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 from ai_gateway.errors import (
     ContentFilteredError,
@@ -42,40 +43,17 @@ from ai_gateway.routing.context_window import (
 )
 from ai_gateway.routing.deployments import Deployment, DeploymentTable
 from ai_gateway.routing.race import first_success
+from ai_gateway.routing.request import JSONObject, RouteRequest, Trace
 from ai_gateway.routing.retry import backoff_s, is_context_overflow, is_retryable, retry_after_of
 from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.strategies import CapacityExceededError, ChoiceContext, build_strategy
 from ai_gateway.routing.usage import UsageUnavailableError, UsageWindow, estimated_tokens
 
+__all__ = ["RouteRequest", "Router", "Trace"]  # the request types live in routing/request.py
+
 log = get_logger(__name__)
 
 T = TypeVar("T")
-JSONObject = dict[str, Any]
-Call = Callable[[Deployment, JSONObject], Awaitable[T]]
-
-
-@dataclass(slots=True)
-class Trace:
-    """What the router did for one request (response headers, logs)."""
-
-    requested: str
-    served_by: Deployment | None = None
-    last_tried: Deployment | None = None  # the deployment of the latest attempt
-    attempts: int = 0
-    fallbacks: list[str] = field(default_factory=list)
-    hedged: bool = False
-    truncated_messages: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RouteRequest(Generic[T]):
-    model: str
-    body: JSONObject
-    call: Call[T]
-    context_strategy: ContextStrategy | None = None
-    stream: bool = False
-    discard: Callable[[T], Awaitable[None]] | None = None  # closes a result nobody will use
-    tokens_of: Callable[[T], int | None] | None = None  # reported usage, to correct tpm counts
 
 
 class _Exhausted(Exception):
@@ -130,26 +108,38 @@ class Router:
     async def run(self, request: RouteRequest[T], trace: Trace) -> T:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.timeout_s
-        queue: list[str] = [request.model]
+        # (name, the name it falls back from, why); the requested name comes from nowhere.
+        queue: list[tuple[str, str | None, str]] = [(request.model, None, "")]
         visited: set[str] = set()
         error: GatewayError | None = None
         while queue:
-            group = queue.pop(0)
+            group, source, reason = queue.pop(0)
             if group in visited:
                 continue
             visited.add(group)
-            if group != request.model:
+            if source is not None:
+                if not await self._may_enter(request, source, group, reason):
+                    continue
+                self._metrics.fallback(source, group, reason)
                 trace.fallbacks.append(group)
             try:
                 return await self._run_group(group, request, trace, deadline, last=not queue)
             except _Exhausted as exhausted:
                 error = exhausted.error
-                targets = [t for t in exhausted.targets if t not in visited]
-                for target in targets:
-                    self._metrics.fallback(group, target, exhausted.reason)
-                queue = targets + queue
+                targets = [(t, group, exhausted.reason) for t in exhausted.targets]
+                queue = [entry for entry in targets if entry[0] not in visited] + queue
         assert error is not None
         raise error
+
+    @staticmethod
+    async def _may_enter(request: RouteRequest[T], source: str, target: str, reason: str) -> bool:
+        """Whether the request may move to the fallback `target` (RouteRequest.reach). One it
+        may not is skipped; when none is left the client gets the error of the last name tried,
+        as if there were no fallbacks."""
+        if request.reach is None or await request.reach(target):
+            return True
+        log.info("fallback_skipped", from_model=source, to_model=target, reason=reason)
+        return False
 
     async def _run_group(
         self, group: str, request: RouteRequest[T], trace: Trace, deadline: float, *, last: bool
@@ -311,6 +301,16 @@ class Router:
             log.warning("usage_window_unavailable", deployment=deployment.id)
             return False
         return True
+
+    async def stream_failed(self, deployment: Deployment, exc: GatewayError) -> None:
+        """A stream the router handed over at its first token failed after it (the upstream cut
+        it, sent an error event, stalled): call once per stream. The attempt counted as a
+        success when it opened; this failure counts against the deployment's circuit like one
+        before the first token, so a deployment that cuts every stream is taken out of rotation.
+        Failures that are not the deployment's (the gateway's content rules, the client's
+        request) do not count."""
+        if is_retryable(exc):
+            await self._failed(deployment, exc)
 
     async def _failed(self, deployment: Deployment, exc: GatewayError) -> None:
         await self._breaker.record_failure(deployment.id, retry_after_s=retry_after_of(exc))

@@ -5,6 +5,9 @@ Scopes, each with its own limits: the virtual key (its own settings), the user (
 default, 10 requests/s, or a per-user entry), the team, and the model (everyone's requests for
 that model name together). The master key is the operator's: no user, key or team limit applies
 to it (model limits do). With authentication off there is no user: only model limits apply.
+Every model a request calls takes a request from that model's limits: each branch of a fan-out
+(at admission, as a whole), and each fallback the router moves to (`admit_model`, into the
+same ticket); the caller's scopes count the request once.
 
 Budgets (key, user, team) are checked before the request starts: it is refused (402) while
 the period's spend has reached the budget. Costs are charged when the request ends (a stream:
@@ -22,13 +25,19 @@ import contextlib
 import itertools
 import math
 import os
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from ai_gateway.errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
+from ai_gateway.errors import (
+    BudgetExceededError,
+    InvalidRequestError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.context import RequestInfo
@@ -174,7 +183,7 @@ class Admission:
         self._cache[("key", key.id)] = made
         return made
 
-    def _applicable(self, principal: Principal | None, model: str) -> list[_Limits]:
+    def _applicable(self, principal: Principal | None, models: Sequence[str]) -> list[_Limits]:
         found: list[_Limits] = []
         if principal is not None and not principal.admin:
             if principal.key is not None:
@@ -191,10 +200,35 @@ class Admission:
                 limits = self._scoped("team", principal.team, team)
                 if limits is not None:
                     found.append(limits)
-        model_limits = self._model_limits.get(model)
-        if model_limits is not None:
-            found.append(model_limits)
+        # Every model the request calls is a request for that model (each branch of a fan-out,
+        # the same name twice included): each takes a request and a concurrency slot from its
+        # model's limits. Its token budget is checked and charged once per request.
+        for model in models:
+            model_limits = self._model_limits.get(model)
+            if model_limits is not None:
+                found.append(model_limits)
         return found
+
+    def _at_once(self, models: Sequence[str]) -> None:
+        """A request that calls one model more times than its limits admit at once (its burst,
+        its concurrency) could never be admitted: 400, not a 429 that a retry cannot cure."""
+        if len(models) < 2:
+            return
+        for model, count in Counter(models).items():
+            limits = self._model_limits.get(model)
+            if limits is None or count < 2:
+                continue
+            caps = [limits.rate.burst] if limits.rate is not None else []
+            if limits.max_concurrent is not None:
+                caps.append(limits.max_concurrent)
+            if caps and count > min(caps):
+                raise InvalidRequestError(
+                    f"This request calls model {model!r} {count} times at once, but its limits "
+                    f"admit at most {min(caps)} requests for it at once. Name it at most "
+                    f"{min(caps)} times in 'models'.",
+                    param="models",
+                    code="too_many_model_calls",
+                )
 
     def _budgets_of(self, principal: Principal | None) -> list[_Budget]:
         if principal is None or principal.admin:
@@ -220,26 +254,29 @@ class Admission:
 
     # --- the stage -----------------------------------------------------------------------------
 
-    def may_apply(self, principal: Principal | None, model: str) -> bool:
+    def may_apply(self, principal: Principal | None, models: Sequence[str]) -> bool:
         """False when `admit` would return None for certain (nobody identified, as with
-        authentication off, or the master key; and no limit on the model): then it need not
-        be awaited at all."""
-        return (principal is not None and not principal.admin) or model in self._model_limits
+        authentication off, or the master key; and no model limits, which a fallback could
+        need): then it need not be awaited at all."""
+        return (principal is not None and not principal.admin) or bool(self._model_limits)
 
     async def admit(
         self,
         principal: Principal | None,
-        model: str,
+        models: Sequence[str],
         info: RequestInfo,
         estimate: Callable[[], Decimal | None] | None = None,
     ) -> Ticket | None:
-        """None when nothing applies (the common unlimited case costs two dict lookups).
-        `estimate`: the most the request can cost (called only under a budget), reserved
-        against each budget until the request is settled."""
-        limits = self._applicable(principal, model)
+        """Admit a request that calls `models` (one name; a fan-out's branches) as a whole, or
+        refuse it before anything is sent. The caller's scopes count it once; each model's
+        limits count each call of that model. `estimate`: the most the request can cost
+        (called only under a budget), reserved against each budget until it is settled. None
+        when nothing applies (the common unlimited case costs a few dict lookups)."""
+        self._at_once(models)
+        limits = self._applicable(principal, models)
         budgets = self._budgets_of(principal)
-        if not limits and not budgets:
-            return None
+        if not limits and not budgets and not self._model_limits:
+            return None  # (with model limits, a fallback may need the ticket: admit_model)
         ticket = Ticket()
         try:
             for scoped in limits:
@@ -261,6 +298,13 @@ class Admission:
         info.metered = bool(ticket.budgets or ticket.token_scopes)
         return ticket
 
+    async def admit_model(self, ticket: Ticket, model: str, info: RequestInfo) -> None:
+        """Take one more request for `model` from its limits into `ticket`, which settles it
+        with the rest (a request moving to a fallback); RateLimitError when they refuse it."""
+        limits = self._model_limits.get(model)
+        if limits is not None:
+            await self._check(limits, ticket, info)
+
     async def _check(self, scoped: _Limits, ticket: Ticket, info: RequestInfo) -> None:
         limiter = self._limiter
         try:
@@ -278,7 +322,8 @@ class Admission:
             if scoped.tpm is not None:
                 decision = await limiter.check_tokens(scoped.key, scoped.tpm)
                 self._refuse_unless(decision, "tpm", scoped)
-                ticket.token_scopes.append((scoped.key, scoped.tpm))
+                if (scoped.key, scoped.tpm) not in ticket.token_scopes:  # charged once
+                    ticket.token_scopes.append((scoped.key, scoped.tpm))
             if scoped.max_concurrent is not None:
                 lease_id = f"{self._lease_prefix}{next(self._lease_counter):x}"
                 decision = await limiter.acquire(
@@ -301,8 +346,11 @@ class Admission:
             "tpm": f"{scoped.tpm} tokens per minute",
             "concurrency": f"{scoped.max_concurrent} concurrent requests",
         }[kind]
+        who = f"this {scoped.scope}"
+        if scoped.scope == "model":  # everyone's requests for it: say which one
+            who = f"model {scoped.key.partition(':')[2]!r}"
         raise RateLimitError(
-            f"Rate limit reached for this {scoped.scope}: {what}. "
+            f"Rate limit reached for {who}: {what}. "
             f"Retry after {max(1, math.ceil(decision.retry_after_s))} s.",
             headers=_refusal_headers(decision, kind),
         )

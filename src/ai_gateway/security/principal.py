@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +33,13 @@ class Principal:
         if self.kind == "jwt":
             return f"jwt:{self.user}"
         return "master"
+
+    @property
+    def model_filter(self) -> Callable[[str], bool] | None:
+        """Whether this caller may use a model name; None when it may use every name (only a
+        virtual key that lists its models restricts them)."""
+        key = self.key
+        return key.allows_model if key is not None and key.models else None
 
     @property
     def key_id(self) -> str | None:
