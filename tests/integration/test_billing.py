@@ -313,3 +313,31 @@ models:
     ).json()["data"]
     assert row["usage_estimated"] is False
     assert row["completion_tokens"] > 3000  # the emulator's count: one per word
+
+
+def test_a_fallback_to_an_unpriced_model_is_skipped_under_a_budget(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    config = f"""
+router: {{retries: 0, fallbacks: {{fast: [pricey]}}}}
+{UNLIMITED}
+models:
+  - {{name: fast, provider: openai, model: gpt-4o-mini, api_base: "{emu.url}/v1",
+     api_key: {EMULATOR_KEY}}}
+  - {{name: pricey, provider: openai, model: o1-pro, api_base: "{emu.url}/v1",
+     api_key: {EMULATOR_KEY}}}
+"""
+    gw = start_gateway(config, master_key=MASTER)
+    _, headers = budgeted_key(gw, "5")
+    body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
+    emu.add_faults({"kind": "status", "status": 503, "model": "gpt-4o-mini", "count": 2})
+    resp = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=headers)
+    assert resp.status_code == 503, resp.text  # fast's own error: the fallback was skipped
+    assert "x-gateway-fallbacks" not in resp.headers
+    assert [r["body"]["model"] for r in emu.requests()] == ["gpt-4o-mini"]
+    # Without a budget the fallback is taken.
+    emu.reset()
+    emu.add_faults({"kind": "status", "status": 503, "model": "gpt-4o-mini", "count": 2})
+    resp = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=ADMIN)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-gateway-fallbacks"] == "pricey"

@@ -5,6 +5,7 @@ cost at most.
   not be charged): `check_request` refuses it before routing (every deployment of the name),
   `check_attempt` before each attempt (fallbacks, hedges, fan-out branches), so nothing reaches
   such an upstream. The refusal is 403 `model_not_priced`, naming the model and how to price it.
+  A router fallback to such a name is skipped instead (`reach`), as one the caller may not use.
 - `max_cost`: the most a request can cost (usage/estimate.py), reserved against its budgets at
   admission (security/admission.py) and given back when it is settled.
 """
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from ai_gateway.errors import GatewayError
-from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.pipeline.context import Reach, RequestInfo
 from ai_gateway.providers.base import JSONObject
 from ai_gateway.routing.deployments import Deployment, DeploymentTable
 from ai_gateway.usage.recorder import UsageRecorder
@@ -36,6 +37,27 @@ class Charges:
             return  # an unknown name: routing reports it
         for deployment in deployments:
             self._recorder.require_price(deployment.provider, deployment.model, model)
+
+    def reach(self, info: RequestInfo) -> Reach | None:
+        """What the router asks before it moves the request to a fallback name: under a
+        budget, a name with a deployment the registry cannot price is skipped (like one the
+        caller may not use); then the request's own `reach` (allowed models, limits)."""
+        allowed = info.reach
+        if not info.priced_only or self._deployments is None:
+            return allowed
+        deployments = self._deployments
+        recorder = self._recorder
+
+        async def reach(name: str) -> bool:
+            try:
+                targets = deployments.resolve(name)
+            except GatewayError:
+                return False
+            if not all(recorder.priced(d.provider, d.model) for d in targets):
+                return False
+            return allowed is None or await allowed(name)
+
+        return reach
 
     def check_attempt(self, deployment: Deployment, info: RequestInfo) -> None:
         if info.priced_only:

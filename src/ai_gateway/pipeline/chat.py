@@ -170,7 +170,7 @@ class ChatPipeline:
             call=self._recorded(info, chat),
             context_strategy=request.parsed.context_strategy,
             tokens_of=_total_tokens,
-            reach=info.reach,
+            reach=self.charges.reach(info),
         )
         # Awaited here rather than in a shared coroutine: one level less on every resume.
         try:
@@ -192,7 +192,7 @@ class ChatPipeline:
             model=request.parsed.model,
             body=request.body,
             call=self._recorded(info, embed),
-            reach=info.reach,
+            reach=self.charges.reach(info),
         )
         try:
             result = await self._router.run(route, trace)
@@ -261,7 +261,7 @@ class ChatPipeline:
             context_strategy=request.parsed.context_strategy,
             stream=True,
             discard=discard,
-            reach=info.reach,
+            reach=self.charges.reach(info),
         )
         try:
             opened = await self._router.run(route, trace)
