@@ -259,6 +259,8 @@ def test_concurrent_requests_reserve_their_cost_and_overshoot_by_less_than_one(
     assert len(refused) == 20 - admitted
     assert {e["code"] for e in refused} == {"budget_reserved"}
     assert "reserved by requests in flight" in refused[0]["message"]
+    assert "{" not in refused[0]["message"]  # figures, not a template
+    assert f"budget of {budget} USD per day is committed: 0 USD spent" in refused[0]["message"]
     assert all(r.headers["retry-after"] == "1" for r in replies if r.status_code == 429)
     spent = Decimal(usage_rows(gw, "key")[key_id]["cost_usd"])
     assert spent == cost * admitted

@@ -9,31 +9,26 @@ Every model a request calls takes a request from that model's limits: each branc
 (at admission, as a whole), and each fallback the router moves to (`admit_model`, into the
 same ticket); the caller's scopes count the request once.
 
-Budgets (key, user, team) are checked before the request starts: it is refused (402) while
-the period's spend has reached the budget. Costs are charged when the request ends (a stream:
-when it ends). Meanwhile the request holds a reservation of the most it can cost
-(security/reservations.py, in this process), and a request is also refused (429
-budget_reserved) while the spend plus what the requests in flight before it reserved has
-reached the budget. So one instance overshoots by less than one request's cost;
-docs/security.md gives the figures and tests check them.
+Budgets (key, user, team; security/budget_gate.py) are checked before the request starts: it
+is refused (402) while the period's spend has reached the budget, or (429 budget_reserved)
+while the spend plus what the requests in flight before it reserved has. It reserves the most
+it can cost until it is settled, when its real cost is charged. So one instance overshoots a
+budget by less than one request's cost; docs/security.md gives the figures and tests check
+them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import math
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal
 
 from ai_gateway.errors import (
-    BudgetExceededError,
     InvalidRequestError,
     RateLimitError,
     ServiceUnavailableError,
@@ -42,13 +37,11 @@ from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.security.budget import (
-    Period,
     SpendCounter,
     SpendUnavailableError,
-    period_window,
 )
+from ai_gateway.security.budget_gate import Budget, BudgetGate, Reserved, SpendSource
 from ai_gateway.security.config import (
-    BudgetConfig,
     LimitConfig,
     SecurityConfig,
     default_burst,
@@ -56,14 +49,8 @@ from ai_gateway.security.config import (
 from ai_gateway.security.keys import ApiKey
 from ai_gateway.security.principal import Principal
 from ai_gateway.security.ratelimit import Decision, LimiterUnavailableError, Rate, RateLimiter
-from ai_gateway.security.reservations import Reservations, Slot
-from ai_gateway.stores.analytics import StoreUnavailableError
 
 log = get_logger(__name__)
-
-BudgetScope = Literal["key", "user", "team"]  # also the analytics store's group names
-# Spend so far per name (user, key id, team) of one scope kind in [start, end).
-SpendSource = Callable[[BudgetScope, datetime, datetime], Awaitable[dict[str, Decimal]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,22 +64,14 @@ class _Limits:
     max_concurrent: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Budget:
-    scope: BudgetScope
-    key: str
-    usd: Decimal
-    period: Period
-
-
 @dataclass(slots=True)
 class Ticket:
     """What a request holds until it is settled."""
 
     leases: list[tuple[str, str]] = field(default_factory=list)  # (limiter key, lease id) held
     token_scopes: list[tuple[str, int]] = field(default_factory=list)  # (key, tpm)
-    budgets: list[_Budget] = field(default_factory=list)
-    reserved: list[tuple[Slot, Decimal]] = field(default_factory=list)  # given back at settle
+    budgets: list[Budget] = field(default_factory=list)
+    reserved: Reserved = field(default_factory=list)  # given back at settle
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
 
@@ -105,10 +84,6 @@ def _rate(limits: LimitConfig) -> Rate | None:
 
 def _reset(seconds: float) -> str:
     return f"{max(seconds, 0.0):.3f}".rstrip("0").rstrip(".") + "s"
-
-
-def _per(period: Period) -> str:
-    return "in total" if period == "total" else f"per {period}"
 
 
 def _refusal_headers(decision: Decision, kind: str) -> dict[str, str]:
@@ -135,15 +110,17 @@ class Admission:
         """`spend_source`: where the spend of a period so far is read when a counter for it
         does not exist yet (after a restart without Redis): the analytics store."""
         limits = config.rate_limits
-        self._spend_source = spend_source
-        self._seeding: dict[tuple[BudgetScope, Period, datetime], asyncio.Future[None]] = {}
         self._limiter = limiter
-        self._spend = spend
         self._metrics = metrics
         self._lease_ttl_s = lease_ttl_s
-        self._budgets = config.budgets
-        self._reservations = Reservations()
         self._fail_closed = limits.redis_failure == "fail_closed"
+        self._budgets = BudgetGate(
+            config.budgets,
+            spend,
+            metrics,
+            fail_closed=self._fail_closed,
+            spend_source=spend_source,
+        )
         self._user_default = limits.user
         self._user_limits = dict(limits.users)
         self._team_default = limits.team
@@ -230,28 +207,6 @@ class Admission:
                     code="too_many_model_calls",
                 )
 
-    def _budgets_of(self, principal: Principal | None) -> list[_Budget]:
-        if principal is None or principal.admin:
-            return []
-        found: list[_Budget] = []
-        key = principal.key
-        if key is not None and key.budget_usd is not None and key.budget_period is not None:
-            found.append(_Budget("key", f"key:{key.id}", key.budget_usd, key.budget_period))
-        config = self._budgets
-        if principal.user is not None:
-            user = config.users.get(principal.user, config.user)
-            if user is not None:
-                found.append(self._budget("user", principal.user, user))
-        if principal.team is not None:
-            team = config.teams.get(principal.team, config.team)
-            if team is not None:
-                found.append(self._budget("team", principal.team, team))
-        return found
-
-    @staticmethod
-    def _budget(scope: BudgetScope, name: str, config: BudgetConfig) -> _Budget:
-        return _Budget(scope, f"{scope}:{name}", config.usd, config.period)
-
     # --- the stage -----------------------------------------------------------------------------
 
     def may_apply(self, principal: Principal | None, models: Sequence[str]) -> bool:
@@ -274,7 +229,7 @@ class Admission:
         when nothing applies (the common unlimited case costs a few dict lookups)."""
         self._at_once(models)
         limits = self._applicable(principal, models)
-        budgets = self._budgets_of(principal)
+        budgets = self._budgets.of(principal)
         if not limits and not budgets and not self._model_limits:
             return None  # (with model limits, a fallback may need the ticket: admit_model)
         ticket = Ticket()
@@ -282,14 +237,11 @@ class Admission:
             for scoped in limits:
                 await self._check(scoped, ticket, info)
             if budgets:
-                # Reserved before any await: a request admitted at the same time sees it.
                 amount = estimate() if estimate is not None else None
-                before = [self._reserve(budget, amount, ticket) for budget in budgets]
-                for budget, reserved in zip(budgets, before, strict=True):
-                    await self._check_budget(budget, reserved)
-                    ticket.budgets.append(budget)
+                await self._budgets.admit(budgets, amount, ticket.reserved)
+                ticket.budgets = budgets
         except BaseException:
-            self._unreserve(ticket)
+            self._budgets.unreserve(ticket.reserved)
             await self._release(ticket)
             raise
         # Under a budget only priced models may be used, and a stream cut before its usage is
@@ -355,82 +307,6 @@ class Admission:
             headers=_refusal_headers(decision, kind),
         )
 
-    async def _seeded(self, budget: _Budget) -> None:
-        """Once per scope kind and period: counters start from the recorded spend."""
-        if self._spend_source is None:
-            return
-        start, _ = period_window(budget.period, datetime.now(UTC))
-        mark = (budget.scope, budget.period, start)
-        task = self._seeding.get(mark)
-        if task is None:
-            task = asyncio.ensure_future(self._seed(mark))
-            self._seeding[mark] = task
-        await asyncio.shield(task)  # a caller that goes away does not cancel the others' seed
-
-    async def _seed(self, mark: tuple[BudgetScope, Period, datetime]) -> None:
-        scope, period, start = mark
-        assert self._spend_source is not None
-        try:
-            totals = await self._spend_source(scope, start, datetime.now(UTC))
-            for name, amount in totals.items():
-                await self._spend.seed(f"{scope}:{name}", period, amount)
-        except (StoreUnavailableError, SpendUnavailableError) as exc:
-            del self._seeding[mark]  # the next request tries again
-            log.warning("budget_seed_failed", scope=scope, error=type(exc).__name__)
-
-    def _reserve(self, budget: _Budget, amount: Decimal | None, ticket: Ticket) -> Decimal:
-        """Reserve `amount` (None: nothing) for `budget`; what was reserved before it."""
-        if amount is None or amount <= 0:
-            return self._reservations.held(budget.key, budget.period)
-        slot, before = self._reservations.reserve(budget.key, budget.period, amount)
-        ticket.reserved.append((slot, amount))
-        return before
-
-    def _unreserve(self, ticket: Ticket) -> None:
-        reserved, ticket.reserved = ticket.reserved, []
-        for slot, amount in reserved:
-            self._reservations.release(slot, amount)
-
-    async def _check_budget(self, budget: _Budget, reserved: Decimal) -> None:
-        """Refuse when the spend has reached the budget (402), or would with what the requests
-        in flight before this one have reserved (429: they may cost less; retry shortly)."""
-        await self._seeded(budget)
-        try:
-            spent = await self._spend.spent(budget.key, budget.period)
-        except SpendUnavailableError:
-            if self._fail_closed:
-                raise ServiceUnavailableError(
-                    "Budgets cannot be checked: the shared spend counters (Redis) are "
-                    "unreachable. Retry shortly."
-                ) from None
-            log.warning("budget_check_skipped", scope=budget.scope, reason="redis_unreachable")
-            return
-        if spent >= budget.usd:
-            self._metrics.rate_limited.labels("budget", budget.scope, "refused").inc()
-            what = _per(budget.period)
-            if budget.period == "total":
-                after = "It does not reset; an administrator can raise it."
-            else:
-                after = (
-                    f"It resets at the start of the next {budget.period} (UTC); an "
-                    "administrator can raise it."
-                )
-            spent_text = f"{spent.normalize():f}"
-            raise BudgetExceededError(
-                f"The {budget.scope}'s budget of {budget.usd} USD {what} is used up (spent "
-                f"{spent_text} USD). {after}"
-            )
-        if spent + reserved >= budget.usd:
-            self._metrics.rate_limited.labels("budget", budget.scope, "refused").inc()
-            raise RateLimitError(
-                f"The {budget.scope}'s budget of {budget.usd} USD {_per(budget.period)} is "
-                "committed: {spent.normalize():f} USD spent and up to "
-                f"{reserved.normalize():f} USD reserved by requests in flight. Retry when they "
-                "finish.",
-                code="budget_reserved",
-                headers={"retry-after": "1"},
-            )
-
     # --- settling ------------------------------------------------------------------------------
 
     async def settle(self, ticket: Ticket | None, info: RequestInfo) -> None:
@@ -447,12 +323,12 @@ class Admission:
                     await self._limiter.charge_tokens(key, tpm, info.total_tokens)
             cost = info.cost_usd
             if cost is not None and cost > 0:
-                for budget in ticket.budgets:
-                    await self._spend.add(budget.key, budget.period, cost)
+                await self._budgets.charge(ticket.budgets, cost)
         except (LimiterUnavailableError, SpendUnavailableError) as exc:
             log.warning("usage_not_charged", request_id=info.request_id, error=type(exc).__name__)
         finally:
-            self._unreserve(ticket)  # after the charge: the cost always counts one way or another
+            # After the charge: the cost always counts, as spend or as a reservation.
+            self._budgets.unreserve(ticket.reserved)
 
     async def _release(self, ticket: Ticket) -> None:
         leases, ticket.leases = ticket.leases, []

@@ -18,10 +18,11 @@ from ai_gateway.api.health import CheckResult, ReadinessCheck
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.gate import GuardrailSets, RequestGate
-from ai_gateway.security.admission import Admission, BudgetScope, SpendSource
+from ai_gateway.security.admission import Admission
 from ai_gateway.security.audit import AuditRecord
 from ai_gateway.security.authenticator import Authenticator
 from ai_gateway.security.budget import LocalSpendCounter, RedisSpendCounter
+from ai_gateway.security.budget_gate import BudgetScope, SpendSource
 from ai_gateway.security.jwt_auth import JWTVerifier
 from ai_gateway.security.ratelimit import LocalRateLimiter, RateLimiter
 from ai_gateway.security.ratelimit_redis import RedisRateLimiter
