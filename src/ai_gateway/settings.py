@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ai_gateway.model_names import model_name_problem
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
 
@@ -91,6 +92,14 @@ class ModelGroupConfig(BaseModel):
     # Per-name overrides of the router's defaults.
     strategy: StrategyName | None = None
     context_strategy: ContextStrategy | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        problem = model_name_problem(name)  # clients could not ask for any other name
+        if problem is not None:
+            raise ValueError(problem)
+        return name
 
     @model_validator(mode="before")
     @classmethod
