@@ -139,6 +139,11 @@ class GatewaySettings(BaseModel):
     request_timeout_s: float = Field(default=600.0, gt=0)
     stream_idle_timeout_s: float = Field(default=300.0, gt=0)
     max_upstream_connections: int = Field(default=1000, ge=1)
+    # Slow and idle clients (ai_gateway/serving.py, api/deadline.py).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=1000, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Shared state for several gateway instances (circuit breakers, usage windows). Unset: each
     # instance keeps its own, in memory.
