@@ -1,7 +1,8 @@
 """The request body read timeout, as an ASGI receive wrapper.
 
-A request's body must have arrived within `body_timeout_s` of the application receiving the
-request (its headers are complete then). A client still sending after that gets a 408
+A request's body must have arrived within `body_timeout_s` of this middleware receiving the
+request: its headers are complete then, and it has been authenticated (the middleware sits
+inside authentication, so a slow key store does not eat into the client's time). A client still sending after that gets a 408
 (`request_timeout`, OpenAI-style JSON, `Connection: close`) from wherever the body is being read,
 so nothing of the request has been used yet and nothing reaches an upstream. Once the body is
 complete, `receive` is passed through untouched: later calls only wait for a disconnect.
