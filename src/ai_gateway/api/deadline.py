@@ -2,10 +2,11 @@
 
 A request's body must have arrived within `body_timeout_s` of this middleware receiving the
 request: its headers are complete then, and it has been authenticated (the middleware sits
-inside authentication, so a slow key store does not eat into the client's time). A client still sending after that gets a 408
-(`request_timeout`, OpenAI-style JSON, `Connection: close`) from wherever the body is being read,
-so nothing of the request has been used yet and nothing reaches an upstream. Once the body is
-complete, `receive` is passed through untouched: later calls only wait for a disconnect.
+inside authentication, so a slow key store does not eat into the client's time). A client
+still sending after that gets a 408 (`request_timeout`, OpenAI-style JSON, `Connection: close`)
+from wherever the body is being read, so nothing of the request has been used yet and nothing
+reaches an upstream. Once the body is complete, `receive` is passed through untouched: later
+calls only wait for a disconnect.
 
 The header read timeout and the connection cap are in the server's protocol
 (`ai_gateway/serving.py`); a route that answers without reading the body leaves the
