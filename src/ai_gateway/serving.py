@@ -28,7 +28,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from ai_gateway.errors import GatewayError, RequestTimeoutError, ServiceUnavailableError
+from ai_gateway.errors import RequestTimeoutError, ServiceUnavailableError
 from ai_gateway.settings import GatewaySettings
 
 
@@ -38,25 +38,17 @@ class ServerLimits:
     max_connections: int
 
 
-def _raw_response(status: bytes, error: GatewayError, extra: bytes = b"") -> bytes:
-    body = error.to_json()
-    return (
-        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
-        b"content-length: "
-        + str(len(body)).encode()
-        + b"\r\nconnection: close\r\n"
-        + extra
-        + b"\r\n"
-        + body
-    )
-
-
 def _header_timeout_response(seconds: float) -> bytes:
-    error = RequestTimeoutError(
+    """The 408 written by the protocol itself: no request exists yet to run the app for."""
+    body = RequestTimeoutError(
         f"The request headers did not arrive within {seconds:g}s (header_timeout_s); "
         "send the whole request without pausing."
+    ).to_json()
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
-    return _raw_response(b"408 Request Timeout", error)
+    return head.encode() + body
 
 
 async def _too_many_connections(scope: Any, receive: Any, send: Any) -> None:
