@@ -312,3 +312,11 @@ async def test_no_retention_means_nothing_is_purged() -> None:
     await asyncio.sleep(0.05)
     await writer.aclose()
     assert store.purges == []
+
+
+async def test_pending_with_a_user_finds_only_that_users_requests() -> None:
+    writer = make(FakeStore())
+    writer.submit_usage(usage_record("req-a", user="alice"))
+    assert writer.pending("req-a", user="alice")
+    assert writer.pending("req-a")
+    assert not writer.pending("req-a", user="bob")
