@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import re._parser as sre_parse  # the widths of the built-in expressions (test only)
+import subprocess
+import sys
 
 import pytest
 
@@ -8,6 +10,7 @@ from ai_gateway.security.credentials import secret_detector
 from ai_gateway.security.detectors import (
     Detector,
     PatternDetector,
+    PatternError,
     deny_list_detector,
     regex_detector,
 )
@@ -198,8 +201,30 @@ def test_deny_list_non_ascii_text_still_matches() -> None:
 
 def test_regex_detector() -> None:
     detector = regex_detector([r"\bTICKET-\d{3,6}\b", r"internal\.example"], case_sensitive=False)
-    text = "see ticket-1234 on INTERNAL.example, not TICKET-12"
-    assert spans(detector, text) == ["ticket-1234", "INTERNAL.example"]
+    text = "see ticket-1234 on INTERNAL.example, not TICKET-12 ünd TICKET-555"
+    assert spans(detector, text) == ["ticket-1234", "INTERNAL.example", "TICKET-555"]
+    with pytest.raises(PatternError, match="back-references"):
+        regex_detector([r"(\d+)-\1x"], case_sensitive=True)
+
+
+def test_an_operator_pattern_cannot_backtrack_catastrophically() -> None:
+    r"""`^(\w+\s?)*$` backtracks exponentially in `re` (27 characters took 6.7 s, doubling with
+    each one, holding the GIL); on the linear-time engine 10,000 characters take milliseconds.
+    A child process bounds the test's wait if that ever regresses."""
+    program = (
+        "from ai_gateway.security.detectors import regex_detector\n"
+        "detector = regex_detector([r'^(\\w+\\s?)*$'], case_sensitive=True)\n"
+        "print(len(detector.scan('a' * 10_000 + '!').hits))\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the pattern backtracked")
+    assert done.stdout.strip() == "0", done.stderr
+    detector = regex_detector([r"^(\w+\s?)*$"], case_sensitive=True)
+    assert spans(detector, "just some words") == ["just some words"]
 
 
 # --- bounds the streaming filter relies on ------------------------------------------------------

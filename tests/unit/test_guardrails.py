@@ -67,6 +67,9 @@ def counts(findings: Sequence[Finding]) -> Counter[str]:
         ({"detector": "deny_list", "action": "block", "words": [" "]}, "needs `words`"),
         ({"detector": "regex", "action": "flag"}, "regex rule needs `patterns`"),
         ({"detector": "regex", "action": "flag", "patterns": ["ok", "(unclosed"]}, "patterns[1]"),
+        # Operator patterns run on a linear-time engine: no back-references, no look-around.
+        ({"detector": "regex", "action": "flag", "patterns": [r"(a)\1"]}, "patterns[0]"),
+        ({"detector": "regex", "action": "flag", "patterns": [r"(?<!x)y"]}, "look-around"),
         ({"detector": "prompt_injection", "action": "redact"}, "can only block or flag"),
         ({"detector": "email", "action": "flag", "threshold": 2}, "only for the prompt_injection"),
         ({"detector": "email", "action": "flag", "words": ["x"]}, "only for the deny_list"),

@@ -32,9 +32,11 @@ literal one of which any match contains) skip a detector for a text in a substri
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+import re2  # RE2: linear-time matching for operator patterns
 
 DetectorKind = Literal[
     "email", "phone", "card", "iban", "secret", "deny_list", "regex", "prompt_injection"
@@ -211,9 +213,43 @@ class InjectionDetector(PatternDetector):
         return sum(self.shapes[t].weight for t in set(tags))
 
 
+class RegexMatch(Protocol):
+    def span(self) -> tuple[int, int]: ...
+
+
+class LinearPattern(Protocol):
+    """A compiled RE2 expression (the subset of `re.Pattern` the detector uses)."""
+
+    def finditer(self, text: str, pos: int = 0) -> Iterator[RegexMatch]: ...
+
+
+class PatternError(ValueError):
+    """An operator's pattern the linear-time engine cannot run (the message says why)."""
+
+
+def compile_linear(pattern: str, case_sensitive: bool) -> LinearPattern:
+    """`pattern` compiled by RE2, whose matching time is linear in the text whatever the pattern
+    (no catastrophic backtracking). RE2 has no back-references or look-around, `\\Z` is
+    written `\\z`, and `\\d`, `\\w`, `\\s` and `\\b` are ASCII-only."""
+    options = re2.Options()
+    options.case_sensitive = case_sensitive
+    options.log_errors = False  # the error is raised; RE2 would also print it to stderr
+    try:
+        compiled: LinearPattern = re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "invalid pattern"
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise PatternError(
+            f"{reason} (operator patterns run on RE2, a linear-time engine: no back-references,"
+            " no look-around, `\\z` instead of `\\Z`)"
+        ) from None
+    return compiled
+
+
 class RegexDetector:
-    """An operator's regular expressions, compiled once, each run on its own (they may use
-    numbered groups and back-references, so they are never combined into one alternation).
+    """An operator's regular expressions, compiled once by RE2 (`compile_linear`), each run on
+    its own (one alternation would change which of two overlapping matches wins).
 
     The longest match of an arbitrary expression cannot be known: in a stream, a match longer
     than `REGEX_WINDOW` characters may be cut. Write bounded patterns (`{1,40}`, not `+`)."""
@@ -221,7 +257,7 @@ class RegexDetector:
     kind: DetectorKind = "regex"
     max_len = REGEX_WINDOW
 
-    def __init__(self, patterns: Iterable[re.Pattern[str]]) -> None:
+    def __init__(self, patterns: Iterable[LinearPattern]) -> None:
         self._patterns = tuple(patterns)
 
     def hold(self, text: str) -> int:
@@ -229,7 +265,10 @@ class RegexDetector:
 
     def scan(self, text: str, pos: int = 0, final: bool = True) -> DetectorScan:
         extents = [
-            m.span() for p in self._patterns for m in p.finditer(text, pos) if m.end() > m.start()
+            m.span()
+            for p in self._patterns
+            for m in p.finditer(text, pos)
+            if m.span()[1] > m.span()[0]
         ]
         hits = _dedupe([Hit(s, e) for s, e in extents])
         return DetectorScan(tuple(hits), tuple(extents))
@@ -268,6 +307,6 @@ def deny_list_detector(words: Iterable[str], case_sensitive: bool) -> PatternDet
 
 
 def regex_detector(patterns: Iterable[str], case_sensitive: bool) -> RegexDetector:
-    """Raises `re.error` for an invalid pattern (the config model names the rule)."""
-    flags = 0 if case_sensitive else re.IGNORECASE
-    return RegexDetector(re.compile(p, flags) for p in patterns)
+    """Raises `PatternError` for a pattern RE2 cannot compile (the config model names the
+    rule)."""
+    return RegexDetector(compile_linear(p, case_sensitive) for p in patterns)
