@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -141,19 +142,124 @@ def test_nothing_to_redact_returns_the_same_list() -> None:
     assert [(f.rule, f.action, f.count) for f in scan.findings] == [("watch", "flag", 1)]
 
 
-def test_text_parts_are_scanned_and_other_parts_left_alone() -> None:
+def test_parts_of_every_type_are_scanned_and_base64_payloads_left_alone() -> None:
     guard = compiled(rule("keys", "secret"))
     image = {"type": "image_url", "image_url": {"url": f"https://x.test/{KEY}.png"}}
+    inline = {"type": "image_url", "image_url": {"url": "data:image/png;base64,sk-AAAA" + KEY}}
+    audio = {"type": "input_audio", "input_audio": {"data": KEY, "format": "wav"}}
     messages = [
-        user([{"type": "text", "text": "hello"}, {"type": "text", "text": f"key={KEY}"}, image])
+        user(
+            [
+                {"type": "text", "text": "hello"},
+                {"type": "text", "text": f"key={KEY}"},
+                image,
+                inline,
+                audio,
+            ]
+        )
     ]
     scan = guard.scan_messages(messages)
     parts = scan.messages[0]["content"]
     assert parts[1] == {"type": "text", "text": "key=[REDACTED:secret]"}
     assert parts[0] is messages[0]["content"][0]
-    assert parts[2] is image
-    assert [f.location for f in scan.findings] == ["messages[0].content[1].text"]
+    assert parts[2] == {
+        "type": "image_url",
+        "image_url": {"url": "https://x.test/[REDACTED:secret].png"},
+    }
+    assert parts[3] is inline
+    assert parts[4] is audio
+    assert [f.location for f in scan.findings] == [
+        "messages[0].content[1].text",
+        "messages[0].content[2].image_url.url",
+    ]
     assert messages[0]["content"][1]["text"] == f"key={KEY}"
+
+
+def request_with_pii_everywhere() -> dict[str, Any]:
+    """The fields issue 12 found unscanned, each holding an email."""
+    schema = {
+        "type": "object",
+        "properties": {EMAIL: {"type": "string", "description": f"send to {EMAIL}"}},
+    }
+    return {
+        "model": "fast",
+        "messages": [
+            {"role": "user", "content": "hi", "name": EMAIL},
+            {"role": "user", "content": [{"type": "refusal", "refusal": EMAIL}]},
+            {"role": "user", "content": [{"type": "input_text", "text": EMAIL}]},
+            {"role": "assistant", "content": None, "refusal": f"not to {EMAIL}"},
+            {"role": "assistant", "function_call": {"name": "f", "arguments": EMAIL}},
+        ],
+        "user": EMAIL,
+        "metadata": {"note": EMAIL},
+        "prediction": {"type": "content", "content": EMAIL},
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "send", "description": EMAIL, "parameters": schema},
+            }
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "out", "schema": schema},
+        },
+        "stop": ["END", EMAIL],
+    }
+
+
+@pytest.mark.parametrize("action", ["redact", "block", "flag"])
+def test_every_field_that_reaches_the_upstream_is_scanned(action: str) -> None:
+    body = request_with_pii_everywhere()
+    original = copy.deepcopy(body)
+    scan = compiled(rule("emails", "email", action)).scan_request(body)
+    assert body == original  # the caller's body is never changed
+    if action == "block":
+        assert scan.blocked is not None
+        assert scan.blocked.location == "messages[0].name"
+        return
+    locations = [f.location for f in scan.findings]
+    assert locations == [
+        "messages[0].name",
+        "messages[1].content[0].refusal",
+        "messages[2].content[0].text",
+        "messages[3].refusal",
+        "messages[4].function_call.arguments",
+        "user",
+        "metadata.*",
+        "prediction.content",
+        "tools[0].function.description",
+        "tools[0].function.parameters.properties.*key",
+        "tools[0].function.parameters.properties.*.description",
+        "response_format.json_schema.schema.properties.*key",
+        "response_format.json_schema.schema.properties.*.description",
+        "stop[1]",
+    ]
+    assert all(EMAIL not in f.location for f in scan.findings)
+    if action == "flag":
+        assert scan.body is body
+    else:
+        assert EMAIL not in json.dumps(scan.body)
+        assert scan.body["model"] == "fast"
+        assert scan.body["stop"] == ["END", "[REDACTED:email]"]
+        assert scan.body["metadata"] == {"note": "[REDACTED:email]"}
+
+
+def test_role_limited_rules_apply_to_their_messages_only() -> None:
+    guard = compiled(rule("emails", "email", roles=["user"]), rule("cards", "card"))
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": f"{EMAIL} {CARD}"},
+            {"role": "user", "content": f"{EMAIL} {CARD}"},
+        ],
+        "user": f"{EMAIL} {CARD}",
+    }
+    scan = guard.scan_request(body)
+    assert [m["content"] for m in scan.body["messages"]] == [
+        f"{EMAIL} [REDACTED:card]",
+        "[REDACTED:email] [REDACTED:card]",
+    ]
+    assert scan.body["user"] == f"{EMAIL} [REDACTED:card]"  # outside messages: rules without roles
 
 
 def test_tool_call_arguments_are_scanned() -> None:

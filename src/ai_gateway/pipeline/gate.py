@@ -12,8 +12,10 @@ Each stage costs nothing when nothing is configured for the caller and model.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from ai_gateway.errors import GuardrailBlockedError, PermissionDeniedError
 from ai_gateway.observability.logging import get_logger
@@ -26,11 +28,26 @@ from ai_gateway.security.admission import Admission, Ticket
 from ai_gateway.security.audit import CONTENT_BLOCKED, CONTENT_FLAGGED, AuditRecord, Outcome
 from ai_gateway.security.config import GuardrailsConfig
 from ai_gateway.security.guardrails import Finding, Guardrails, StreamFilter
+from ai_gateway.security.guardrails_fields import text_size
 from ai_gateway.security.principal import Principal
 from ai_gateway.security.request_limits import RequestLimits, check_chat, check_embeddings
 
 AuditSink = Callable[[AuditRecord], None]
+T = TypeVar("T")
 log = get_logger(__name__)
+
+# Texts longer than this (in all) are scanned in a worker thread. Detectors are linear-time, so
+# a scan below it is short; above it a scan could hold the event loop for long.
+OFF_LOOP_CHARS = 16_384
+
+
+async def off_loop(value: object, scan: Callable[[], T]) -> T:
+    """`scan()`, in a worker thread when `value` (the JSON it reads) holds more than
+    `OFF_LOOP_CHARS` characters of text. Python code in the thread yields the GIL to the event
+    loop at the interpreter's switch interval (5 ms)."""
+    if text_size(value) <= OFF_LOOP_CHARS:
+        return scan()
+    return await asyncio.to_thread(scan)
 
 
 class GuardrailSets:
@@ -182,48 +199,36 @@ class RequestGate:
 
     # --- guardrails ----------------------------------------------------------------------------
 
-    def guard_input(self, chat: ChatRequest, model: str, info: RequestInfo) -> ChatRequest:
+    async def guard_input(self, chat: ChatRequest, model: str, info: RequestInfo) -> ChatRequest:
+        """The input rules on every field of the request that reaches the upstream as text."""
         guard = self._guardrails.for_request(info.principal, model)
-        if guard is None:
+        if guard is None or not guard.has_input_rules:
             return chat
-        messages = chat.body.get("messages")
-        if not isinstance(messages, list):
-            return chat
-        scan = guard.scan_messages(messages)
+        scan = await off_loop(chat.body, partial(guard.scan_request, chat.body))
         self.findings(scan.findings, info, scan.blocked)
-        if scan.messages is messages:
+        if scan.body is chat.body:
             return chat
-        body = {**chat.body, "messages": scan.messages}
-        return ChatRequest(body=body, parsed=ChatCompletionRequest.model_validate(body))
+        return ChatRequest(body=scan.body, parsed=ChatCompletionRequest.model_validate(scan.body))
 
-    def guard_embeddings(
+    async def guard_embeddings(
         self, call: EmbeddingsCall, model: str, info: RequestInfo
     ) -> EmbeddingsCall:
-        """The input rules on the text to embed (a string, or a list of strings; token arrays
-        are not text)."""
+        """The input rules on the request: each string of `input` (token arrays are not text),
+        and `user`."""
         guard = self._guardrails.for_request(info.principal, model)
-        text = call.body.get("input")
         if guard is None or not guard.has_input_rules:
             return call
-        texts = [text] if isinstance(text, str) else text if isinstance(text, list) else []
-        changed = list(texts)
-        for index, item in enumerate(texts):
-            if not isinstance(item, str):
-                continue
-            where = "input" if isinstance(text, str) else f"input[{index}]"
-            scan = guard.scan_text(item, "input", where)
-            self.findings(scan.findings, info, scan.blocked)
-            changed[index] = scan.text
-        if changed == texts:
+        scan = await off_loop(call.body, partial(guard.scan_request, call.body))
+        self.findings(scan.findings, info, scan.blocked)
+        if scan.body is call.body:
             return call
-        body = {**call.body, "input": changed[0] if isinstance(text, str) else changed}
-        return EmbeddingsCall(body=body, parsed=EmbeddingsRequest.model_validate(body))
+        return EmbeddingsCall(body=scan.body, parsed=EmbeddingsRequest.model_validate(scan.body))
 
-    def guard_output(self, result: JSONObject, model: str, info: RequestInfo) -> JSONObject:
+    async def guard_output(self, result: JSONObject, model: str, info: RequestInfo) -> JSONObject:
         guard = self._guardrails.for_request(info.principal, model)
-        if guard is None:
+        if guard is None or not guard.has_output_rules:
             return result
-        scan = guard.scan_response(result)
+        scan = await off_loop(result.get("choices"), partial(guard.scan_response, result))
         self.findings(scan.findings, info, scan.blocked)
         return scan.body
 
