@@ -441,6 +441,33 @@ def test_findings_never_contain_the_matched_text(secret: str) -> None:
     assert secret not in repr(out.body)
 
 
+# --- normalisation ------------------------------------------------------------------------------
+
+ZW_EMAIL = "jane\u200b.doe@exam\u200dple.com"  # zero-width space and joiner inside
+WIDE = str.maketrans(
+    "0123456789@.", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff20\uff0e"
+)
+WIDE_CARD = CARD.translate(WIDE)  # full-width digits
+
+
+def test_built_in_rules_see_through_invisible_characters_and_full_width_forms() -> None:
+    guard = compiled(rule("emails", "email"), rule("cards", "card"), rule("keys", "secret"))
+    wide_email = "jane" + "@example.com".translate(WIDE)
+    zw_key = KEY[:10] + "\u2060" + KEY[10:]  # a word joiner inside the key
+    for text in (ZW_EMAIL, wide_email, WIDE_CARD, zw_key, f"pay with {WIDE_CARD}\u200b!"):
+        redacted = guard.scan_text(text).text
+        assert redacted.count("[REDACTED:") == 1, (text, redacted)
+        assert not any(ch.isdigit() or ch == "@" or ch == "\uff20" for ch in redacted), redacted
+    assert guard.scan_text(f"pay with {WIDE_CARD}\u200b!").text == "pay with [REDACTED:card]\u200b!"
+    assert guard.scan_text("caf\u00e9 \uff11\uff12\uff13").text == "caf\u00e9 \uff11\uff12\uff13"
+
+
+def test_operator_patterns_read_the_original_text() -> None:
+    guard = compiled(rule("ascii-only", "regex", patterns=[r"\bID-[0-9]{4}\b"]))
+    assert guard.scan_text("ID-1234").text == "[REDACTED:regex]"
+    assert guard.scan_text("ID-\uff11\uff12\uff13\uff14").findings == ()
+
+
 # --- streaming ----------------------------------------------------------------------------------
 
 STREAM_POLICY = GuardrailPolicy(
@@ -462,6 +489,8 @@ FRAGMENTS = [
     KEY, "sk-", AWS, JWT, "eyJ", PEM, "-----BEGIN", "Bearer abc123DEF456ghi789JKL0", "Bearer ",
     "Project Titan", "acme", "ticket-1234", INJECTION, "ignore all", "hello", "world", "2024",
     "the build failed", "0", "7", "-", ".", ":", "\n", "  ",
+    # normalised before matching: zero-width characters, full-width forms, a ligature
+    ZW_EMAIL, WIDE_CARD, "\u200b", "\uff14", "\uff20", "\ufb01", "e\u0301",
 ]  # fmt: skip
 # Fragments touch each other or not (a key right after a word is not a key; a card right after
 # a digit is not a card), so look-behind context matters.

@@ -125,6 +125,8 @@ class PatternDetector:
     case and match `text.lower()` (ASCII text) or, for other text, the original with IGNORECASE.
     `triggers`: literals (lower case when `lowered`) one of which every match contains."""
 
+    normalizes = True
+
     def __init__(
         self,
         kind: DetectorKind,
@@ -256,6 +258,7 @@ class RegexDetector:
 
     kind: DetectorKind = "regex"
     max_len = REGEX_WINDOW
+    normalizes = False  # an operator's pattern may mean a precise character
 
     def __init__(self, patterns: Iterable[LinearPattern]) -> None:
         self._patterns = tuple(patterns)
@@ -277,6 +280,7 @@ class RegexDetector:
 class Detector(Protocol):
     kind: DetectorKind
     max_len: int
+    normalizes: bool  # reads the normalised text (`security.normalize`), not the original
 
     def hold(self, text: str) -> int: ...
 

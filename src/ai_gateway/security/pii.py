@@ -194,6 +194,7 @@ class EmailDetector:
 
     kind: DetectorKind = "email"
     max_len = 64 + 1 + 120 + 1
+    normalizes = True
     _LOCAL = re.compile(r"[A-Za-z0-9._%+\-]{1,65}\Z")  # run before the `@`; 65 means too long
     _DOMAIN = re.compile(r"[A-Za-z0-9.\-]{0,121}")
     _HOLD = Hold(max_len, r"A-Za-z0-9._%+\-@", 1)
