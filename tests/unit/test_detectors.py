@@ -5,12 +5,15 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ai_gateway.security.credentials import secret_detector
 from ai_gateway.security.detectors import (
     Detector,
     PatternDetector,
     PatternError,
+    bounded_finditer,
     deny_list_detector,
     regex_detector,
 )
@@ -247,6 +250,20 @@ def test_every_shape_fits_in_the_detectors_max_len(detector: PatternDetector) ->
         widest = sre_parse.parse(shape.source).getwidth()[1]
         assert widest + 2 <= detector.max_len, shape.source  # + look-ahead
     assert injection_detector().max_len == INJECTION_MAX_LEN
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(alphabet="4111 -0@abc.eyJsk-Bearer+()", max_size=120),
+    chunk=st.integers(min_value=1, max_value=40),
+    pos=st.integers(min_value=0, max_value=10),
+)
+def test_searching_in_chunks_finds_the_same_matches(text: str, chunk: int, pos: int) -> None:
+    for detector in (phone_detector(), card_detector(), secret_detector()):
+        for regex in detector._regexes:
+            whole = [m.span() for m in regex.finditer(text, pos)]
+            chunked = bounded_finditer(regex, text, pos, detector.max_len, chunk)
+            assert [m.span() for m in chunked] == whole, regex.pattern
 
 
 def test_hold_keeps_only_what_could_still_match() -> None:

@@ -47,6 +47,8 @@ Check = Callable[[str], Sequence[Span]]
 
 # Hold-back for an operator's regexes, whose longest match cannot be known (`RegexDetector`).
 REGEX_WINDOW = 256
+# Characters a built-in expression searches per call (see `bounded_finditer`).
+SEARCH_CHUNK = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +172,33 @@ class PatternDetector:
         extents: list[Span] = []
         undecided: int | None = None
         for tag, (shape, regex) in enumerate(zip(self.shapes, subject[1], strict=True)):
-            found = _scan_shape(subject[0], pos, final, tag, shape, regex, hits, extents)
+            found = _scan_shape(
+                subject[0], pos, final, tag, shape, regex, self.max_len, hits, extents
+            )
             if found is not None and (undecided is None or found < undecided):
                 undecided = found
         if len(self.shapes) > 1:
             hits = _dedupe(hits)
         return DetectorScan(tuple(hits), tuple(extents), undecided)
+
+
+def bounded_finditer(
+    regex: re.Pattern[str], text: str, pos: int, reach: int, chunk: int = SEARCH_CHUNK
+) -> Iterator[re.Match[str]]:
+    """`regex.finditer(text, pos)` for an expression whose match and look-ahead span at most
+    `reach` characters, searched `chunk` characters at a time. Each search then looks at
+    a bounded slice, so no single call into `re` (which holds the GIL) lasts long on a large
+    text; a match starting in a chunk saw all the text it could look at, so the matches are the
+    same."""
+    n = len(text)
+    while pos < n:
+        stop = min(n, pos + chunk)
+        m = regex.search(text, pos, min(n, stop + reach))
+        if m is None or m.start() >= stop:
+            pos = stop
+            continue
+        yield m
+        pos = max(m.end(), m.start() + 1)
 
 
 def _scan_shape(
@@ -185,12 +208,13 @@ def _scan_shape(
     tag: int,
     shape: Shape,
     regex: re.Pattern[str],
+    reach: int,
     hits: list[Hit],
     extents: list[Span],
 ) -> int | None:
     """Append one shape's hits and extents; return the start of an undecided candidate."""
     consumed = pos
-    for m in regex.finditer(text, pos):
+    for m in bounded_finditer(regex, text, pos, reach):
         start, end = m.span()
         if start < consumed or start == end:
             continue

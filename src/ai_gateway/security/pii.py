@@ -117,8 +117,9 @@ def _card_window(digits: str, offsets: Sequence[int]) -> Callable[[int, int], bo
 
     In `digits[a:b]` the Luhn rule doubles the digits at positions of the parity of `b`, so
     running sums (mod 10) with the digits of one parity doubled (`sums[b % 2]`) give any run's
-    checksum as a difference. Candidates without a group starting with 2-6 cost nothing more."""
-    if not any(digits[k] in "23456" for k in offsets[:-1]):
+    checksum as a difference. A candidate without a group starting with 2-6, or all of one
+    digit, costs nothing more."""
+    if len(set(digits)) == 1 or not any(digits[k] in "23456" for k in offsets[:-1]):
         return None
     values = [ord(ch) - 48 for ch in digits]
     even = [_DOUBLED[v] if k % 2 == 0 else v for k, v in enumerate(values)]
@@ -197,6 +198,8 @@ class EmailDetector:
     normalizes = True
     _LOCAL = re.compile(r"[A-Za-z0-9._%+\-]{1,65}\Z")  # run before the `@`; 65 means too long
     _DOMAIN = re.compile(r"[A-Za-z0-9.\-]{0,121}")
+    # An `@` with fewer domain characters after it cannot start an email: skipped by `re`.
+    _AT = re.compile(r"@(?=[A-Za-z0-9.\-]{4})")
     _HOLD = Hold(max_len, r"A-Za-z0-9._%+\-@", 1)
 
     def hold(self, text: str) -> int:
@@ -205,7 +208,9 @@ class EmailDetector:
     def _candidate(self, text: str, at: int, consumed: int) -> Span | None:
         """The expression's match around the `@` at `at`, if any (starting at `consumed` or
         later: `finditer` does not revisit text a match took)."""
-        local = self._LOCAL.search(text, max(0, at - 65), at)
+        # A local part never holds an `@`: start the search after the last one.
+        floor = max(0, at - 65, text.rfind("@", max(0, at - 65), at) + 1)
+        local = self._LOCAL.search(text, floor, at)
         if local is None or local.start() < consumed or at - local.start() > 64:
             return None
         domain = self._DOMAIN.match(text, at + 1)
@@ -219,16 +224,15 @@ class EmailDetector:
         hits: list[Hit] = []
         extents: list[Span] = []
         consumed = pos
-        at = text.find("@", pos)
-        while at != -1:
-            extent = self._candidate(text, at, consumed)
+        for sign in self._AT.finditer(text, pos):
+            at = sign.start()
+            extent = self._candidate(text, at, consumed) if at >= consumed else None
             if extent is not None:
                 consumed = extent[1]
                 extents.append(extent)
                 end = _email_end(text, at, extent[1])
                 if end is not None:
                     hits.append(Hit(extent[0], end))
-            at = text.find("@", max(at + 1, consumed))
         return DetectorScan(tuple(hits), tuple(extents))
 
 
