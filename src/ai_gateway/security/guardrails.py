@@ -4,19 +4,21 @@ responses, and block, redact or flag them.
 Build once (at startup, or per set of policies an API key names), call per request::
 
     guardrails = Guardrails.compile([default_policy(), *configured_policies])
-    scan = guardrails.scan_messages(body["messages"])          # guardrails(in)
+    scan = guardrails.scan_request(body)                       # guardrails(in): every field
     if scan.blocked: raise GuardrailBlockedError(...)          # never quote the text
-    body["messages"] = scan.messages                           # same list if nothing redacted
+    body = scan.body                                           # the same body if not redacted
     out = guardrails.scan_response(response_body)              # guardrails(out), non-streamed
     stream = guardrails.stream_filter()                        # guardrails(out), streamed:
-    step = stream.feed(choice_index, delta_content)            #   send step.text
-    step = stream.finish(choice_index)                         #   at the choice's finish_reason
+    step = stream.feed(choice_index, delta_text, field)        #   send step.text
+    step = stream.finish(choice_index, field)                  #   at the choice's finish_reason
 
 A `Guardrails` is immutable after `compile` and shared by all requests; a `StreamFilter` belongs to
 one stream. Findings (`Finding`) say which rule matched where and how often, never what matched.
 Redaction replaces a match with `[REDACTED:<detector>]`. Policies, rules, actions and the built-in
-`default-pii` policy are described in `guardrails_config`; the detectors in `detectors`, `pii`,
-`credentials` and `injection`; the streaming filter's guarantees in `guardrails_stream`.
+`default-pii` policy are described in `guardrails_config`; which fields are read in
+`guardrails_fields`; the detectors in `detectors`, `pii`, `credentials` and `injection` (the
+built-in ones read the text as `normalize` folds it); the streaming filter's guarantees in
+`guardrails_stream`.
 
 Cost (`timeit`, CPython 3.11, a shared 2-vCPU machine, the `default-pii` policy, a 2 KB developer
 prompt with prose and Python code and no candidate): about 150 us per `scan_messages` call
