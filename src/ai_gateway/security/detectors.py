@@ -214,7 +214,9 @@ def _scan_shape(
 ) -> int | None:
     """Append one shape's hits and extents; return the start of an undecided candidate."""
     consumed = pos
-    for m in bounded_finditer(regex, text, pos, reach):
+    short = len(text) - pos <= SEARCH_CHUNK
+    matches = regex.finditer(text, pos) if short else bounded_finditer(regex, text, pos, reach)
+    for m in matches:
         start, end = m.span()
         if start < consumed or start == end:
             continue

@@ -9,7 +9,8 @@ know), so every string is scanned: message `content` and its parts of any type, 
 `response_format` schemas; an embeddings request's `input`. Object keys are text too (a schema
 property or a metadata key) unless they are one of the API's own field names. Not scanned:
 
-- the top-level `model` (a routing name, replaced by the deployment's model);
+- the top-level `model` (a routing name, replaced by the deployment's model) and a message's
+  `role` (one of six words, checked by the schema);
 - base64 payloads, which are not text: data URLs (`data:<type>;base64,...`, as in `image_url`
   or `file.file_data`) and `input_audio.data`.
 
@@ -47,6 +48,9 @@ FIELD_NAMES = frozenset({
     "allOf", "$ref", "$defs", "definitions", "minimum", "maximum", "minLength", "maxLength",
     "minItems", "maxItems", "pattern", "examples", "nullable", "extra_content",
 })  # fmt: skip
+
+
+_ROLE = frozenset({"role"})  # one of six words (the schema checks it): not the caller's text
 
 
 def is_binary(key: str, value: str, parent: str) -> bool:
@@ -140,7 +144,7 @@ class Collector:
             where = f"{location}[{i}]"
             if isinstance(message, dict):
                 rules = self.scanner.rules_for(message.get("role"))
-                new = self.fields(message, where, rules) if rules else None
+                new = self.fields(message, where, rules, _ROLE) if rules else None
             else:
                 new = self.value(message, where, self.scanner.rules_for(None))
             if new is not None:
