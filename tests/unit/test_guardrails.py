@@ -143,11 +143,16 @@ def test_nothing_to_redact_returns_the_same_list() -> None:
     assert [(f.rule, f.action, f.count) for f in scan.findings] == [("watch", "flag", 1)]
 
 
+GOOGLE_KEY = "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"  # the shape of a Google API key
+
+
 def test_parts_of_every_type_are_scanned_and_base64_payloads_left_alone() -> None:
     guard = compiled(rule("keys", "secret"))
     image = {"type": "image_url", "image_url": {"url": f"https://x.test/{KEY}.png"}}
-    inline = {"type": "image_url", "image_url": {"url": "data:image/png;base64,sk-AAAA" + KEY}}
-    audio = {"type": "input_audio", "input_audio": {"data": KEY, "format": "wav"}}
+    # Base64 payloads are not text, even where their characters happen to look like a key.
+    payload = "iVBORw0KGgo+" + GOOGLE_KEY + "+AAAA/8="
+    inline = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + payload}}
+    audio = {"type": "input_audio", "input_audio": {"data": payload, "format": "wav"}}
     messages = [
         user(
             [
@@ -159,6 +164,7 @@ def test_parts_of_every_type_are_scanned_and_base64_payloads_left_alone() -> Non
             ]
         )
     ]
+    assert guard.scan_text(GOOGLE_KEY).text == "[REDACTED:secret]"
     scan = guard.scan_messages(messages)
     parts = scan.messages[0]["content"]
     assert parts[1] == {"type": "text", "text": "key=[REDACTED:secret]"}
@@ -174,6 +180,18 @@ def test_parts_of_every_type_are_scanned_and_base64_payloads_left_alone() -> Non
         "messages[0].content[2].image_url.url",
     ]
     assert messages[0]["content"][1]["text"] == f"key={KEY}"
+
+
+def test_a_data_url_prefix_does_not_hide_text() -> None:
+    guard = compiled(rule("keys", "secret"))
+    disguised = [
+        user(f"data:text/plain;base64,{KEY}"),  # not a URL field
+        user([{"type": "image_url", "image_url": {"url": f"data:image/png;base64,x {KEY}"}}]),
+        user([{"type": "input_audio", "input_audio": {"data": f"key: {KEY}", "format": "wav"}}]),
+    ]
+    scan = guard.scan_messages(disguised)
+    assert KEY not in json.dumps(scan.messages)
+    assert len(scan.findings) == 3
 
 
 def request_with_pii_everywhere() -> dict[str, Any]:

@@ -11,8 +11,8 @@ property or a metadata key) unless they are one of the API's own field names. No
 
 - the top-level `model` (a routing name, replaced by the deployment's model) and a message's
   `role` (one of six words, checked by the schema);
-- base64 payloads, which are not text: data URLs (`data:<type>;base64,...`, as in `image_url`
-  or `file.file_data`) and `input_audio.data`.
+- base64 payloads, which are not text: data URLs (`data:<type>;base64,...`) in `image_url.url`
+  or `file.file_data`, and `input_audio.data`, when they hold only base64 characters.
 
 In `messages[i]` the rules for the message's role apply; everywhere else the rules without
 `roles`. For an answer, every string of `choices[i].message` is scanned (content, refusal,
@@ -25,6 +25,7 @@ API is written `*` (it may be the sensitive text itself), and the key as a text 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,11 +54,22 @@ FIELD_NAMES = frozenset({
 _ROLE = frozenset({"role"})  # one of six words (the schema checks it): not the caller's text
 
 
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
 def is_binary(key: str, value: str, parent: str) -> bool:
-    """A base64 payload rather than text (see the module docstring)."""
+    """A base64 payload rather than text: `input_audio.data`, or a `data:...;base64,` URL in a
+    `url` or `file_data` field, whose payload holds only base64 characters (so no word, email
+    or sentence hides behind the prefix)."""
     if key == "data" and parent.endswith("input_audio"):
-        return True
-    return value.startswith("data:") and ";base64," in value[:256]
+        payload = value
+    elif key in ("url", "file_data") and value.startswith("data:"):
+        head, comma, payload = value.partition(",")
+        if not comma or not head.endswith(";base64"):
+            return False
+    else:
+        return False
+    return _BASE64.fullmatch(payload) is not None
 
 
 def text_size(value: Any) -> int:
