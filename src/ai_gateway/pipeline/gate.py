@@ -38,7 +38,7 @@ log = get_logger(__name__)
 
 # Texts longer than this (in all) are scanned in a worker thread. Detectors are linear-time, so
 # a scan below it is short; above it a scan could hold the event loop for long.
-OFF_LOOP_CHARS = 16_384
+OFF_LOOP_CHARS = 8_192
 
 
 async def off_loop(value: object, scan: Callable[[], T]) -> T:
