@@ -86,7 +86,7 @@ class CompletionsAPI:
                 result = await cancel_on_disconnect(self._fanout_of.all(chat, info), receive)
                 return JSONResponse(result, headers=headers)
             if not mode:
-                chat = gate.guard_input(chat, parsed.model, info)
+                chat = await gate.guard_input(chat, parsed.model, info)
             if parsed.stream:
                 opening = (
                     self._fanout_of.first_stream(chat, info)
@@ -112,7 +112,7 @@ class CompletionsAPI:
                 result = await cancel_on_disconnect(self._fanout_of.first(chat, info), receive)
             else:
                 result = await cancel_on_disconnect(self._pipeline.complete(chat, info), receive)
-                result = gate.guard_output(result, parsed.model, info)
+                result = await gate.guard_output(result, parsed.model, info)
             headers.update(route_headers(info))
             if ticket is not None:
                 headers.update(ticket.headers)
@@ -131,7 +131,7 @@ class CompletionsAPI:
         gate.check_models(calls, info)
         ticket = await gate.admit(calls, info) if gate.may_limit(calls, info) else None
         try:
-            call = gate.guard_embeddings(
+            call = await gate.guard_embeddings(
                 EmbeddingsCall(body=body, parsed=parsed), parsed.model, info
             )
             result = await cancel_on_disconnect(
