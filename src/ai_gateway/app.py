@@ -17,6 +17,7 @@ from starlette.routing import Route
 from ai_gateway.api.analytics_routes import analytics_routes
 from ai_gateway.api.chat import CompletionsAPI, route_headers
 from ai_gateway.api.common import JSONResponse, error_response
+from ai_gateway.api.deadline import BodyDeadlineMiddleware
 from ai_gateway.api.health import CheckResult, HealthAPI, ReadinessCheck
 from ai_gateway.api.middleware import RequestContextMiddleware
 from ai_gateway.api.models import ModelsAPI, build_model_cards
@@ -273,6 +274,7 @@ def create_app(
             extra_headers=(DEMO_HEADER,) if config.demo_upstream else (),
         ),
         *security.middleware,  # authentication, and the admin boundary
+        Middleware(BodyDeadlineMiddleware, timeout_s=settings.body_timeout_s),
     ]
 
     @asynccontextmanager

@@ -176,6 +176,7 @@ def _run(args: argparse.Namespace, config: Config, app: Any, overrides: dict[str
 
     from ai_gateway.observability.logging import get_logger
     from ai_gateway.security.setup import auth_enabled
+    from ai_gateway.serving import uvicorn_options
 
     settings = config.gateway
     log = get_logger("ai_gateway.cli")
@@ -217,17 +218,7 @@ def _run(args: argparse.Namespace, config: Config, app: Any, overrides: dict[str
     if sys.stderr.isatty():
         banner = start_banner(config, list(table.groups), list(table.direct_providers))
         print(banner, file=sys.stderr)
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "access_log": False,
-        "server_header": False,
-        "log_config": None,
-        "log_level": settings.log_level,
-        "timeout_graceful_shutdown": 30,
-    }
+    common = uvicorn_options(settings)
     if settings.workers == 1:
         tune_gc()
         uvicorn.run(app, **common)

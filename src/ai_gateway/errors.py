@@ -114,6 +114,17 @@ class PayloadTooLargeError(GatewayError):
     default_code = "request_too_large"
 
 
+class RequestTimeoutError(GatewayError):
+    """The client did not send its request (headers or body) in time; the connection closes."""
+
+    status = 408
+    type = "invalid_request_error"
+    default_code = "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"connection": "close"})
+
+
 class UpstreamError(GatewayError):
     """The provider failed; 502 unless a subclass says otherwise."""
 

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ai_gateway.model_names import model_name_problem
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
 
@@ -92,6 +93,14 @@ class ModelGroupConfig(BaseModel):
     strategy: StrategyName | None = None
     context_strategy: ContextStrategy | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        problem = model_name_problem(name)  # clients could not ask for any other name
+        if problem is not None:
+            raise ValueError(problem)
+        return name
+
     @model_validator(mode="before")
     @classmethod
     def _flat_form(cls, data: Any) -> Any:
@@ -130,6 +139,11 @@ class GatewaySettings(BaseModel):
     request_timeout_s: float = Field(default=600.0, gt=0)
     stream_idle_timeout_s: float = Field(default=300.0, gt=0)
     max_upstream_connections: int = Field(default=1000, ge=1)
+    # Slow and idle clients (ai_gateway/serving.py, api/deadline.py).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=1000, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Shared state for several gateway instances (circuit breakers, usage windows). Unset: each
     # instance keeps its own, in memory.

@@ -166,3 +166,53 @@ def test_master_key_guards_the_api_but_not_the_page(
     assert page.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert MASTER_KEY not in page.text
+
+
+def test_feedback_only_on_the_callers_own_requests(
+    start_gateway: GatewayFactory, emu: EmulatorServer, tmp_path: Path
+) -> None:
+    gw = start_gateway(gateway_yaml(emu, tmp_path, MASTER_KEY))
+    admin = {"Authorization": f"Bearer {MASTER_KEY}"}
+
+    def key_of(user: str) -> dict[str, str]:
+        created = httpx.post(f"{gw.url}/admin/keys", json={"user": user}, headers=admin)
+        assert created.status_code == 201, created.text
+        return {"Authorization": f"Bearer {created.json()['key']}"}
+
+    alice, alice_other_key, bob = key_of("alice"), key_of("alice"), key_of("bob")
+
+    def post(headers: dict[str, str], request_id: str) -> httpx.Response:
+        return httpx.post(
+            f"{gw.url}/ai/feedback", json={"request_id": request_id, "score": 1}, headers=headers
+        )
+
+    def not_found_for(request_id: str) -> dict[str, Any]:
+        resp = post(bob, request_id)
+        assert resp.status_code == 404, resp.text
+        error: dict[str, Any] = resp.json()["error"]
+        return {**error, "message": error["message"].replace(request_id, "<id>")}
+
+    for stored in (False, True):  # still in the writer's buffer, then in the store
+        served = httpx.post(
+            f"{gw.url}/v1/chat/completions",
+            json={"model": "fast", "messages": [{"role": "user", "content": "mine"}]},
+            headers=alice,
+        )
+        assert served.status_code == 200
+        request_id = served.headers["x-request-id"]
+        if stored:  # a report flushes the writer first
+            assert httpx.get(f"{gw.url}/ai/analytics/usage", headers=admin).status_code == 200
+        # Someone else's request looks exactly like one that does not exist.
+        assert not_found_for(request_id) == not_found_for(f"unknown-{stored}")
+        assert post(alice, request_id).status_code == 201
+        assert post(alice_other_key, request_id).status_code == 201  # the same user
+        assert post(admin, request_id).status_code == 201
+    feedback = report_as(gw.url, "feedback", admin)
+    assert feedback["totals"]["count"] == 6
+
+
+def report_as(base: str, name: str, headers: dict[str, str]) -> dict[str, Any]:
+    resp = httpx.get(f"{base}/ai/analytics/{name}", headers=headers)
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body

@@ -126,6 +126,14 @@ async def test_rewriting_a_batch_stores_each_request_once(store: Store) -> None:
     assert feedback["count"] == 1
 
 
+async def test_a_request_is_found_for_the_user_who_made_it(store: Store) -> None:
+    await store.write_usage([usage("mine", user="alice"), usage("anonymous")])
+    assert await store.has_request("mine", user="alice")
+    assert not await store.has_request("mine", user="bob")
+    assert await store.has_request("mine")
+    assert not await store.has_request("anonymous", user="alice")
+
+
 async def test_costs_sum_exactly(store: Store) -> None:
     tiny = [usage(f"t{i}", model="tiny") for i in range(1000)]  # 0.000001234 each
     tenths = [usage(f"d{i}", model="tenths", cost_usd=Decimal("0.1")) for i in range(3)]

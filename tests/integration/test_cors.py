@@ -77,3 +77,24 @@ security:
     anonymous = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers={"Origin": ALLOWED})
     assert anonymous.status_code == 401
     assert anonymous.headers["access-control-allow-origin"] == ALLOWED  # readable by the page
+
+
+@pytest.mark.parametrize(("origins", "credentials"), [("['null']", "true"), ("[' NULL ']", "true")])
+def test_the_null_origin_with_credentials_is_refused_at_load(
+    start_gateway: GatewayFactory, emu: EmulatorServer, origins: str, credentials: str
+) -> None:
+    from ai_gateway.settings import ConfigError
+
+    extra = f"security:\n  cors: {{allow_origins: {origins}, allow_credentials: {credentials}}}\n"
+    with pytest.raises(ConfigError, match=r"security\.cors.*allow_credentials.*origin 'null'"):
+        start_gateway(emulator_yaml(emu, extra))
+
+
+def test_the_null_origin_without_credentials_is_allowed(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    extra = "security:\n  cors: {allow_origins: ['null']}\n"
+    gw = start_gateway(emulator_yaml(emu, extra))
+    pre = httpx.options(f"{gw.url}/v1/chat/completions", headers={"Origin": "null", **PREFLIGHT})
+    assert pre.headers["access-control-allow-origin"] == "null"
+    assert "access-control-allow-credentials" not in pre.headers

@@ -207,3 +207,138 @@ def test_text_to_embed_gets_the_input_rules(gw: GatewayServer, emu: EmulatorServ
     assert blocked.json()["error"]["code"] == "content_filter"
     assert blocked.json()["error"]["param"] == "input[1]"
     assert CARD not in sent_upstream(emu)
+
+
+KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"  # shaped like an OpenAI key, not one
+
+
+def everywhere(secret: str) -> dict[str, Any]:
+    """A request with `secret` in each field issue 12 found unscanned (every one of them reaches
+    an OpenAI-compatible upstream)."""
+    schema = {
+        "type": "object",
+        "properties": {"to": {"type": "string", "description": f"e.g. {secret}"}},
+    }
+    return {
+        "model": "fast",
+        "messages": [
+            {"role": "user", "content": "hello", "name": f"n {secret}"},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "hi"}, {"type": "refusal", "refusal": secret}],
+            },
+            {"role": "assistant", "content": "no", "refusal": f"not {secret}"},
+            {
+                "role": "assistant",
+                "content": "calling",
+                "function_call": {"name": "f", "arguments": secret},
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "look"},
+                    {"type": "image_url", "image_url": {"url": f"https://img.test/?q={secret}"}},
+                ],
+            },
+        ],
+        "user": secret,
+        "metadata": {"note": secret},
+        "prediction": {"type": "content", "content": secret},
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "send", "description": secret, "parameters": schema},
+            }
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "out", "schema": schema},
+        },
+        "stop": ["END", secret],
+    }
+
+
+def test_input_rules_cover_every_field_that_reaches_the_upstream(
+    gw: GatewayServer, emu: EmulatorServer
+) -> None:
+    # `fast` has default-pii: emails and keys are redacted wherever they are.
+    for secret in (EMAIL, KEY):
+        emu.reset()
+        resp = httpx.post(
+            f"{gw.url}/v1/chat/completions", json=everywhere(secret), headers=ADMIN, timeout=10
+        )
+        assert resp.status_code == 200, resp.text
+        upstream = sent_upstream(emu)
+        assert secret not in upstream
+        assert upstream.count("[REDACTED:") == 12
+    # strict (every model): a card anywhere is blocked before any provider is called.
+    emu.reset()
+    resp = httpx.post(
+        f"{gw.url}/v1/chat/completions", json=everywhere(CARD), headers=ADMIN, timeout=10
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"]["param"] == "messages[0].name"
+    for field in ("user", "metadata", "stop"):
+        body = {
+            "model": "fast",
+            "messages": [{"role": "user", "content": "hi"}],
+            field: everywhere(CARD)[field],
+        }
+        resp = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=ADMIN, timeout=10)
+        assert resp.status_code == 400, field
+        assert resp.json()["error"]["code"] == "content_filter"
+    assert emu.requests() == []
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+def test_output_rules_redact_streamed_tool_call_arguments(
+    provider: str, emu: EmulatorServer, start_gateway: GatewayFactory
+) -> None:
+    """The emulator fills a tool call's arguments from the schema's defaults: an email the
+    output rule must redact, streamed (fragments of the arguments, per wire format) exactly as
+    unstreamed."""
+    model = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-20250514"}.get(
+        provider, "gemini-2.0-flash"
+    )
+    base = f"{emu.url}/v1" if provider == "openai" else emu.url
+    config = f"""
+router: {{retries: 0}}
+models:
+  - {{name: m, provider: {provider}, model: {model}, api_base: "{base}", api_key: sk-emulator}}
+security:
+  guardrails:
+    policies:
+      - name: answers
+        rules: [{{name: out-emails, detector: email, action: redact, on: output}}]
+    default: [answers]
+"""
+    gw = start_gateway(config, master_key=MASTER)
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "send_mail",
+            "parameters": {
+                "type": "object",
+                "properties": {"to": {"type": "string", "default": EMAIL}},
+                "required": ["to"],
+            },
+        },
+    }
+    messages = [{"role": "user", "content": "mail the report"}]
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0) as client:
+        whole = client.chat.completions.create(
+            model="m", messages=messages, tools=[tool], tool_choice="required"
+        )
+        calls = whole.choices[0].message.tool_calls or []
+        assert [json.loads(c.function.arguments) for c in calls] == [{"to": "[REDACTED:email]"}]
+        stream = client.chat.completions.create(
+            model="m", messages=messages, tools=[tool], tool_choice="required", stream=True
+        )
+        arguments: dict[int, str] = {}
+        for chunk in stream:
+            for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                fragment = call.function.arguments if call.function else None
+                arguments[call.index] = arguments.get(call.index, "") + (fragment or "")
+    assert list(arguments) == [0]
+    assert json.loads(arguments[0]) == {"to": "[REDACTED:email]"}
+    assert EMAIL in sent_upstream(emu)  # an output rule: the prompt went as it was

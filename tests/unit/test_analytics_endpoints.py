@@ -31,10 +31,10 @@ class FakeStore:
         self.calls = calls  # shared with the writer: the order of flushes and queries
         self.down = False
 
-    async def has_request(self, request_id: str) -> bool:
+    async def has_request(self, request_id: str, *, user: str | None = None) -> bool:
         if self.down:
             raise StoreUnavailableError("down")
-        return request_id in self.known
+        return request_id in self.known and user is None
 
     async def usage(self, start: datetime, end: datetime, group_by: str) -> list[dict[str, Any]]:
         if self.down:
@@ -73,8 +73,8 @@ class FakeWriter:
     def submit_feedback(self, record: FeedbackRecord) -> None:
         self.feedback.append(record)
 
-    def pending(self, request_id: str) -> bool:
-        return request_id in self.pending_ids
+    def pending(self, request_id: str, *, user: str | None = None) -> bool:
+        return request_id in self.pending_ids and user is None
 
     async def flush(self) -> None:
         if self.hang:

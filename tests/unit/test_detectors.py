@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 import re._parser as sre_parse  # the widths of the built-in expressions (test only)
+import subprocess
+import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ai_gateway.security.credentials import secret_detector
 from ai_gateway.security.detectors import (
     Detector,
     PatternDetector,
+    PatternError,
+    bounded_finditer,
     deny_list_detector,
     regex_detector,
 )
@@ -198,8 +204,30 @@ def test_deny_list_non_ascii_text_still_matches() -> None:
 
 def test_regex_detector() -> None:
     detector = regex_detector([r"\bTICKET-\d{3,6}\b", r"internal\.example"], case_sensitive=False)
-    text = "see ticket-1234 on INTERNAL.example, not TICKET-12"
-    assert spans(detector, text) == ["ticket-1234", "INTERNAL.example"]
+    text = "see ticket-1234 on INTERNAL.example, not TICKET-12 ünd TICKET-555"
+    assert spans(detector, text) == ["ticket-1234", "INTERNAL.example", "TICKET-555"]
+    with pytest.raises(PatternError, match="back-references"):
+        regex_detector([r"(\d+)-\1x"], case_sensitive=True)
+
+
+def test_an_operator_pattern_cannot_backtrack_catastrophically() -> None:
+    r"""`^(\w+\s?)*$` backtracks exponentially in `re` (27 characters took 6.7 s, doubling with
+    each one, holding the GIL); on the linear-time engine 10,000 characters take milliseconds.
+    A child process bounds the test's wait if that ever regresses."""
+    program = (
+        "from ai_gateway.security.detectors import regex_detector\n"
+        "detector = regex_detector([r'^(\\w+\\s?)*$'], case_sensitive=True)\n"
+        "print(len(detector.scan('a' * 10_000 + '!').hits))\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the pattern backtracked")
+    assert done.stdout.strip() == "0", done.stderr
+    detector = regex_detector([r"^(\w+\s?)*$"], case_sensitive=True)
+    assert spans(detector, "just some words") == ["just some words"]
 
 
 # --- bounds the streaming filter relies on ------------------------------------------------------
@@ -222,6 +250,20 @@ def test_every_shape_fits_in_the_detectors_max_len(detector: PatternDetector) ->
         widest = sre_parse.parse(shape.source).getwidth()[1]
         assert widest + 2 <= detector.max_len, shape.source  # + look-ahead
     assert injection_detector().max_len == INJECTION_MAX_LEN
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(alphabet="4111 -0@abc.eyJsk-Bearer+()", max_size=120),
+    chunk=st.integers(min_value=1, max_value=40),
+    pos=st.integers(min_value=0, max_value=10),
+)
+def test_searching_in_chunks_finds_the_same_matches(text: str, chunk: int, pos: int) -> None:
+    for detector in (phone_detector(), card_detector(), secret_detector()):
+        for regex in detector._regexes:
+            whole = [m.span() for m in regex.finditer(text, pos)]
+            chunked = bounded_finditer(regex, text, pos, detector.max_len, chunk)
+            assert [m.span() for m in chunked] == whole, regex.pattern
 
 
 def test_hold_keeps_only_what_could_still_match() -> None:

@@ -4,13 +4,14 @@ import base64
 import gzip
 import importlib.resources
 from functools import cache
+from itertools import pairwise
 
 import pytest
 import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ai_gateway.usage.tokens import TokenCounter, encoding_for
+from ai_gateway.usage.tokens import TokenCounter, encoding_for, pieces
 
 # tiktoken's own regexes for these encodings (tiktoken_ext/openai_public.py), so the reference
 # below is tiktoken's engine, independent of the bpe-openai engine the gateway uses.
@@ -128,3 +129,41 @@ def test_estimate_is_conservative_for_english_prose(counter: TokenCounter) -> No
     exact = counter.count_text("openai", "gpt-4o", [prose]).tokens
     estimate = counter.count_text("gemini", "gemini-2.5-flash", [prose]).tokens
     assert exact * 1.15 <= estimate <= exact * 1.45
+
+
+WORDS = ["ab", " ", "  ", "\n", "12345", "é", "中文", ",", "The", "\t", "don't"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=150))
+def test_counting_in_pieces_gives_the_one_pass_count(words: list[str]) -> None:
+    """A small piece size forces many cuts. Cut before a lone space, the count is the
+    one-pass count (tiktoken's engine as the reference); cut mid-run, off by a token a cut."""
+    text = " ".join(words)
+    size = 16
+    parts = list(pieces(text, size))
+    clean = all(rest.startswith(" ") and not part[-1].isspace() for part, rest in pairwise(parts))
+    small = TokenCounter(piece_chars=size)
+    for name, model in (("o200k_base", "gpt-4o"), ("cl100k_base", "gpt-4")):
+        one_pass = len(reference(name).encode_ordinary(text))
+        counted = small.count_text("openai", model, [text]).tokens
+        if clean:
+            assert counted == one_pass
+        else:
+            assert abs(counted - one_pass) <= len(parts) - 1
+
+
+def test_texts_past_the_tokenizer_limits_are_counted(counter: TokenCounter) -> None:
+    # bpe-openai refuses 1,000,000 characters in one call, and more than 200,000 tokens.
+    assert counter.count_text("openai", "gpt-4o", ["ab " * 333_333 + "a"]).tokens == 333_334
+    assert counter.count_text("openai", "gpt-4o", ["1 " * 110_000]).tokens == 220_000
+    assert counter.count_text("anthropic", "claude", ["x" * 1_200_000]).tokens >= 300_000
+
+
+def test_pieces_cut_before_a_lone_space() -> None:
+    text = "aaaa bbbb  cccc dddd"
+    parts = list(pieces(text, 8))
+    assert "".join(parts) == text
+    assert all(len(p) <= 8 for p in parts)
+    assert parts[0] == "aaaa"  # before the space between two words
+    assert list(pieces("x" * 20, 8)) == ["x" * 8, "x" * 8, "x" * 4]  # nowhere to cut: mid-run

@@ -329,3 +329,11 @@ async def test_on_state_reports_the_backlog_and_the_store_after_each_turn() -> N
     assert seen[-1].store_available
     await writer.aclose()
     assert seen[-1].written == 5  # and once more at close
+
+
+async def test_pending_with_a_user_finds_only_that_users_requests() -> None:
+    writer = make(FakeStore())
+    writer.submit_usage(usage_record("req-a", user="alice"))
+    assert writer.pending("req-a", user="alice")
+    assert writer.pending("req-a")
+    assert not writer.pending("req-a", user="bob")

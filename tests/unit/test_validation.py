@@ -128,3 +128,43 @@ def test_embedding_inputs_accepted(value: object) -> None:
 def test_embedding_violations(body: dict[str, Any], fragment: str) -> None:
     with pytest.raises(InvalidRequestError, match=fragment):
         parse_body(EmbeddingsRequest, body)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fast",
+        "openai/gpt-4o-mini",
+        "anthropic/claude-sonnet-4-5@20250929",
+        "openai/ft:gpt-4o-mini:org::id",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "llama3.1:8b",
+        "x" * 256,
+    ],
+)
+def test_real_model_names_are_valid(name: str) -> None:
+    assert parse_body(ChatCompletionRequest, {**OK, "model": name}).model == name
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("", "cannot be empty"),
+        ("x" * 257, "at most 256 characters; this one has 257"),
+        ("gpt-中文", "only the characters"),
+        ("gpt\r\nx", "only the characters"),
+        ("gpt\x00", "only the characters"),
+        ("gpt 4o", "only the characters"),
+        ("openai/../x", "'..' as a '/'-separated segment"),
+        ("./x", "'..' as a '/'-separated segment"),
+    ],
+)
+def test_bad_model_names_are_refused_with_the_rule(name: str, says: str) -> None:
+    for body in ({**OK, "model": name}, {**OK, "models": ["fast", name]}):
+        err = bad(body)
+        assert err.code == "invalid_model_name"
+        assert err.param in ("model", "models[1]")
+        assert says in str(err)
+    with pytest.raises(InvalidRequestError) as info:
+        parse_body(EmbeddingsRequest, {"model": name, "input": "hi"})
+    assert info.value.code == "invalid_model_name"

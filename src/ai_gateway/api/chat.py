@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -19,6 +21,18 @@ from ai_gateway.security.admission import Ticket
 
 SSE = "text/event-stream"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Visible ASCII but the escape character itself: left as it is by header_text's encoding.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+
+def header_text(value: str) -> str:
+    """`value` as a header value: printable ASCII as it is, anything else (CR, LF, NUL, other
+    control characters, non-ASCII) percent-encoded as UTF-8, so that no name can break or
+    split the response. Model names are validated before this; configured upstream ids are
+    the operator's text."""
+    if value.isascii() and value.isprintable():
+        return value
+    return quote(value, safe=_HEADER_SAFE)
 
 
 def route_headers(info: RequestInfo) -> dict[str, str]:
@@ -31,12 +45,12 @@ def route_headers(info: RequestInfo) -> dict[str, str]:
         headers["x-gateway-cost-usd"] = format(info.cost_usd.normalize(), "f")
     served = trace.served_by
     if served is not None:
-        headers["x-gateway-model"] = served.group
-        headers["x-gateway-deployment"] = served.id
+        headers["x-gateway-model"] = header_text(served.group)
+        headers["x-gateway-deployment"] = header_text(served.id)
         headers["x-gateway-provider"] = served.provider
-        headers["x-gateway-upstream-model"] = served.model
+        headers["x-gateway-upstream-model"] = header_text(served.model)
     if trace.fallbacks:
-        headers["x-gateway-fallbacks"] = ",".join(trace.fallbacks)
+        headers["x-gateway-fallbacks"] = header_text(",".join(trace.fallbacks))
     if trace.hedged:
         headers["x-gateway-hedged"] = "true"
     if trace.truncated_messages:
@@ -76,7 +90,7 @@ class CompletionsAPI:
                 result = await cancel_on_disconnect(self._fanout_of.all(chat, info), receive)
                 return JSONResponse(result, headers=headers)
             if not mode:
-                chat = gate.guard_input(chat, parsed.model, info)
+                chat = await gate.guard_input(chat, parsed.model, info)
             if parsed.stream:
                 opening = (
                     self._fanout_of.first_stream(chat, info)
@@ -104,7 +118,7 @@ class CompletionsAPI:
                 result = await cancel_on_disconnect(self._fanout_of.first(chat, info), receive)
             else:
                 result = await cancel_on_disconnect(self._pipeline.complete(chat, info), receive)
-                result = gate.guard_output(result, parsed.model, info)
+                result = await gate.guard_output(result, parsed.model, info)
             headers.update(route_headers(info))
             if ticket is not None:
                 headers.update(ticket.headers)
@@ -127,7 +141,7 @@ class CompletionsAPI:
             else None
         )
         try:
-            call = gate.guard_embeddings(
+            call = await gate.guard_embeddings(
                 EmbeddingsCall(body=body, parsed=parsed), parsed.model, info
             )
             result = await cancel_on_disconnect(

@@ -3,6 +3,10 @@
 The request must be known: recorded in the analytics store, or still waiting in this instance's
 writer. Feedback is submitted through the background writer like usage records, so a store that
 is briefly down does not lose it; the 201 answer is the record as it will be stored.
+
+With authentication on, a caller may rate only its own requests: those recorded for its user
+(any of the user's virtual keys or JWTs). The master key may rate any request. A request of
+someone else gets the same 404 as an unknown id, so the answer never tells whether an id exists.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from ai_gateway.api.analytics import AnalyticsUnavailableError
 from ai_gateway.api.analytics_query import iso
 from ai_gateway.api.common import JSONResponse, read_json
 from ai_gateway.errors import NotFoundError
+from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.schemas.analytics import FeedbackRequest, normalise_score
 from ai_gateway.schemas.validation import parse_body
+from ai_gateway.security.principal import Principal
 from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
 from ai_gateway.usage.records import FeedbackRecord
 
@@ -29,8 +35,9 @@ FEEDBACK_BODY_LIMIT = 64 * 1024
 class FeedbackSink(Protocol):
     def submit_feedback(self, record: FeedbackRecord) -> None: ...
 
-    def pending(self, request_id: str) -> bool:
-        """Whether a usage record for `request_id` is waiting to be written."""
+    def pending(self, request_id: str, *, user: str | None = None) -> bool:
+        """Whether a usage record for `request_id` (with `user`: recorded for that user) is
+        waiting to be written."""
         ...
 
 
@@ -52,11 +59,17 @@ class FeedbackAPI:
         self._writer = writer
         self._limit = min(limit, FEEDBACK_BODY_LIMIT)
 
-    async def _known(self, request_id: str) -> bool:
-        if self._writer.pending(request_id):
+    async def _known(self, request_id: str, principal: Principal | None) -> bool:
+        """Whether `request_id` is recorded and the caller may rate it."""
+        user = None
+        if principal is not None and not principal.admin:
+            if principal.user is None:  # a credential without a user owns no request
+                return False
+            user = principal.user
+        if self._writer.pending(request_id, user=user):
             return True
         try:
-            return await self._store.has_request(request_id)
+            return await self._store.has_request(request_id, user=user)
         except StoreUnavailableError:
             raise AnalyticsUnavailableError(
                 "The analytics store is unavailable, so the request id cannot be checked; "
@@ -65,12 +78,12 @@ class FeedbackAPI:
 
     async def create(self, request: Request) -> Response:
         parsed = parse_body(FeedbackRequest, await read_json(request, self._limit))
-        if not await self._known(parsed.request_id):
+        principal = RequestInfo.from_scope(request.scope).principal
+        if not await self._known(parsed.request_id, principal):
             raise NotFoundError(
-                f"No request with id {parsed.request_id!r} is recorded: use the "
-                "x-gateway-request-id header of a chat or embeddings response from this "
-                "gateway (a client's own x-request-id may repeat, so it does not name one "
-                "request).",
+                f"No request with id {parsed.request_id!r} is recorded for this caller: use the "
+                "x-gateway-request-id header of a chat or embeddings response to one of your "
+                "requests (a client's own x-request-id may repeat, so it does not name one).",
                 param="request_id",
                 code="request_not_found",
             )

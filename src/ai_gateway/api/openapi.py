@@ -33,20 +33,23 @@ _MODELS: list[type[BaseModel]] = [
 ]
 
 _ERRORS = {
-    "400": "Malformed JSON, a field that fails validation or a request limit (the message names "
-    "it), or content refused by a content rule (code content_filter).",
+    "400": "Malformed JSON, a field that fails validation (invalid_model_name for a model name) "
+    "or a request limit (the message names it), a prompt too long for the model's context "
+    "window (context_length_exceeded), or content refused by a content rule (content_filter).",
     "401": "Missing or refused credential (master key, virtual key or Auth-service JWT), when "
     "authentication is on.",
     "402": "The key's, user's or team's budget for the period is used up (budget_exceeded).",
     "403": "The credential may not use this model (model_not_allowed) or this admin route.",
     "404": "Unknown model; list models with GET /v1/models.",
     "405": "The route does not accept this HTTP method.",
+    "408": "The request body did not arrive within body_timeout_s (request_timeout).",
     "413": "The request body is larger than the gateway accepts.",
     "429": "Rate limited by the gateway's own limits (rate_limit_exceeded, with x-ratelimit-* "
     "headers) or by the upstream provider (upstream_rate_limited); see Retry-After.",
     "502": "The upstream provider failed, was unreachable, or rejected the gateway's credentials.",
-    "503": "The upstream provider is overloaded or unavailable, or a dependency the gateway needs "
-    "to check the request (key store, Auth service keys, Redis with fail_closed) is down.",
+    "503": "The upstream provider is overloaded or unavailable, a dependency the gateway needs "
+    "to check the request (key store, Auth service keys, Redis with fail_closed) is down, or "
+    "the gateway has max_connections connections open (server_busy).",
     "504": "The upstream provider did not answer in time.",
     "500": "The gateway failed unexpectedly; the message quotes the request id.",
 }

@@ -37,6 +37,9 @@ LATENCY_BUCKETS = (
 
 
 MAX_DIRECT_MODEL_LABELS = 200
+# Longest label value kept as it is (the longest valid model name); a longer one is "other".
+# With the count bounds this bounds the size of /metrics, which anyone may scrape.
+MAX_LABEL_CHARS = 256
 MAX_ERROR_LABELS = 200  # distinct (route, type, code) error series before "other"
 _ERROR_LABEL = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 
@@ -61,6 +64,14 @@ class _Count:
 
     def dec(self) -> None:
         self.value -= 1
+
+
+def _bounded(labels: tuple[str, ...]) -> tuple[str, ...]:
+    """`labels` with every value longer than MAX_LABEL_CHARS replaced by "other" (checked only
+    when a new series would be made, never on the hot path of an existing one)."""
+    if all(len(value) <= MAX_LABEL_CHARS for value in labels):
+        return labels
+    return tuple(value if len(value) <= MAX_LABEL_CHARS else "other" for value in labels)
 
 
 class Metrics:
@@ -195,13 +206,16 @@ class Metrics:
         )
         self._direct_models: set[str] = set()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self._request_children: dict[tuple[str, str, str, str], Counter] = {}
-        self._latency_children: dict[tuple[str, str, str], Histogram] = {}
+        self._request_children: dict[tuple[str, ...], Counter] = {}
+        self._latency_children: dict[tuple[str, ...], Histogram] = {}
         self._error_labels: set[tuple[str, str, str]] = set()
 
     def model_label(self, model: str, *, configured: bool) -> str:
         """The `model` label for a request: configured names as they are; `provider/<id>` names
-        chosen by clients only up to MAX_DIRECT_MODEL_LABELS distinct ones, then "other"."""
+        chosen by clients only up to MAX_DIRECT_MODEL_LABELS distinct ones, then "other"; a
+        name longer than MAX_LABEL_CHARS is "other" too."""
+        if len(model) > MAX_LABEL_CHARS:
+            return "other"
         if configured or model in self._direct_models:
             return model
         if len(self._direct_models) < MAX_DIRECT_MODEL_LABELS:
@@ -212,12 +226,13 @@ class Metrics:
     def observe_request(
         self, route: str, model: str, provider: str, status: int, seconds: float
     ) -> None:
-        key = (route, model, provider, str(status))
+        key: tuple[str, ...] = (route, model, provider, str(status))
         counter = self._request_children.get(key)
         if counter is None:
+            key = _bounded(key)
             counter = self._request_children[key] = self.requests.labels(*key)
         counter.inc()
-        lkey = (route, model, provider)
+        lkey = key[:3]
         hist = self._latency_children.get(lkey)
         if hist is None:
             hist = self._latency_children[lkey] = self.latency.labels(*lkey)
@@ -265,7 +280,10 @@ class Metrics:
         key = (id(metric), labels)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metric.labels(*labels)
+            key = (id(metric), _bounded(labels))
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = metric.labels(*key[1])
         return child
 
     def retry(self, model: str, provider: str, code: str) -> None:

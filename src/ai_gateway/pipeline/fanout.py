@@ -70,14 +70,14 @@ class Fanout:
 
     async def _complete(self, request: ChatRequest, model: str, info: RequestInfo) -> JSONObject:
         gate = self._gate
-        chat = gate.guard_input(_for_model(request, model), model, info)
-        return gate.guard_output(await self._pipeline.complete(chat, info), model, info)
+        chat = await gate.guard_input(_for_model(request, model), model, info)
+        return await gate.guard_output(await self._pipeline.complete(chat, info), model, info)
 
-    def _open(
+    async def _open(
         self, request: ChatRequest, model: str, info: RequestInfo
-    ) -> Coroutine[Any, Any, AsyncIterator[bytes]]:
-        chat = self._gate.guard_input(_for_model(request, model), model, info)
-        return self._pipeline.open_stream(chat, info, self._gate.chunk_guard(model, info))
+    ) -> AsyncIterator[bytes]:
+        chat = await self._gate.guard_input(_for_model(request, model), model, info)
+        return await self._pipeline.open_stream(chat, info, self._gate.chunk_guard(model, info))
 
     async def first(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
         models = request.parsed.models or []

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from ai_gateway.errors import (
     GuardrailBlockedError,
@@ -33,11 +34,26 @@ from ai_gateway.security.admission import Admission, Ticket
 from ai_gateway.security.audit import CONTENT_BLOCKED, CONTENT_FLAGGED, AuditRecord, Outcome
 from ai_gateway.security.config import GuardrailsConfig
 from ai_gateway.security.guardrails import Finding, Guardrails, StreamFilter
+from ai_gateway.security.guardrails_fields import text_size
 from ai_gateway.security.principal import Principal
 from ai_gateway.security.request_limits import RequestLimits, check_chat, check_embeddings
 
 AuditSink = Callable[[AuditRecord], None]
+T = TypeVar("T")
 log = get_logger(__name__)
+
+# Texts longer than this (in all) are scanned in a worker thread. Detectors are linear-time, so
+# a scan below it is short; above it a scan could hold the event loop for long.
+OFF_LOOP_CHARS = 8_192
+
+
+async def off_loop(value: object, scan: Callable[[], T]) -> T:
+    """`scan()`, in a worker thread when `value` (the JSON it reads) holds more than
+    `OFF_LOOP_CHARS` characters of text. Python code in the thread yields the GIL to the event
+    loop at the interpreter's switch interval (5 ms)."""
+    if text_size(value) <= OFF_LOOP_CHARS:
+        return scan()
+    return await asyncio.to_thread(scan)
 
 
 class GuardrailSets:
@@ -74,19 +90,21 @@ class GuardrailSets:
 
 
 class ChunkGuard:
-    """The output rules over a stream of OpenAI chat chunks: each choice's text goes through a
-    StreamFilter, which may hold back a short tail until it knows no match spans the chunk
-    boundary; the tail is released with the choice's finishing chunk."""
+    """The output rules over a stream of OpenAI chat chunks. Every streamed text of a choice
+    goes through a StreamFilter: each string field of the delta but `role` (`content`,
+    `refusal`, `reasoning_content`, ...), each tool call's `function.arguments` and a legacy
+    `function_call.arguments`. The filter may hold back a short tail of each until it knows no
+    match spans the chunk boundary; the tails are released with the choice's finishing chunk."""
 
     def __init__(self, gate: RequestGate, guard: Guardrails, info: RequestInfo) -> None:
         self._gate = gate
         self._filter: StreamFilter = guard.stream_filter()
         self._info = info
-        self._open: set[int] = set()
+        self._open: dict[int, dict[str, int | None]] = {}  # choice -> field -> tool call index
         self._envelope: JSONObject = {}
 
     def apply(self, chunk: JSONObject) -> None:
-        """Filter the chunk's content in place; GuardrailBlockedError on a `block` rule."""
+        """Filter the chunk's texts in place; GuardrailBlockedError on a `block` rule."""
         if not self._envelope:
             self._envelope = {
                 k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk
@@ -96,31 +114,79 @@ class ChunkGuard:
             delta = choice.get("delta")
             if not isinstance(delta, dict):
                 continue
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                self._open.add(index)
-                step = self._filter.feed(index, text)
+            for field, holder, key, call in _streamed_texts(delta):
+                text = holder[key]
+                self._open.setdefault(index, {})[field] = call
+                step = self._filter.feed(index, text, field)
                 self._gate.findings(step.findings, self._info, step.blocked)
-                delta["content"] = step.text
+                holder[key] = step.text
             if choice.get("finish_reason") and index in self._open:
-                self._open.discard(index)
-                step = self._filter.finish(index)
-                self._gate.findings(step.findings, self._info, step.blocked)
-                if step.text:
-                    delta["content"] = (delta.get("content") or "") + step.text
+                self._release(index, delta)
 
     def tails(self) -> list[JSONObject]:
         """Chunks carrying what is still held back when the stream ended without finishing
         each choice (rare: upstreams send a finish reason)."""
         chunks: list[JSONObject] = []
         for index in sorted(self._open):
-            step = self._filter.finish(index)
+            delta: JSONObject = {}
+            self._release(index, delta)
+            if delta:
+                choice = {"index": index, "delta": delta, "finish_reason": None}
+                chunks.append({**self._envelope, "choices": [choice]})
+        return chunks
+
+    def _release(self, index: int, delta: JSONObject) -> None:
+        """Add what the filter held back of each text of choice `index` to `delta`."""
+        for field, call in self._open.pop(index).items():
+            step = self._filter.finish(index, field)
             self._gate.findings(step.findings, self._info, step.blocked)
             if step.text:
-                choice = {"index": index, "delta": {"content": step.text}, "finish_reason": None}
-                chunks.append({**self._envelope, "choices": [choice]})
-        self._open.clear()
-        return chunks
+                _append(delta, field, call, step.text)
+
+
+def _streamed_texts(delta: JSONObject) -> list[tuple[str, JSONObject, str, int | None]]:
+    """(field path, the object holding it, its key, the tool call's index) of each non-empty
+    streamed text of a delta."""
+    found: list[tuple[str, JSONObject, str, int | None]] = [
+        (key, delta, key, None)
+        for key, value in delta.items()
+        if key != "role" and isinstance(value, str) and value
+    ]
+    calls = delta.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            number = call.get("index", 0)
+            if function["arguments"]:
+                path = f"tool_calls[{number}].function.arguments"
+                found.append((path, function, "arguments", number))
+    legacy = delta.get("function_call")
+    if (
+        isinstance(legacy, dict)
+        and isinstance(legacy.get("arguments"), str)
+        and legacy["arguments"]
+    ):
+        found.append(("function_call.arguments", legacy, "arguments", None))
+    return found
+
+
+def _append(delta: JSONObject, field: str, call: int | None, text: str) -> None:
+    """Append `text` to `field` of a delta (creating the tool call entry or field as needed)."""
+    if call is not None:
+        calls = delta.get("tool_calls")
+        if not isinstance(calls, list):
+            calls = delta["tool_calls"] = []
+        entry = next((c for c in calls if c.get("index", 0) == call), None)
+        if entry is None:
+            entry = {"index": call, "function": {"arguments": ""}}
+            calls.append(entry)
+        function = entry.setdefault("function", {})
+        function["arguments"] = (function.get("arguments") or "") + text
+    elif field == "function_call.arguments":
+        legacy = delta.setdefault("function_call", {})
+        legacy["arguments"] = (legacy.get("arguments") or "") + text
+    else:
+        delta[field] = (delta.get(field) or "") + text
 
 
 class RequestGate:
@@ -247,48 +313,36 @@ class RequestGate:
 
     # --- guardrails ----------------------------------------------------------------------------
 
-    def guard_input(self, chat: ChatRequest, model: str, info: RequestInfo) -> ChatRequest:
+    async def guard_input(self, chat: ChatRequest, model: str, info: RequestInfo) -> ChatRequest:
+        """The input rules on every field of the request that reaches the upstream as text."""
         guard = self._guardrails.for_request(info.principal, model)
-        if guard is None:
+        if guard is None or not guard.has_input_rules:
             return chat
-        messages = chat.body.get("messages")
-        if not isinstance(messages, list):
-            return chat
-        scan = guard.scan_messages(messages)
+        scan = await off_loop(chat.body, partial(guard.scan_request, chat.body))
         self.findings(scan.findings, info, scan.blocked)
-        if scan.messages is messages:
+        if scan.body is chat.body:
             return chat
-        body = {**chat.body, "messages": scan.messages}
-        return ChatRequest(body=body, parsed=ChatCompletionRequest.model_validate(body))
+        return ChatRequest(body=scan.body, parsed=ChatCompletionRequest.model_validate(scan.body))
 
-    def guard_embeddings(
+    async def guard_embeddings(
         self, call: EmbeddingsCall, model: str, info: RequestInfo
     ) -> EmbeddingsCall:
-        """The input rules on the text to embed (a string, or a list of strings; token arrays
-        are not text)."""
+        """The input rules on the request: each string of `input` (token arrays are not text),
+        and `user`."""
         guard = self._guardrails.for_request(info.principal, model)
-        text = call.body.get("input")
         if guard is None or not guard.has_input_rules:
             return call
-        texts = [text] if isinstance(text, str) else text if isinstance(text, list) else []
-        changed = list(texts)
-        for index, item in enumerate(texts):
-            if not isinstance(item, str):
-                continue
-            where = "input" if isinstance(text, str) else f"input[{index}]"
-            scan = guard.scan_text(item, "input", where)
-            self.findings(scan.findings, info, scan.blocked)
-            changed[index] = scan.text
-        if changed == texts:
+        scan = await off_loop(call.body, partial(guard.scan_request, call.body))
+        self.findings(scan.findings, info, scan.blocked)
+        if scan.body is call.body:
             return call
-        body = {**call.body, "input": changed[0] if isinstance(text, str) else changed}
-        return EmbeddingsCall(body=body, parsed=EmbeddingsRequest.model_validate(body))
+        return EmbeddingsCall(body=scan.body, parsed=EmbeddingsRequest.model_validate(scan.body))
 
-    def guard_output(self, result: JSONObject, model: str, info: RequestInfo) -> JSONObject:
+    async def guard_output(self, result: JSONObject, model: str, info: RequestInfo) -> JSONObject:
         guard = self._guardrails.for_request(info.principal, model)
-        if guard is None:
+        if guard is None or not guard.has_output_rules:
             return result
-        scan = guard.scan_response(result)
+        scan = await off_loop(result.get("choices"), partial(guard.scan_response, result))
         self.findings(scan.findings, info, scan.blocked)
         return scan.body
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ai_gateway.routing.config import ContextStrategy
+from ai_gateway.schemas.validation import ModelName
 
 _OPEN = ConfigDict(extra="allow", strict=True)
 
@@ -144,7 +145,7 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = _OPEN
 
-    model: str = Field(min_length=1)
+    model: ModelName
     messages: list[Message] = Field(min_length=1)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
@@ -166,7 +167,7 @@ class ChatCompletionRequest(BaseModel):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     # Gateway extensions (removed before the request goes upstream).
     context_strategy: ContextStrategy | None = None
-    models: list[str] | None = Field(default=None, min_length=1, max_length=8)
+    models: list[ModelName] | None = Field(default=None, min_length=1, max_length=8)
     fanout: Literal["first", "all"] | None = None
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ai_gateway.schemas.chat_response import Usage
+from ai_gateway.schemas.validation import ModelName
 
 EmbeddingInput = str | list[str] | list[int] | list[list[int]]
 
@@ -16,7 +17,7 @@ class EmbeddingsRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    model: str = Field(min_length=1)
+    model: ModelName
     input: EmbeddingInput
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(default=None, ge=1)

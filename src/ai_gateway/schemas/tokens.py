@@ -7,12 +7,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ai_gateway.schemas.chat import Message, Tool
+from ai_gateway.schemas.validation import ModelName
 
 
 class TokenCountRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    model: str = Field(min_length=1)
+    model: ModelName
     messages: list[Message] | None = Field(default=None, min_length=1)
     tools: list[Tool] | None = None
     input: str | list[str] | None = None

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from ai_gateway.errors import InvalidRequestError
+from ai_gateway.model_names import MAX_MODEL_NAME_CHARS, model_name_problem
 
 M = TypeVar("M", bound=BaseModel)
+
+# Validation errors of our own whose type is also the error's `code` in the 400 answer.
+_CODED = frozenset({"invalid_model_name"})
+
+
+def _model_name(value: str) -> str:
+    problem = model_name_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("invalid_model_name", problem)
+    return value
+
+
+# A model name in a request (`model`, `models[]`): checked before anything uses it, because it
+# reaches response headers, metric labels, logs and upstream URLs (see ai_gateway.model_names).
+ModelName = Annotated[
+    str,
+    AfterValidator(_model_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_MODEL_NAME_CHARS,
+            "pattern": r"^[A-Za-z0-9._\-/:@]+$",
+        }
+    ),
+]
 
 # Tags pydantic adds to an error location that are not field names.
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "literal"})
@@ -48,4 +76,5 @@ def parse_body(model: type[M], body: object) -> M:
             text = f"Invalid value for '{param}': {message}."
         else:
             text = f"Invalid request: {message}."
-        raise InvalidRequestError(text, param=param or None) from None
+        code = first["type"] if first["type"] in _CODED else None
+        raise InvalidRequestError(text, param=param or None, code=code) from None

@@ -107,8 +107,8 @@ class GuardrailsConfig(_Frozen):
 
 
 class CORSConfig(_Frozen):
-    """Nothing is allowed unless listed. `allow_origins: ["*"]` allows any origin (never with
-    credentials)."""
+    """Nothing is allowed unless listed. `allow_origins: ["*"]` allows any origin, and so does
+    `"null"` in effect; neither is allowed with credentials."""
 
     allow_origins: tuple[str, ...] = ()
     allow_methods: tuple[str, ...] = ("GET", "POST", "DELETE", "OPTIONS")
@@ -131,6 +131,14 @@ class CORSConfig(_Frozen):
     def _no_wildcard_credentials(self) -> CORSConfig:
         if self.allow_credentials and "*" in self.allow_origins:
             raise ValueError("cors: allow_credentials cannot be used with allow_origins '*'")
+        if self.allow_credentials and any(
+            origin.strip().lower() == "null" for origin in self.allow_origins
+        ):
+            # Any page can send `Origin: null` (sandboxed iframes, file: and data: URLs).
+            raise ValueError(
+                "cors: allow_credentials cannot be used with the origin 'null', which any page "
+                "can send (sandboxed iframes, file: and data: URLs); list real origins"
+            )
         return self
 
 

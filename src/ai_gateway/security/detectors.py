@@ -32,9 +32,11 @@ literal one of which any match contains) skip a detector for a text in a substri
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+import re2  # RE2: linear-time matching for operator patterns
 
 DetectorKind = Literal[
     "email", "phone", "card", "iban", "secret", "deny_list", "regex", "prompt_injection"
@@ -45,6 +47,8 @@ Check = Callable[[str], Sequence[Span]]
 
 # Hold-back for an operator's regexes, whose longest match cannot be known (`RegexDetector`).
 REGEX_WINDOW = 256
+# Characters a built-in expression searches per call (see `bounded_finditer`).
+SEARCH_CHUNK = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,8 @@ class PatternDetector:
     case and match `text.lower()` (ASCII text) or, for other text, the original with IGNORECASE.
     `triggers`: literals (lower case when `lowered`) one of which every match contains."""
 
+    normalizes = True
+
     def __init__(
         self,
         kind: DetectorKind,
@@ -166,12 +172,33 @@ class PatternDetector:
         extents: list[Span] = []
         undecided: int | None = None
         for tag, (shape, regex) in enumerate(zip(self.shapes, subject[1], strict=True)):
-            found = _scan_shape(subject[0], pos, final, tag, shape, regex, hits, extents)
+            found = _scan_shape(
+                subject[0], pos, final, tag, shape, regex, self.max_len, hits, extents
+            )
             if found is not None and (undecided is None or found < undecided):
                 undecided = found
         if len(self.shapes) > 1:
             hits = _dedupe(hits)
         return DetectorScan(tuple(hits), tuple(extents), undecided)
+
+
+def bounded_finditer(
+    regex: re.Pattern[str], text: str, pos: int, reach: int, chunk: int = SEARCH_CHUNK
+) -> Iterator[re.Match[str]]:
+    """`regex.finditer(text, pos)` for an expression whose match and look-ahead span at most
+    `reach` characters, searched `chunk` characters at a time. Each search then looks at
+    a bounded slice, so no single call into `re` (which holds the GIL) lasts long on a large
+    text; a match starting in a chunk saw all the text it could look at, so the matches are the
+    same."""
+    n = len(text)
+    while pos < n:
+        stop = min(n, pos + chunk)
+        m = regex.search(text, pos, min(n, stop + reach))
+        if m is None or m.start() >= stop:
+            pos = stop
+            continue
+        yield m
+        pos = max(m.end(), m.start() + 1)
 
 
 def _scan_shape(
@@ -181,12 +208,15 @@ def _scan_shape(
     tag: int,
     shape: Shape,
     regex: re.Pattern[str],
+    reach: int,
     hits: list[Hit],
     extents: list[Span],
 ) -> int | None:
     """Append one shape's hits and extents; return the start of an undecided candidate."""
     consumed = pos
-    for m in regex.finditer(text, pos):
+    short = len(text) - pos <= SEARCH_CHUNK
+    matches = regex.finditer(text, pos) if short else bounded_finditer(regex, text, pos, reach)
+    for m in matches:
         start, end = m.span()
         if start < consumed or start == end:
             continue
@@ -211,17 +241,52 @@ class InjectionDetector(PatternDetector):
         return sum(self.shapes[t].weight for t in set(tags))
 
 
+class RegexMatch(Protocol):
+    def span(self) -> tuple[int, int]: ...
+
+
+class LinearPattern(Protocol):
+    """A compiled RE2 expression (the subset of `re.Pattern` the detector uses)."""
+
+    def finditer(self, text: str, pos: int = 0) -> Iterator[RegexMatch]: ...
+
+
+class PatternError(ValueError):
+    """An operator's pattern the linear-time engine cannot run (the message says why)."""
+
+
+def compile_linear(pattern: str, case_sensitive: bool) -> LinearPattern:
+    """`pattern` compiled by RE2, whose matching time is linear in the text whatever the pattern
+    (no catastrophic backtracking). RE2 has no back-references or look-around, `\\Z` is
+    written `\\z`, and `\\d`, `\\w`, `\\s` and `\\b` are ASCII-only."""
+    options = re2.Options()
+    options.case_sensitive = case_sensitive
+    options.log_errors = False  # the error is raised; RE2 would also print it to stderr
+    try:
+        compiled: LinearPattern = re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "invalid pattern"
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise PatternError(
+            f"{reason} (operator patterns run on RE2, a linear-time engine: no back-references,"
+            " no look-around, `\\z` instead of `\\Z`)"
+        ) from None
+    return compiled
+
+
 class RegexDetector:
-    """An operator's regular expressions, compiled once, each run on its own (they may use
-    numbered groups and back-references, so they are never combined into one alternation).
+    """An operator's regular expressions, compiled once by RE2 (`compile_linear`), each run on
+    its own (one alternation would change which of two overlapping matches wins).
 
     The longest match of an arbitrary expression cannot be known: in a stream, a match longer
     than `REGEX_WINDOW` characters may be cut. Write bounded patterns (`{1,40}`, not `+`)."""
 
     kind: DetectorKind = "regex"
     max_len = REGEX_WINDOW
+    normalizes = False  # an operator's pattern may mean a precise character
 
-    def __init__(self, patterns: Iterable[re.Pattern[str]]) -> None:
+    def __init__(self, patterns: Iterable[LinearPattern]) -> None:
         self._patterns = tuple(patterns)
 
     def hold(self, text: str) -> int:
@@ -229,7 +294,10 @@ class RegexDetector:
 
     def scan(self, text: str, pos: int = 0, final: bool = True) -> DetectorScan:
         extents = [
-            m.span() for p in self._patterns for m in p.finditer(text, pos) if m.end() > m.start()
+            m.span()
+            for p in self._patterns
+            for m in p.finditer(text, pos)
+            if m.span()[1] > m.span()[0]
         ]
         hits = _dedupe([Hit(s, e) for s, e in extents])
         return DetectorScan(tuple(hits), tuple(extents))
@@ -238,6 +306,7 @@ class RegexDetector:
 class Detector(Protocol):
     kind: DetectorKind
     max_len: int
+    normalizes: bool  # reads the normalised text (`security.normalize`), not the original
 
     def hold(self, text: str) -> int: ...
 
@@ -268,6 +337,6 @@ def deny_list_detector(words: Iterable[str], case_sensitive: bool) -> PatternDet
 
 
 def regex_detector(patterns: Iterable[str], case_sensitive: bool) -> RegexDetector:
-    """Raises `re.error` for an invalid pattern (the config model names the rule)."""
-    flags = 0 if case_sensitive else re.IGNORECASE
-    return RegexDetector(re.compile(p, flags) for p in patterns)
+    """Raises `PatternError` for a pattern RE2 cannot compile (the config model names the
+    rule)."""
+    return RegexDetector(compile_linear(p, case_sensitive) for p in patterns)

@@ -4,19 +4,21 @@ responses, and block, redact or flag them.
 Build once (at startup, or per set of policies an API key names), call per request::
 
     guardrails = Guardrails.compile([default_policy(), *configured_policies])
-    scan = guardrails.scan_messages(body["messages"])          # guardrails(in)
+    scan = guardrails.scan_request(body)                       # guardrails(in): every field
     if scan.blocked: raise GuardrailBlockedError(...)          # never quote the text
-    body["messages"] = scan.messages                           # same list if nothing redacted
+    body = scan.body                                           # the same body if not redacted
     out = guardrails.scan_response(response_body)              # guardrails(out), non-streamed
     stream = guardrails.stream_filter()                        # guardrails(out), streamed:
-    step = stream.feed(choice_index, delta_content)            #   send step.text
-    step = stream.finish(choice_index)                         #   at the choice's finish_reason
+    step = stream.feed(choice_index, delta_text, field)        #   send step.text
+    step = stream.finish(choice_index, field)                  #   at the choice's finish_reason
 
 A `Guardrails` is immutable after `compile` and shared by all requests; a `StreamFilter` belongs to
 one stream. Findings (`Finding`) say which rule matched where and how often, never what matched.
 Redaction replaces a match with `[REDACTED:<detector>]`. Policies, rules, actions and the built-in
-`default-pii` policy are described in `guardrails_config`; the detectors in `detectors`, `pii`,
-`credentials` and `injection`; the streaming filter's guarantees in `guardrails_stream`.
+`default-pii` policy are described in `guardrails_config`; which fields are read in
+`guardrails_fields`; the detectors in `detectors`, `pii`, `credentials` and `injection` (the
+built-in ones read the text as `normalize` folds it); the streaming filter's guarantees in
+`guardrails_stream`.
 
 Cost (`timeit`, CPython 3.11, a shared 2-vCPU machine, the `default-pii` policy, a 2 KB developer
 prompt with prose and Python code and no candidate): about 150 us per `scan_messages` call
@@ -35,7 +37,7 @@ reason; and substring triggers (`"@" in text`, `"sk-" in text`, ...) skip a dete
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ai_gateway.security.detectors import Detector
@@ -48,6 +50,7 @@ from ai_gateway.security.guardrails_config import (
     build_detector,
     default_policy,
 )
+from ai_gateway.security.guardrails_fields import Collector
 from ai_gateway.security.guardrails_scan import CompiledRule, DirectionScanner, Finding, marker
 from ai_gateway.security.guardrails_stream import StreamFilter, StreamStep
 
@@ -61,6 +64,7 @@ __all__ = [
     "Guardrails",
     "InputScan",
     "OutputScan",
+    "RequestScan",
     "StreamFilter",
     "StreamStep",
     "TextScan",
@@ -81,6 +85,16 @@ class InputScan:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestScan:
+    """`body` to send upstream: the caller's body itself when nothing was redacted, else a
+    redacted copy (see `guardrails_fields` for what is scanned)."""
+
+    body: dict[str, Any]
+    findings: tuple[Finding, ...] = ()
+    blocked: Finding | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutputScan:
     """`body`: the response itself when nothing was redacted, else a redacted copy."""
 
@@ -94,65 +108,6 @@ class TextScan:
     text: str
     findings: tuple[Finding, ...] = ()
     blocked: Finding | None = None
-
-
-@dataclass(slots=True)
-class _Collector:
-    """One call's findings; `text` scans a field and returns its redacted text, or None."""
-
-    scanner: DirectionScanner
-    findings: list[Finding] = field(default_factory=list)
-    blocked: Finding | None = None
-
-    def text(self, text: str, location: str, rules: Sequence[CompiledRule]) -> str | None:
-        outcome = self.scanner.scan(text, location, rules)
-        self.findings.extend(outcome.findings)
-        if self.blocked is None:
-            self.blocked = outcome.blocked
-        return outcome.text if outcome.redacted else None
-
-    def message(
-        self, message: dict[str, Any], prefix: str, rules: Sequence[CompiledRule]
-    ) -> dict[str, Any] | None:
-        """Scan a message's `content` (a string, or parts of which `text` parts are scanned) and
-        its `tool_calls[].function.arguments`; a redacted copy, or None when unchanged."""
-        new: dict[str, Any] | None = None
-        content = message.get("content")
-        if isinstance(content, str):
-            text = self.text(content, f"{prefix}.content", rules)
-            if text is not None:
-                new = {**message, "content": text}
-        elif isinstance(content, list):
-            parts: list[Any] | None = None
-            for j, part in enumerate(content):
-                if self.blocked is not None:
-                    break
-                if isinstance(part, dict) and part.get("type") == "text":
-                    value = part.get("text")
-                    if isinstance(value, str):
-                        text = self.text(value, f"{prefix}.content[{j}].text", rules)
-                        if text is not None:
-                            parts = list(content) if parts is None else parts
-                            parts[j] = {**part, "text": text}
-            if parts is not None:
-                new = {**message, "content": parts}
-        calls = message.get("tool_calls")
-        if isinstance(calls, list):
-            new_calls: list[Any] | None = None
-            for j, call in enumerate(calls):
-                function = call.get("function") if isinstance(call, dict) else None
-                if self.blocked is not None or not isinstance(function, dict):
-                    continue
-                arguments = function.get("arguments")
-                if isinstance(arguments, str):
-                    where = f"{prefix}.tool_calls[{j}].function.arguments"
-                    text = self.text(arguments, where, rules)
-                    if text is not None:
-                        new_calls = list(calls) if new_calls is None else new_calls
-                        new_calls[j] = {**call, "function": {**function, "arguments": text}}
-            if new_calls is not None:
-                new = {**(message if new is None else new), "tool_calls": new_calls}
-        return new
 
 
 class Guardrails:
@@ -207,37 +162,39 @@ class Guardrails:
     def has_output_rules(self) -> bool:
         return self._output is not None
 
+    def scan_request(self, body: dict[str, Any]) -> RequestScan:
+        """Scan a request body (chat or embeddings) with the input rules: every field that
+        reaches the upstream as text (see `guardrails_fields`)."""
+        if self._input is None:
+            return RequestScan(body)
+        collector = Collector(self._input)
+        new = collector.request(body)
+        return RequestScan(
+            body if new is None else new, tuple(collector.findings), collector.blocked
+        )
+
     def scan_messages(self, messages: list[dict[str, Any]]) -> InputScan:
         """Scan an OpenAI chat request's `messages` with the input rules (see `InputScan`)."""
         if self._input is None:
             return InputScan(messages)
-        collector = _Collector(self._input)
-        out: list[dict[str, Any]] | None = None
-        for i, message in enumerate(messages):
-            if not isinstance(message, dict):
-                continue
-            rules = self._input.rules_for(message.get("role"))
-            new = collector.message(message, f"messages[{i}]", rules) if rules else None
-            if new is not None:
-                out = list(messages) if out is None else out
-                out[i] = new
-            if collector.blocked is not None:
-                break
-        result = messages if out is None else out
+        collector = Collector(self._input)
+        new = collector.messages(messages, "messages")
+        result = messages if new is None else new
         return InputScan(result, tuple(collector.findings), collector.blocked)
 
     def scan_response(self, body: dict[str, Any]) -> OutputScan:
-        """Scan a non-streamed chat completion's `choices[].message` with the output rules."""
+        """Scan a non-streamed chat completion's `choices[].message` (every field of it) with
+        the output rules."""
         choices = body.get("choices")
         if self._output is None or not isinstance(choices, list):
             return OutputScan(body)
-        collector = _Collector(self._output)
+        collector = Collector(self._output)
         out: list[Any] | None = None
         for i, choice in enumerate(choices):
             message = choice.get("message") if isinstance(choice, dict) else None
             if not isinstance(message, dict):
                 continue
-            new = collector.message(message, f"choices[{i}].message", self._output.rules)
+            new = collector.fields(message, f"choices[{i}].message", self._output.rules)
             if new is not None:
                 out = list(choices) if out is None else out
                 out[i] = {**choice, "message": new}

@@ -20,7 +20,6 @@ The built-in policy `default-pii` (`default_policy()`), chosen for a developer-f
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, Literal, Self
 
@@ -30,6 +29,8 @@ from ai_gateway.security.credentials import secret_detector
 from ai_gateway.security.detectors import (
     Detector,
     DetectorKind,
+    PatternError,
+    compile_linear,
     deny_list_detector,
     regex_detector,
 )
@@ -81,8 +82,8 @@ class GuardrailRule(BaseModel):
                 raise ValueError(f"{where}: a regex rule needs `patterns`")
             for i, pattern in enumerate(self.patterns):
                 try:
-                    re.compile(pattern)
-                except re.error as exc:
+                    compile_linear(pattern, self.case_sensitive)
+                except PatternError as exc:
                     raise ValueError(
                         f"{where}: patterns[{i}] is not a valid regular expression ({exc})"
                     ) from None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ai_gateway.security.detectors import Detector, DetectorKind, DetectorScan, InjectionDetector
 from ai_gateway.security.guardrails_config import Action, Direction
+from ai_gateway.security.normalize import View, view
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +108,17 @@ class DirectionScanner:
         n = len(text)
         scans: dict[int, DetectorScan] = {}
         per_rule: list[tuple[CompiledRule, DetectorScan]] = []
+        original = View(text)
+        folded: View | None = None
         for rule in rules:
             found = scans.get(id(rule.detector))
             if found is None:
-                found = scans[id(rule.detector)] = rule.detector.scan(text, pos, final)
+                if rule.detector.normalizes and folded is None:
+                    folded = view(text)
+                source = folded if rule.detector.normalizes and folded is not None else original
+                found = scans[id(rule.detector)] = source.scan(rule.detector, pos, final)
             per_rule.append((rule, found))
-        cut = n if final else max(pos, self._cut(text, scans.values()))
+        cut = n if final else max(pos, self._cut(folded or view(text), original, scans.values()))
 
         findings: list[Finding] = []
         blocked: Finding | None = None
@@ -139,9 +145,12 @@ class DirectionScanner:
             _redact(text, pos, cut, spans), cut, tuple(findings), blocked, bool(spans)
         )
 
-    def _cut(self, text: str, scans: Iterable[DetectorScan]) -> int:
+    def _cut(self, folded: View, original: View, scans: Iterable[DetectorScan]) -> int:
         """The end of the decided prefix of a text that may continue."""
-        cut = min(detector.hold(text) for detector in self.detectors)
+        cut = min(
+            (folded if detector.normalizes else original).hold(detector)
+            for detector in self.detectors
+        )
         extents: list[tuple[int, int]] = []
         for found in scans:
             if found.undecided is not None:

@@ -1,9 +1,13 @@
 """The output guardrails of a streamed response: redact and block across chunk boundaries.
 
-A `StreamFilter` belongs to one stream. For each choice index it keeps the text not yet emitted
-(`pending`) and the last few emitted characters (the context look-behind assertions need). `feed`
-appends the delta and, once `STEP` characters have arrived since the last scan, scans context +
-pending and emits the decided prefix (see `guardrails_scan`). What stays behind is the tail that
+A `StreamFilter` belongs to one stream. Each streamed field of each choice (`content`,
+`refusal`, `reasoning_content`, a tool call's `arguments`, ...: the caller names it) is its own
+text: for each it keeps the text not yet emitted (`pending`) and the last few emitted characters
+(the context look-behind assertions need). `feed` appends the delta and, once `STEP` characters
+(and at least as many as were held back before) have arrived since the last scan, scans context
++ pending and emits the decided prefix (see `guardrails_scan`). Waiting for as many new
+characters as are held keeps the work linear when a candidate stays open for long (a token that
+goes on and on is not rescanned from its start on every delta). What stays behind is the tail that
 could still become part of a match: the last word or number (an email, a card number being
 typed), the last 26 characters with the built-in secret rule (`Bearer ` + a token), the last 200
 with a prompt_injection rule, the last 256 with a regex rule; more while a candidate is still
@@ -43,7 +47,7 @@ class StreamStep:
 
 
 @dataclass(slots=True)
-class _Choice:
+class _Text:
     context: str = ""
     pending: str = ""
     unscanned: int = 0
@@ -56,55 +60,57 @@ class StreamFilter:
 
     def __init__(self, scanner: DirectionScanner | None) -> None:
         self._scanner = scanner
-        self._choices: dict[int, _Choice] = {}
+        self._texts: dict[tuple[int, str], _Text] = {}
         self._blocked: Finding | None = None
 
     @property
     def blocked(self) -> Finding | None:
         return self._blocked
 
-    def feed(self, index: int, text: str) -> StreamStep:
-        """Take the content delta of choice `index`; return what may be sent now."""
+    def feed(self, index: int, text: str, field: str = "content") -> StreamStep:
+        """Take a delta of `field` (its path in the delta) of choice `index`; return what may be
+        sent now."""
         if self._scanner is None:
             return StreamStep(text)
         if self._blocked is not None:
             return StreamStep("", (), self._blocked)
-        choice = self._choices.get(index)
-        if choice is None:
-            choice = self._choices[index] = _Choice()
-        choice.pending += text
-        choice.unscanned += len(text)
-        if choice.unscanned < STEP:
+        state = self._texts.get((index, field))
+        if state is None:
+            state = self._texts[index, field] = _Text()
+        state.pending += text
+        state.unscanned += len(text)
+        if state.unscanned < max(STEP, len(state.pending) - state.unscanned):
             return StreamStep("")
-        choice.unscanned = 0
-        return self._step(self._scanner, index, choice, final=False)
+        state.unscanned = 0
+        return self._step(self._scanner, index, field, state, final=False)
 
-    def finish(self, index: int) -> StreamStep:
-        """Choice `index` has ended (its finish_reason arrived): scan and return the rest."""
-        choice = self._choices.pop(index, None)
+    def finish(self, index: int, field: str = "content") -> StreamStep:
+        """`field` of choice `index` has ended (its finish_reason arrived): scan and return the
+        rest."""
+        state = self._texts.pop((index, field), None)
         if self._blocked is not None:
             return StreamStep("", (), self._blocked)
-        if self._scanner is None or choice is None or not choice.pending:
+        if self._scanner is None or state is None or not state.pending:
             return StreamStep("")
-        return self._step(self._scanner, index, choice, final=True)
+        return self._step(self._scanner, index, field, state, final=True)
 
     def _step(
-        self, scanner: DirectionScanner, index: int, choice: _Choice, final: bool
+        self, scanner: DirectionScanner, index: int, field: str, state: _Text, final: bool
     ) -> StreamStep:
-        window = choice.context + choice.pending
-        pos = len(choice.context)
+        window = state.context + state.pending
+        pos = len(state.context)
         outcome = scanner.scan(
             window,
-            f"choices[{index}].delta.content",
+            f"choices[{index}].delta.{field}",
             scanner.rules,
             pos=pos,
             final=final,
-            injection=choice.injection,
+            injection=state.injection,
         )
         if outcome.blocked is not None:
             self._blocked = outcome.blocked
-            self._choices.clear()
+            self._texts.clear()
             return StreamStep("", outcome.findings, outcome.blocked)
-        choice.context = window[max(0, outcome.cut - CONTEXT) : outcome.cut]
-        choice.pending = window[outcome.cut :]
+        state.context = window[max(0, outcome.cut - CONTEXT) : outcome.cut]
+        state.pending = window[outcome.cut :]
         return StreamStep(outcome.text, outcome.findings)

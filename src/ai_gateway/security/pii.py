@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from itertools import accumulate
 from types import MappingProxyType
 
 from ai_gateway.security.detectors import (
     NOTHING,
+    Check,
     DetectorKind,
     DetectorScan,
     Hit,
@@ -56,45 +58,92 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+# ISO 7064 mod-97 works on digits: each letter stands for two (A=10 ... Z=35).
+_IBAN_DIGITS = {ord(c): str(ord(c) - 55) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # a digit doubled by the Luhn rule, digits summed
+
+
 def iban_ok(compact: str) -> bool:
     """ISO 13616 without spaces: country, check digits, length and mod-97 == 1."""
-    if not (compact[:2].isalpha() and compact[2:4].isdigit() and compact.isalnum()):
+    if not (
+        compact.isascii() and compact[:2].isalpha() and compact[2:4].isdigit() and compact.isalnum()
+    ):
         return False
     expected = IBAN_LENGTHS.get(compact[:2])
     if len(compact) != expected and (expected is not None or not 15 <= len(compact) <= 34):
         return False
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+    return int((compact[4:] + compact[:4]).upper().translate(_IBAN_DIGITS)) % 97 == 1
 
 
-def _card_ok(digits: str) -> bool:
-    if not 13 <= len(digits) <= 19 or digits[0] not in "23456" or len(set(digits)) == 1:
-        return False
-    return luhn_ok(digits)
+WindowOk = Callable[[str, Sequence[int]], Callable[[int, int], bool] | None]
+"""Given a candidate's characters without separators and the offsets in it where its groups
+start, a test of `compact[a:b]` (called for each run of whole groups of the right length, so it
+must be cheap), or None when no run can pass."""
 
 
-def _best_run(
-    separators: str, shortest: int, longest: int, ok: Callable[[str], bool]
-) -> Callable[[str], Sequence[Span]]:
+def _best_run(separators: str, shortest: int, longest: int, ok: WindowOk) -> Check:
     """A check accepting the longest run of whole groups (split at `separators`) whose text
-    without separators has `shortest`-`longest` characters and passes `ok`: a card followed by a
-    CVV or preceded by other numbers, an IBAN followed by a word in capitals."""
+    without separators has `shortest`-`longest` characters and passes `ok` (the earliest of
+    equally long runs): a card followed by a CVV or preceded by other numbers, an IBAN followed
+    by a word in capitals.
+
+    Linear in the candidate: a group has at least one character, so at most
+    `longest - shortest + 1` runs per first group have the right length."""
     group = re.compile(f"[^{separators}]+")
 
     def check(text: str) -> Sequence[Span]:
         groups = [m.span() for m in group.finditer(text)]
-        sums = [0]
+        offsets = [0]
         for start, end in groups:
-            sums.append(sums[-1] + end - start)
-        for count in range(len(groups), 0, -1):
+            offsets.append(offsets[-1] + end - start)
+        accepts = ok("".join(text[a:b] for a, b in groups), offsets)
+        if accepts is None:
+            return ()
+        widest = max(b - a for a, b in groups)
+        for count in range(min(len(groups), longest), 0, -1):
+            if count * widest < shortest:
+                break
             for i in range(len(groups) - count + 1):
-                if shortest <= sums[i + count] - sums[i] <= longest:
-                    run = groups[i : i + count]
-                    if ok("".join(text[a:b] for a, b in run)):
-                        return ((run[0][0], run[-1][1]),)
+                a, b = offsets[i], offsets[i + count]
+                if shortest <= b - a <= longest and accepts(a, b):
+                    return ((groups[i][0], groups[i + count - 1][1]),)
         return ()
 
     return check
+
+
+def _card_window(digits: str, offsets: Sequence[int]) -> Callable[[int, int], bool] | None:
+    """`digits[a:b]` starts with 2-6, is not all one digit and passes the Luhn check.
+
+    In `digits[a:b]` the Luhn rule doubles the digits at positions of the parity of `b`, so
+    running sums (mod 10) with the digits of one parity doubled (`sums[b % 2]`) give any run's
+    checksum as a difference. A candidate without a group starting with 2-6, or all of one
+    digit, costs nothing more."""
+    if len(set(digits)) == 1 or not any(digits[k] in "23456" for k in offsets[:-1]):
+        return None
+    values = [ord(ch) - 48 for ch in digits]
+    even = [_DOUBLED[v] if k % 2 == 0 else v for k, v in enumerate(values)]
+    odd = [v if k % 2 == 0 else _DOUBLED[v] for k, v in enumerate(values)]
+    sums = (
+        [total % 10 for total in accumulate(even, initial=0)],
+        [total % 10 for total in accumulate(odd, initial=0)],
+    )
+    same = [0]  # same[k]: where the run of equal digits through position k starts
+    for k in range(1, len(digits)):
+        same.append(same[-1] if digits[k] == digits[k - 1] else k)
+    return lambda a, b: (
+        digits[a] in "23456" and same[b - 1] > a and sums[b % 2][b] == sums[b % 2][a]
+    )
+
+
+def _iban_window(compact: str, offsets: Sequence[int]) -> Callable[[int, int], bool] | None:
+    """`compact[a:b]` is an IBAN (country, check digits, the country's length, mod-97)."""
+    starts = {
+        a for a in offsets[:-1] if compact[a : a + 2].isalpha() and compact[a + 2 : a + 4].isdigit()
+    }
+    if not starts:
+        return None
+    return lambda a, b: a in starts and iban_ok(compact[a:b])
 
 
 def _phone_check(low: int, high: int) -> Callable[[str], Sequence[Span]]:
@@ -128,13 +177,13 @@ def phone_detector() -> PatternDetector:
 def card_detector() -> PatternDetector:
     # A run of up to 48 digits in groups; the check finds the card in it.
     source = r"\d(?<![\w.\-]\d)(?:[ \-]?\d){12,47}(?!\d)"
-    shape = Shape(source, _best_run(" -", 13, 19, _card_ok))
+    shape = Shape(source, _best_run(" -", 13, 19, _card_window))
     return PatternDetector("card", [shape], max_len=97, holds=[Hold(97, r"0-9 \-", 1)])
 
 
 def iban_detector() -> PatternDetector:
     source = r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])"
-    shape = Shape(source, _best_run(" ", 15, 34, iban_ok))
+    shape = Shape(source, _best_run(" ", 15, 34, _iban_window))
     return PatternDetector("iban", [shape], max_len=70, holds=[Hold(70, "A-Z0-9 ", 1)])
 
 
@@ -146,8 +195,11 @@ class EmailDetector:
 
     kind: DetectorKind = "email"
     max_len = 64 + 1 + 120 + 1
+    normalizes = True
     _LOCAL = re.compile(r"[A-Za-z0-9._%+\-]{1,65}\Z")  # run before the `@`; 65 means too long
     _DOMAIN = re.compile(r"[A-Za-z0-9.\-]{0,121}")
+    # An `@` with fewer domain characters after it cannot start an email: skipped by `re`.
+    _AT = re.compile(r"@(?=[A-Za-z0-9.\-]{4})")
     _HOLD = Hold(max_len, r"A-Za-z0-9._%+\-@", 1)
 
     def hold(self, text: str) -> int:
@@ -156,7 +208,9 @@ class EmailDetector:
     def _candidate(self, text: str, at: int, consumed: int) -> Span | None:
         """The expression's match around the `@` at `at`, if any (starting at `consumed` or
         later: `finditer` does not revisit text a match took)."""
-        local = self._LOCAL.search(text, max(0, at - 65), at)
+        # A local part never holds an `@`: start the search after the last one.
+        floor = max(0, at - 65, text.rfind("@", max(0, at - 65), at) + 1)
+        local = self._LOCAL.search(text, floor, at)
         if local is None or local.start() < consumed or at - local.start() > 64:
             return None
         domain = self._DOMAIN.match(text, at + 1)
@@ -170,16 +224,15 @@ class EmailDetector:
         hits: list[Hit] = []
         extents: list[Span] = []
         consumed = pos
-        at = text.find("@", pos)
-        while at != -1:
-            extent = self._candidate(text, at, consumed)
+        for sign in self._AT.finditer(text, pos):
+            at = sign.start()
+            extent = self._candidate(text, at, consumed) if at >= consumed else None
             if extent is not None:
                 consumed = extent[1]
                 extents.append(extent)
                 end = _email_end(text, at, extent[1])
                 if end is not None:
                     hits.append(Hit(extent[0], end))
-            at = text.find("@", max(at + 1, consumed))
         return DetectorScan(tuple(hits), tuple(extents))
 
 

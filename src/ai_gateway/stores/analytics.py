@@ -33,7 +33,10 @@ class AnalyticsStore(Protocol):
 
     async def write_feedback(self, records: Sequence[FeedbackRecord]) -> None: ...
 
-    async def has_request(self, request_id: str) -> bool: ...
+    async def has_request(self, request_id: str, *, user: str | None = None) -> bool:
+        """Whether a usage record for `request_id` is stored; with `user`, one recorded for
+        that user (the caller of the request)."""
+        ...
 
     async def usage(
         self, start: datetime, end: datetime, group_by: UsageGroup

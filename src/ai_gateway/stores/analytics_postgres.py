@@ -81,8 +81,10 @@ class PostgresAnalyticsStore:
             rows = [q.feedback_values(r, q.utc) for r in records]
             await self._write(q.insert_feedback_sql(D), rows)
 
-    async def has_request(self, request_id: str) -> bool:
-        return bool(await self._fetch(q.has_request_sql(D), request_id))
+    async def has_request(self, request_id: str, *, user: str | None = None) -> bool:
+        if user is None:
+            return bool(await self._fetch(q.has_request_sql(D), request_id))
+        return bool(await self._fetch(q.has_request_sql(D, by_user=True), request_id, user))
 
     async def usage(
         self, start: datetime, end: datetime, group_by: UsageGroup

@@ -153,8 +153,9 @@ def insert_feedback_sql(d: Dialect) -> str:
     return _insert(d, "feedback_records", FEEDBACK_COLUMNS, "request_id, created_at")
 
 
-def has_request_sql(d: Dialect) -> str:
-    return f"SELECT 1 FROM usage_records WHERE request_id = {d.p(1)} LIMIT 1"
+def has_request_sql(d: Dialect, by_user: bool = False) -> str:
+    user = f" AND user_id = {d.p(2)}" if by_user else ""
+    return f"SELECT 1 FROM usage_records WHERE request_id = {d.p(1)}{user} LIMIT 1"
 
 
 def purge_sql(d: Dialect, table: Literal["usage_records", "feedback_records"]) -> str:

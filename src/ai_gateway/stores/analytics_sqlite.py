@@ -84,8 +84,10 @@ class SQLiteAnalyticsStore:
 
         await self._db.call(work)
 
-    async def has_request(self, request_id: str) -> bool:
-        return bool(await self._fetch(q.has_request_sql(D), (request_id,)))
+    async def has_request(self, request_id: str, *, user: str | None = None) -> bool:
+        if user is None:
+            return bool(await self._fetch(q.has_request_sql(D), (request_id,)))
+        return bool(await self._fetch(q.has_request_sql(D, by_user=True), (request_id, user)))
 
     def _window(self, start: datetime, end: datetime) -> tuple[int, int]:
         return q.to_micros(start), q.to_micros(end)

@@ -13,12 +13,20 @@ their counts for the same text run close to or somewhat above o200k's, so this o
 typical English by about 20-30%, and the byte term keeps dense text (code, CJK) from being
 under-counted. It is used for context-window and limit checks, where
 counting high is the safe side; billing always uses the provider's reported usage.
+
+Any length can be counted. The tokenizer refuses a text of 1,000,000 characters or more, or
+one that makes more than 200,000 tokens, so a text longer than PIECE_CHARS is counted in pieces
+of at most that many characters (at most 4 UTF-8 bytes each, so at most 200,000 tokens: a
+byte-level BPE makes at most one token per byte). A piece ends before a space that stands
+between two non-space characters, where both encodings' pre-tokenizers split anyway, so the
+count is the same as in one pass; only a text without such a space is cut mid-run, which can
+change the count by a token per cut.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
@@ -30,6 +38,7 @@ TOOL_DEFINITIONS_OVERHEAD = 12
 
 _O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
 _CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "gpt-35", "text-embedding-3", "text-embedding-ada-002")
+PIECE_CHARS = 50_000
 
 
 class _Encoding(Protocol):
@@ -55,11 +64,28 @@ def encoding_for(provider: str, model: str) -> str | None:
     return None
 
 
+def pieces(text: str, size: int) -> Iterator[str]:
+    """`text` in consecutive pieces of at most `size` characters, each but the last ending
+    before a space between two non-space characters in its second half, if it has one."""
+    start, end = 0, len(text)
+    while end - start > size:
+        cut = start + size
+        space = text.rfind(" ", start + size // 2, cut)
+        while space > start and (text[space - 1].isspace() or text[space + 1].isspace()):
+            space = text.rfind(" ", start + size // 2, space)
+        if space > start:
+            cut = space
+        yield text[start:cut]
+        start = cut
+    yield text[start:]
+
+
 class TokenCounter:
     """Loads each encoding once, on first use (not at import time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, piece_chars: int = PIECE_CHARS) -> None:
         self._encodings: dict[str, _Encoding] = {}
+        self._piece_chars = min(piece_chars, PIECE_CHARS)
 
     def _encoding(self, name: str) -> _Encoding:
         encoding = self._encodings.get(name)
@@ -75,10 +101,19 @@ class TokenCounter:
 
     def _text(self, text: str, encoding: str | None) -> int:
         if encoding is not None:
-            return len(self._encoding(encoding).encode_ordinary(text))
+            return self._tokens(self._encoding(encoding), text)
         by_bytes = math.ceil(len(text.encode("utf-8")) / 4)
-        by_tokens = math.ceil(len(self._o200k.encode_ordinary(text)) * 1.2)
+        by_tokens = math.ceil(self._tokens(self._o200k, text) * 1.2)
         return max(by_bytes, by_tokens)
+
+    def _tokens(self, encoding: _Encoding, text: str) -> int:
+        size = self._piece_chars
+        if len(text) <= size:
+            return len(encoding.encode_ordinary(text))
+        total = 0
+        for piece in pieces(text, size):
+            total += len(encoding.encode_ordinary(piece))
+        return total
 
     def count_text(self, provider: str, model: str, texts: Iterable[str]) -> TokenCount:
         encoding = encoding_for(provider, model)

@@ -151,11 +151,14 @@ class AnalyticsWriter:
             self._buffered += 1
             self._nudge("audit")
 
-    def pending(self, request_id: str) -> bool:
-        """Whether a usage record for `request_id` is buffered, not yet written (a scan, newest
-        first: this serves feedback, which is rare and usually about a recent request; no index
-        is kept on the hot path)."""
-        return any(record.request_id == request_id for record in reversed(self._usage))
+    def pending(self, request_id: str, *, user: str | None = None) -> bool:
+        """Whether a usage record for `request_id` (with `user`: one recorded for that user) is
+        buffered, not yet written (a scan, newest first: this serves feedback, which is rare and
+        usually about a recent request; no index is kept on the hot path)."""
+        return any(
+            record.request_id == request_id and (user is None or record.user == user)
+            for record in reversed(self._usage)
+        )
 
     @property
     def stats(self) -> WriterStats:
