@@ -138,6 +138,10 @@ class GatewayServer:
     def gateway(self) -> Any:
         return self.app.state.gateway
 
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run `coro` on the gateway's own event loop (for tests of one stage's behaviour)."""
+        return self._thread.run(coro, timeout)
+
     def stop(self) -> None:
         """Shut down gracefully (the lifespan flushes the writer); a second call does nothing."""
         if self._server.should_exit:

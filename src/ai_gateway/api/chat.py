@@ -112,7 +112,7 @@ class CompletionsAPI:
                     # Also after the response: for a client gone mid-way the server leaves the
                     # stream suspended (closed here, so that it is recorded, then charged); for
                     # one gone before it started, its generator never reaches its `finally`.
-                    background=BackgroundTask(gate.finish, body, ticket, info),
+                    background=BackgroundTask(gate.finish, body, stream, ticket, info),
                 )
             if mode:
                 result = await cancel_on_disconnect(self._fanout_of.first(chat, info), receive)

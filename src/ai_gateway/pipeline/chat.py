@@ -276,7 +276,14 @@ class ChatPipeline:
         self._attempting(opened.deployment, info)
         options = request.parsed.stream_options
         include_usage = bool(options and options.include_usage)
-        return self._relay(opened, info, include_usage, guard)
+        relay = self._relay(opened, info, include_usage, guard)
+        # Run the relay to its first (empty) yield. Python runs an async generator's `finally`
+        # only once it has started: a stream closed before anyone read it (a client gone before
+        # the body started, a losing fan-out branch) would otherwise keep its upstream response
+        # open and never be recorded or charged. Started, it is cleaned up by `aclose()`, or by
+        # the event loop when it is dropped.
+        await anext(relay)
+        return relay
 
     def _hold(self) -> AttemptSpan | None:
         return self._tracing.hold_attempt() if self._tracing is not None else None
@@ -287,7 +294,8 @@ class ChatPipeline:
         info: RequestInfo,
         include_usage: bool,
         guard: ChunkGuard | None = None,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
+        """The client's stream. Its first item is an empty priming value (see `open_stream`)."""
         deployment = opened.deployment
         first_token_seen = False
         final_usage: object = None
@@ -297,6 +305,7 @@ class ChatPipeline:
         # Counts what is streamed, charged when no usage arrives (a client or upstream cut).
         tally = self._recorder.tally(info, deployment.provider, deployment.model, opened.body or {})
         try:
+            yield b""  # the priming step: from here on, closing the relay runs its `finally`
             pending: list[JSONObject] = list(opened.head)
             while True:
                 if pending:

@@ -282,13 +282,20 @@ class RequestGate:
         await self._admission.settle(ticket, info)
 
     async def finish(
-        self, stream: AsyncGenerator[bytes, None], ticket: Ticket, info: RequestInfo
+        self,
+        body: AsyncGenerator[bytes, None],
+        stream: AsyncIterator[bytes],
+        ticket: Ticket,
+        info: RequestInfo,
     ) -> None:
-        """After a streamed response (its background task): close `stream` (from
-        `settle_after`) if the server left it suspended, as it does when the client leaves
-        mid-way, which records and settles it; then settle, for a stream that never started
-        (nothing happens for one already settled)."""
-        await stream.aclose()
+        """After a streamed response (its background task): close `body` (from `settle_after`,
+        around `stream`) if the server left it suspended, as it does when the client leaves
+        mid-way, which records and settles it. A client gone before the body started leaves
+        `body` unstarted (closing it runs nothing): close `stream` itself, which records what
+        the upstream produced, then settle (nothing happens for one already settled)."""
+        await body.aclose()
+        if isinstance(stream, AsyncGenerator):
+            await stream.aclose()
         await self._admission.settle(ticket, info)
 
     async def settle_after(

@@ -1,0 +1,33 @@
+"""A stream the gateway opened upstream is recorded, charged and closed however it ends, also
+when nobody ever reads it (a client gone before the body started, a losing fan-out branch)."""
+
+from __future__ import annotations
+
+from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.providers.base import ChatRequest
+from ai_gateway.schemas.chat import ChatCompletionRequest
+from conftest import GatewayFactory, emulator_yaml
+from harness import EmulatorServer
+
+
+def test_a_stream_closed_before_it_is_read_is_recorded(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    gw = start_gateway(emulator_yaml(emu))
+    body = {
+        "model": "fast",
+        "stream": True,
+        "messages": [{"role": "user", "content": "opened but never read"}],
+    }
+    request = ChatRequest(body=body, parsed=ChatCompletionRequest.model_validate(body))
+    info = RequestInfo(request_id="never-read")
+
+    async def open_and_drop() -> None:
+        stream = await gw.gateway.pipeline.open_stream(request, info)
+        await stream.aclose()  # as a discarded fan-out branch, or the server's clean-up, does
+
+    gw.run(open_and_drop())
+    # Recorded (with what was counted, the prompt at least) and priced, not silently dropped.
+    assert info.total_tokens > 0
+    assert info.cost_usd is not None
+    assert emu.stats()["providers"]["openai"]["gpt-4o-mini"]["requests"] == 1
