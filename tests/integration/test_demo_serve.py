@@ -15,26 +15,13 @@ import httpx
 import openai
 import pytest
 
+from conftest import PROVIDER_ENV
 from harness import VENV_BIN, free_port, start_process, wait_http
 from harness import output as process_output
 
 AI_GATEWAY = str(VENV_BIN / "ai-gateway")
 # Nothing configured: every provider variable blank (an empty value counts as unset).
-NOTHING = dict.fromkeys(
-    (
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "GEMINI_API_KEY",
-        "GOOGLE_API_KEY",
-        "GEMINI_BASE_URL",
-        "AI_GATEWAY_CONFIG",
-        "AI_GATEWAY_DEMO",
-        "AI_GATEWAY_MASTER_KEY",
-    ),
-    "",
-)
+NOTHING = dict.fromkeys(PROVIDER_ENV, "")
 DEMO_HEADER = "x-gateway-demo"
 
 

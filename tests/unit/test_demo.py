@@ -1,4 +1,4 @@
-"""Demo mode: when it turns on, and what it serves."""
+"""Demo mode: when it turns on, and what it serves. (conftest clears the provider variables.)"""
 
 from __future__ import annotations
 
@@ -8,24 +8,6 @@ import pytest
 
 from ai_gateway.demo import DEMO_MODELS, wants_demo, with_demo
 from ai_gateway.settings import load_config
-
-_PROVIDER_VARS = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "GEMINI_BASE_URL",
-    "AI_GATEWAY_CONFIG",
-    "AI_GATEWAY_DEMO",
-)
-
-
-@pytest.fixture(autouse=True)
-def _no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _PROVIDER_VARS:
-        monkeypatch.delenv(name, raising=False)
 
 
 def test_on_when_nothing_is_configured() -> None:
