@@ -16,8 +16,7 @@ from starlette.routing import Route
 
 from ai_gateway.api.analytics_routes import analytics_routes
 from ai_gateway.api.chat import CompletionsAPI, route_headers
-from ai_gateway.api.common import JSONResponse, error_response
-from ai_gateway.api.deadline import BodyDeadlineMiddleware
+from ai_gateway.api.common import BodyLimit, JSONResponse, error_response
 from ai_gateway.api.health import CheckResult, HealthAPI, ReadinessCheck
 from ai_gateway.api.middleware import RequestContextMiddleware
 from ai_gateway.api.models import ModelsAPI, build_model_cards
@@ -208,8 +207,9 @@ def create_app(
         store,
     )
 
-    completions = CompletionsAPI(pipeline, security.gate, settings.max_body_bytes)
-    tokens = TokensAPI(deployments, counter, settings.max_body_bytes)
+    body = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)
+    completions = CompletionsAPI(pipeline, security.gate, body)
+    tokens = TokensAPI(deployments, counter, body)
     models = ModelsAPI(
         build_model_cards(
             deployments,
@@ -252,9 +252,7 @@ def create_app(
             Route(f"{prefix}/models/{{model_id:path}}", models.retrieve, methods=["GET"]),
             Route(f"{prefix}/tokens/count", tokens.count, methods=["POST"]),
         ]
-    routes += analytics_routes(
-        store, writer if store is not None else None, settings.max_body_bytes
-    )
+    routes += analytics_routes(store, writer if store is not None else None, body)
     if security.admin is not None:
         routes += security.admin.routes()
     routes += [
@@ -274,7 +272,6 @@ def create_app(
             extra_headers=(DEMO_HEADER,) if config.demo_upstream else (),
         ),
         *security.middleware,  # authentication, and the admin boundary
-        Middleware(BodyDeadlineMiddleware, timeout_s=settings.body_timeout_s),
     ]
 
     @asynccontextmanager

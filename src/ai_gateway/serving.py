@@ -15,8 +15,9 @@ adds what is missing, in the server where the bytes are read:
 - **Connection cap**: past `max_connections` open connections, a request is answered 503
   (`server_busy`, OpenAI-style JSON) without running the application, and its connection closed.
 
-The body read timeout is an ASGI receive wrapper (`api/deadline.py`), so that its 408 goes
-through the application's error handling, request id and metrics like any other error.
+The body read timeout is where every route reads its body (`read_json` in `api/common.py`),
+so that its 408 goes through the application's error handling, request id and metrics like any
+other error.
 """
 
 from __future__ import annotations

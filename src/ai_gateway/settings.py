@@ -139,7 +139,7 @@ class GatewaySettings(BaseModel):
     request_timeout_s: float = Field(default=600.0, gt=0)
     stream_idle_timeout_s: float = Field(default=300.0, gt=0)
     max_upstream_connections: int = Field(default=1000, ge=1)
-    # Slow and idle clients (ai_gateway/serving.py, api/deadline.py).
+    # Slow and idle clients (ai_gateway/serving.py; the body timeout: read_json in api/common.py).
     header_timeout_s: float = Field(default=10.0, gt=0)
     body_timeout_s: float = Field(default=30.0, gt=0)
     keep_alive_timeout_s: int = Field(default=5, ge=1)

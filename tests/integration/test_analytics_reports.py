@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ai_gateway.api.analytics_routes import analytics_routes
-from ai_gateway.api.common import error_response
+from ai_gateway.api.common import BodyLimit, error_response
 from ai_gateway.errors import GatewayError
 from ai_gateway.schemas.analytics import (
     ErrorsReport,
@@ -75,7 +75,7 @@ class ReportsServer:
             await self.store.aclose()
 
         app = Starlette(
-            routes=analytics_routes(self.store, self.writer, 1 << 20),
+            routes=analytics_routes(self.store, self.writer, BodyLimit(1 << 20, 30)),
             lifespan=lifespan,
             exception_handlers={GatewayError: _gateway_error},
         )

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.testclient import TestClient
 
 from ai_gateway.api.analytics_routes import analytics_routes
-from ai_gateway.api.common import error_response
+from ai_gateway.api.common import BodyLimit, error_response
 from ai_gateway.errors import GatewayError
 from ai_gateway.stores.analytics import StoreUnavailableError
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
@@ -97,7 +97,7 @@ def parts() -> tuple[FakeStore, FakeWriter]:
 def http(parts: tuple[FakeStore, FakeWriter]) -> Iterator[TestClient]:
     store, writer = parts
     app = Starlette(
-        routes=analytics_routes(store, writer, 10_000, flush_timeout_s=0.2),
+        routes=analytics_routes(store, writer, BodyLimit(10_000, 30), flush_timeout_s=0.2),
         exception_handlers={GatewayError: _gateway_error},
     )
     with TestClient(app) as client:
@@ -251,7 +251,7 @@ def test_feedback_errors_are_openai_style(
 
 def test_disabled_analytics_answer_404_with_the_reason() -> None:
     app = Starlette(
-        routes=analytics_routes(None, None, 10_000),
+        routes=analytics_routes(None, None, BodyLimit(10_000, 30)),
         exception_handlers={GatewayError: _gateway_error},
     )
     with TestClient(app) as client:

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from ai_gateway.api.analytics_query import parse_range
 from ai_gateway.api.auth import client_ip
-from ai_gateway.api.common import JSONResponse, read_json
+from ai_gateway.api.common import BodyLimit, JSONResponse, read_json
 from ai_gateway.errors import InvalidRequestError, NotFoundError, ServiceUnavailableError
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.schemas.validation import parse_body
@@ -77,7 +77,9 @@ class AdminAPI:
         audit: Callable[[AuditRecord], None],
         forget: Callable[[str], None],
         guardrail_policies: frozenset[str],
+        body: BodyLimit,
     ) -> None:
+        self._body = body.at_most(ADMIN_BODY_LIMIT)
         self._store = store
         self._audit = audit
         self._forget = forget  # drop a key from the authenticator's cache
@@ -124,7 +126,7 @@ class AdminAPI:
         return key_id
 
     async def create(self, request: Request) -> Response:
-        body = parse_body(KeyCreate, await read_json(request, ADMIN_BODY_LIMIT))
+        body = parse_body(KeyCreate, await read_json(request, self._body))
         unknown = [name for name in body.guardrails if name not in self._policies]
         if unknown:
             raise InvalidRequestError(

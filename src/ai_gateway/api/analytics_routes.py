@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ai_gateway.api.analytics import AnalyticsAPI, Flushable
+from ai_gateway.api.common import BodyLimit
 from ai_gateway.api.dashboard import DashboardAPI
 from ai_gateway.api.feedback import FeedbackAPI, FeedbackSink
 from ai_gateway.errors import NotFoundError
@@ -32,7 +33,7 @@ async def _disabled(request: Request) -> Response:
 def analytics_routes(
     store: AnalyticsStore | None,
     writer: AnalyticsSink | None,
-    max_body_bytes: int,
+    body: BodyLimit,
     *,
     flush_timeout_s: float = 5.0,
 ) -> list[Route]:
@@ -51,7 +52,7 @@ def analytics_routes(
         routes.append(Route("/ai/feedback", _disabled, methods=["POST"]))
         return routes
     reports = AnalyticsAPI(store, writer, flush_timeout_s=flush_timeout_s)
-    feedback = FeedbackAPI(store, writer, max_body_bytes)
+    feedback = FeedbackAPI(store, writer, body)
     routes += [
         Route("/ai/analytics/usage", reports.usage, methods=["GET"]),
         Route("/ai/analytics/models", reports.models, methods=["GET"]),

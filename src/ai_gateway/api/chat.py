@@ -8,7 +8,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ai_gateway.api.common import JSONResponse, cancel_on_disconnect, read_json
+from ai_gateway.api.common import BodyLimit, JSONResponse, cancel_on_disconnect, read_json
 from ai_gateway.pipeline.chat import ChatPipeline
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.pipeline.fanout import Fanout
@@ -59,11 +59,11 @@ def route_headers(info: RequestInfo) -> dict[str, str]:
 
 
 class CompletionsAPI:
-    def __init__(self, pipeline: ChatPipeline, gate: RequestGate, max_body_bytes: int) -> None:
+    def __init__(self, pipeline: ChatPipeline, gate: RequestGate, body: BodyLimit) -> None:
         self._pipeline = pipeline
         self._gate = gate
         self._fanout_of = Fanout(pipeline, gate)
-        self._limit = max_body_bytes
+        self._limit = body
 
     async def chat(self, request: Request) -> Response:
         gate = self._gate

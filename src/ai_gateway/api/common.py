@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -12,7 +13,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive
 
-from ai_gateway.errors import GatewayError, InvalidRequestError, PayloadTooLargeError
+from ai_gateway.errors import (
+    GatewayError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+)
 
 T = TypeVar("T")
 
@@ -31,22 +37,46 @@ def error_response(exc: GatewayError, headers: Mapping[str, str] | None = None) 
     )
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The body as JSON: 413 past `limit` bytes (checked before and while reading), 400 if bad."""
+@dataclass(frozen=True, slots=True)
+class BodyLimit:
+    """How many bytes of a request body a route reads, and how long it waits for them."""
+
+    max_bytes: int
+    timeout_s: float  # body_timeout_s
+
+    def at_most(self, max_bytes: int) -> BodyLimit:
+        return BodyLimit(min(max_bytes, self.max_bytes), self.timeout_s)
+
+
+async def read_json(request: Request, limit: BodyLimit) -> Any:
+    """The body as JSON: 413 past `limit.max_bytes` (checked before and while reading), 400 if
+    bad, 408 if it has not all arrived within `limit.timeout_s` of starting to read it (after
+    authentication). Every route reads its body here, so this is the body read timeout: nothing
+    of a request whose body is late has been used, and the 408 goes through the app's error
+    handling like any other error. The server closes a connection answered before its body
+    ended (ai_gateway/serving.py)."""
+    max_bytes = limit.max_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLargeError(
-            f"The request body is {declared} bytes; this gateway accepts at most {limit} bytes."
+            f"The request body is {declared} bytes; this gateway accepts at most {max_bytes} bytes."
         )
     parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(
-                f"The request body exceeds this gateway's limit of {limit} bytes."
-            )
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(limit.timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLargeError(
+                        f"The request body exceeds this gateway's limit of {max_bytes} bytes."
+                    )
+                parts.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"The request body did not arrive within {limit.timeout_s:g}s (body_timeout_s); "
+            "send the whole body without pausing."
+        ) from None
     body = parts[0] if len(parts) == 1 else b"".join(parts)
     if not body:
         raise InvalidRequestError(

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from ai_gateway.api.analytics import AnalyticsUnavailableError
 from ai_gateway.api.analytics_query import iso
-from ai_gateway.api.common import JSONResponse, read_json
+from ai_gateway.api.common import BodyLimit, JSONResponse, read_json
 from ai_gateway.errors import NotFoundError
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.schemas.analytics import FeedbackRequest, normalise_score
@@ -54,10 +54,10 @@ def feedback_json(record: FeedbackRecord) -> dict[str, Any]:
 
 
 class FeedbackAPI:
-    def __init__(self, store: AnalyticsStore, writer: FeedbackSink, limit: int) -> None:
+    def __init__(self, store: AnalyticsStore, writer: FeedbackSink, limit: BodyLimit) -> None:
         self._store = store
         self._writer = writer
-        self._limit = min(limit, FEEDBACK_BODY_LIMIT)
+        self._limit = limit.at_most(FEEDBACK_BODY_LIMIT)
 
     async def _known(self, request_id: str, principal: Principal | None) -> bool:
         """Whether `request_id` is recorded and the caller may rate it."""

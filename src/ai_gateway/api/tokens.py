@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ai_gateway.api.common import JSONResponse, read_json
+from ai_gateway.api.common import BodyLimit, JSONResponse, read_json
 from ai_gateway.routing.deployments import DeploymentTable
 from ai_gateway.schemas.tokens import TokenCountRequest
 from ai_gateway.schemas.validation import parse_body
@@ -13,7 +13,9 @@ from ai_gateway.usage.tokens import TokenCounter
 
 
 class TokensAPI:
-    def __init__(self, deployments: DeploymentTable, counter: TokenCounter, limit: int) -> None:
+    def __init__(
+        self, deployments: DeploymentTable, counter: TokenCounter, limit: BodyLimit
+    ) -> None:
         self._deployments = deployments
         self._counter = counter
         self._limit = limit

@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from ai_gateway.api.admin import AdminAPI
 from ai_gateway.api.auth import AuthMiddleware
+from ai_gateway.api.common import BodyLimit
 from ai_gateway.api.health import CheckResult, ReadinessCheck
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
@@ -143,7 +144,13 @@ def build_security(
         Middleware(AuthMiddleware, authenticator=authenticator, metrics=metrics, audit=audit)
     )
     if store is not None and audit is not None:
-        parts.admin = AdminAPI(store, audit, authenticator.forget, guardrails.names)
+        parts.admin = AdminAPI(
+            store,
+            audit,
+            authenticator.forget,
+            guardrails.names,
+            BodyLimit(settings.max_body_bytes, settings.body_timeout_s),
+        )
     return parts
 
 
