@@ -38,6 +38,7 @@ from harness import (
     config_from_yaml,
     dep,
     free_port,
+    output,
     start_process,
     wait_http,
 )
@@ -385,8 +386,11 @@ def test_workers_share_one_metrics_view(emulator: EmulatorServer, tmp_path: Path
             assert requests == sent
             assert sample(text, "ai_gateway_tokens_total", direction="input") > 0
         proc.terminate()
-        proc.wait(20)
+        printed = output(proc, timeout=20)
     assert not list(tmp_path.glob("ai-gateway-metrics-*"))  # removed at shutdown
+    # One access line per request, the gateway's own: the workers print no uvicorn.access line.
+    assert '"logger":"uvicorn.access"' not in printed
+    assert printed.count('"event":"request"') >= sent + 4  # and the readiness probes
 
 
 # -- the access log --------------------------------------------------------------------------

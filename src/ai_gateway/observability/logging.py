@@ -367,6 +367,9 @@ def configure_logging(
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The gateway writes its own access line (event "request"); uvicorn's would repeat it. A
+    # worker process (--workers > 1) configures logging after uvicorn has, so say it here too.
+    logging.getLogger("uvicorn.access").propagate = False
     min_level = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[*shared, *rendering],
