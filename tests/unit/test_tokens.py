@@ -134,11 +134,14 @@ def test_estimate_is_conservative_for_english_prose(counter: TokenCounter) -> No
 WORDS = ["ab", " ", "  ", "\n", "12345", "é", "中文", ",", "The", "\t", "don't"]
 
 
-@settings(max_examples=100, deadline=None)
+# derandomize: the same examples on every run, so CI never meets a new one by chance.
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.lists(st.sampled_from(WORDS), max_size=150))
 def test_counting_in_pieces_gives_the_one_pass_count(words: list[str]) -> None:
     """A small piece size forces many cuts. Cut before a lone space, the count is the
-    one-pass count (tiktoken's engine as the reference); cut mid-run, off by a token a cut."""
+    one-pass count (tiktoken's engine as the reference). A hard cut (no such space in the
+    piece's second half) splits one pre-token, whose halves are encoded apart: a few tokens
+    more or less a cut (" don't" is one token, " don'" and "t" are three)."""
     text = " ".join(words)
     size = 16
     parts = list(pieces(text, size))
@@ -150,7 +153,7 @@ def test_counting_in_pieces_gives_the_one_pass_count(words: list[str]) -> None:
         if clean:
             assert counted == one_pass
         else:
-            assert abs(counted - one_pass) <= len(parts) - 1
+            assert abs(counted - one_pass) <= 3 * (len(parts) - 1)
 
 
 def test_texts_past_the_tokenizer_limits_are_counted(counter: TokenCounter) -> None:
