@@ -12,16 +12,17 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from ai_gateway.api.analytics_routes import analytics_routes
+from ai_gateway.api.analytics_routes import analytics_endpoints
 from ai_gateway.api.chat import CompletionsAPI, route_headers
 from ai_gateway.api.common import BodyLimit, JSONResponse, error_response
+from ai_gateway.api.dashboard import DashboardAPI
 from ai_gateway.api.health import CheckResult, HealthAPI, ReadinessCheck
 from ai_gateway.api.middleware import RequestContextMiddleware
 from ai_gateway.api.models import ModelsAPI, build_model_cards
 from ai_gateway.api.openapi import build_openapi
 from ai_gateway.api.paths import ExactPathRouter
+from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.demo import DEMO_HEADER
 from ai_gateway.errors import (
@@ -243,30 +244,25 @@ def create_app(
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
-    routes: list[Route] = []
-    for prefix in ("/ai", "/v1"):
-        routes += [
-            Route(f"{prefix}/chat/completions", completions.chat, methods=["POST"]),
-            Route(f"{prefix}/embeddings", completions.embeddings, methods=["POST"]),
-            Route(f"{prefix}/models", models.list, methods=["GET"]),
-            Route(f"{prefix}/models/{{model_id:path}}", models.retrieve, methods=["GET"]),
-            Route(f"{prefix}/tokens/count", tokens.count, methods=["POST"]),
-        ]
-    routes += analytics_routes(store, writer if store is not None else None, body)
-    if security.admin is not None:
-        routes += security.admin.routes()
-    routes += [
-        Route("/health", health.live, methods=["GET"]),
-        Route("/health/ready", health.ready, methods=["GET"]),
-        Route("/metrics", health.metrics, methods=["GET"]),
-        Route("/openapi.json", openapi_json, methods=["GET"]),
-    ]
+    table = gateway_routes(
+        Handlers(
+            completions=completions,
+            models=models,
+            tokens=tokens,
+            health=health,
+            openapi=openapi_json,
+            analytics=analytics_endpoints(store, writer if store is not None else None, body),
+            dashboard=DashboardAPI(),
+            admin=security.admin,
+        )
+    )
 
     middleware = [
         *security.outer_middleware,  # CORS: preflights are answered before authentication
         Middleware(
             RequestContextMiddleware,
             metrics=metrics,
+            routes=table,
             tracing=tracing,
             access_log=settings.access_log,
             extra_headers=(DEMO_HEADER,) if config.demo_upstream else (),
@@ -305,7 +301,7 @@ def create_app(
                 await redis_client.aclose()
 
     app = Starlette(
-        routes=routes,
+        routes=table.routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
@@ -317,6 +313,7 @@ def create_app(
     )
     # The same routes and lifespan, with exact paths looked up in a dict (api/paths.py); set
     # before the first request builds the middleware stack around it.
-    app.router = ExactPathRouter(routes, lifespan=lifespan)
+    app.router = ExactPathRouter(table.routes, lifespan=lifespan)
     app.state.gateway = gateway
+    app.state.routes = table
     return app

@@ -23,9 +23,13 @@ from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
-from ai_gateway.api.analytics_routes import analytics_routes
+from ai_gateway.api.analytics_routes import AnalyticsEndpoints, analytics_endpoints
 from ai_gateway.api.common import BodyLimit, error_response
+from ai_gateway.api.dashboard import DashboardAPI
+from ai_gateway.api.route_table import RouteTable
+from ai_gateway.api.routes import analytics_entries
 from ai_gateway.errors import GatewayError
 from ai_gateway.schemas.analytics import (
     ErrorsReport,
@@ -53,13 +57,18 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 
 
+def analytics_app_routes(endpoints: AnalyticsEndpoints) -> list[Route]:
+    """The analytics group of the gateway's route table, alone."""
+    return RouteTable(analytics_entries(endpoints, DashboardAPI())).routes
+
+
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     return error_response(exc)
 
 
 class ReportsServer:
-    """analytics_routes over SQLiteAnalyticsStore + AnalyticsWriter, under uvicorn."""
+    """The analytics routes over SQLiteAnalyticsStore + AnalyticsWriter, under uvicorn."""
 
     def __init__(self, store: SQLiteAnalyticsStore | PostgresAnalyticsStore) -> None:
         self.store = store
@@ -75,7 +84,9 @@ class ReportsServer:
             await self.store.aclose()
 
         app = Starlette(
-            routes=analytics_routes(self.store, self.writer, BodyLimit(1 << 20, 30)),
+            routes=analytics_app_routes(
+                analytics_endpoints(self.store, self.writer, BodyLimit(1 << 20, 30))
+            ),
             lifespan=lifespan,
             exception_handlers={GatewayError: _gateway_error},
         )

@@ -14,15 +14,24 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from ai_gateway.api.analytics_routes import analytics_routes
+from ai_gateway.api.analytics_routes import AnalyticsEndpoints, analytics_endpoints
 from ai_gateway.api.common import BodyLimit, error_response
+from ai_gateway.api.dashboard import DashboardAPI
+from ai_gateway.api.route_table import RouteTable
+from ai_gateway.api.routes import analytics_entries
 from ai_gateway.errors import GatewayError
 from ai_gateway.stores.analytics import StoreUnavailableError
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 
 # --- reports and feedback ----------------------------------------------------------------------
+
+
+def analytics_app_routes(endpoints: AnalyticsEndpoints) -> list[Route]:
+    """The analytics group of the gateway's route table, alone."""
+    return RouteTable(analytics_entries(endpoints, DashboardAPI())).routes
 
 
 class FakeStore:
@@ -97,7 +106,9 @@ def parts() -> tuple[FakeStore, FakeWriter]:
 def http(parts: tuple[FakeStore, FakeWriter]) -> Iterator[TestClient]:
     store, writer = parts
     app = Starlette(
-        routes=analytics_routes(store, writer, BodyLimit(10_000, 30), flush_timeout_s=0.2),
+        routes=analytics_app_routes(
+            analytics_endpoints(store, writer, BodyLimit(10_000, 30), flush_timeout_s=0.2)
+        ),
         exception_handlers={GatewayError: _gateway_error},
     )
     with TestClient(app) as client:
@@ -251,7 +262,7 @@ def test_feedback_errors_are_openai_style(
 
 def test_disabled_analytics_answer_404_with_the_reason() -> None:
     app = Starlette(
-        routes=analytics_routes(None, None, BodyLimit(10_000, 30)),
+        routes=analytics_app_routes(analytics_endpoints(None, None, BodyLimit(10_000, 30))),
         exception_handlers={GatewayError: _gateway_error},
     )
     with TestClient(app) as client:

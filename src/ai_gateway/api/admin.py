@@ -1,4 +1,5 @@
-"""The admin API (master key only; the auth middleware refuses anyone else with 403):
+"""The admin API (master key only; the auth middleware refuses anyone else with 403; the routes
+are declared in `api/routes.py`):
 
     POST   /admin/keys               create a key: 201 with its secret, shown this once
     GET    /admin/keys               list (?user=, ?team=, ?include_revoked=true)
@@ -21,7 +22,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ai_gateway.api.analytics_query import parse_range
 from ai_gateway.api.auth import client_ip
@@ -84,17 +84,6 @@ class AdminAPI:
         self._audit = audit
         self._forget = forget  # drop a key from the authenticator's cache
         self._policies = guardrail_policies
-
-    def routes(self) -> list[Route]:
-        return [
-            Route("/admin/keys", self.create, methods=["POST"]),
-            Route("/admin/keys", self.list, methods=["GET"]),
-            Route("/admin/keys/{key_id}", self.show, methods=["GET"]),
-            Route("/admin/keys/{key_id}", self.revoke, methods=["DELETE"]),
-            Route("/admin/keys/{key_id}/revoke", self.revoke, methods=["POST"]),
-            Route("/admin/keys/{key_id}/rotate", self.rotate, methods=["POST"]),
-            Route("/admin/audit", self.audit, methods=["GET"]),
-        ]
 
     def _record(self, request: Request, action: str, target: str, **details: Any) -> None:
         info = RequestInfo.from_scope(request.scope)

@@ -1,10 +1,13 @@
 """Authentication and the admin boundary, before any body is read.
 
 Installed when authentication is on (a master key or a JWT configuration); off, it is not in the
-middleware stack at all. Every route under /ai, /v1 and /admin needs a credential (see
-`security/authenticator.py`); the admin routes (/admin/..., /ai/analytics/...) need the master
-key: any other valid credential gets 403. Refusals are audited (`auth.failed`, `access.denied`)
-without the credential itself.
+middleware stack at all. Who may call a route is declared in the route table (`api/routes.py`):
+public routes need nothing; caller routes need a credential (see `security/authenticator.py`);
+admin routes need the master key: any other valid credential gets 403. A path no route matches
+needs a credential under /ai/, /v1/ and /admin/ (`api/route_table.py`). The route is the one
+`RequestContextMiddleware` matched and put in the scope; a request it did not see is treated as
+an admin route (closed). Refusals are audited (`auth.failed`, `access.denied`) without the
+credential itself.
 """
 
 from __future__ import annotations
@@ -13,14 +16,13 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ai_gateway.api.route_table import Access, matched_route
 from ai_gateway.errors import GatewayError, PermissionDeniedError
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.security.audit import ACCESS_DENIED, AUTH_FAILED, AuditRecord, Outcome
 from ai_gateway.security.authenticator import Authenticator, AuthFailure
 
-PROTECTED_PREFIXES = ("/ai/", "/v1/", "/admin/")
-ADMIN_PREFIXES = ("/admin/", "/ai/analytics/")
 AuditSink = Callable[[AuditRecord], None]
 
 
@@ -59,8 +61,12 @@ class AuthMiddleware:
         self._audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"] if scope["type"] in ("http", "websocket") else ""
-        if not path.startswith(PROTECTED_PREFIXES):
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        route = matched_route(scope)
+        access = route.access if route is not None else Access.ADMIN
+        if access is Access.PUBLIC:
             await self.app(scope, receive, send)
             return
         header = None
@@ -81,12 +87,12 @@ class AuthMiddleware:
             return
         info.principal = principal
         info.client_ip = client_ip(scope)
-        if not principal.admin and path.startswith(ADMIN_PREFIXES):
+        if access is Access.ADMIN and not principal.admin:
             self._record(scope, info, ACCESS_DENIED, "denied", principal.actor)
             await send_error(
                 send,
                 PermissionDeniedError(
-                    f"{path} is an admin route: it needs the gateway's master key.",
+                    f"{scope['path']} is an admin route: it needs the gateway's master key.",
                     code="admin_only",
                 ),
                 scope["type"],

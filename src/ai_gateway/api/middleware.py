@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ai_gateway.api.route_table import ROUTE_KEY, RouteTable
 from ai_gateway.errors import InternalError
 from ai_gateway.observability.logging import event_writer
 from ai_gateway.observability.metrics import Metrics
@@ -22,52 +23,6 @@ from ai_gateway.pipeline.context import RequestInfo
 
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
-# Route labels for metrics: fixed strings, so a client cannot explode label cardinality.
-_ROUTES = {
-    "/ai/chat/completions": "/chat/completions",
-    "/v1/chat/completions": "/chat/completions",
-    "/ai/embeddings": "/embeddings",
-    "/v1/embeddings": "/embeddings",
-    "/ai/models": "/models",
-    "/v1/models": "/models",
-    "/ai/tokens/count": "/tokens/count",
-    "/v1/tokens/count": "/tokens/count",
-    "/health": "/health",
-    "/health/ready": "/health/ready",
-    "/metrics": "/metrics",
-    "/openapi.json": "/openapi.json",
-    "/ai/feedback": "/feedback",
-    "/dashboard": "/dashboard",
-}
-
-
-def route_label(path: str) -> str:
-    label = _ROUTES.get(path)
-    if label is not None:
-        return label
-    if path.startswith(("/ai/models/", "/v1/models/")):
-        return "/models/{id}"
-    if path.startswith("/ai/analytics/"):
-        return "/analytics"
-    if path.startswith("/dashboard/"):
-        return "/dashboard"
-    if path.startswith("/admin/"):
-        return "/admin"
-    return "unmatched"
-
-
-def http_route(path: str) -> str | None:
-    """The route template a request matched (for span names), or None when none did."""
-    if path in _ROUTES:
-        return path
-    for prefix in ("/ai/models/", "/v1/models/"):
-        if path.startswith(prefix):
-            return prefix + "{model_id}"
-    return None
-
-
-# Probes and scrapes are not traced: they would drown the traces that matter.
-_UNTRACED = frozenset(("/health", "/health/ready", "/metrics"))
 # A client-closed request (499) has nobody to see an error.
 _UNSEEN = 499
 _UNEXPECTED = (InternalError.type, InternalError.default_code or "")
@@ -98,13 +53,15 @@ class RequestContextMiddleware:
     `x-request-id` as the client's (echoed as `x-request-id`; without one, that header is the
     gateway's id), records count and latency by route, model, provider and status, counts the
     errors clients receive, writes the access log line (event `request`) and, when tracing is
-    on, wraps the request in its server span."""
+    on, wraps the request in its server span. The route's label, span name and access rule come
+    from the route table (`api/routes.py`), matched once per request."""
 
     def __init__(
         self,
         app: ASGIApp,
         metrics: Metrics,
         *,
+        routes: RouteTable,
         tracing: Tracing | None = None,
         access_log: bool = True,
         extra_headers: tuple[tuple[bytes, bytes], ...] = (),
@@ -112,6 +69,7 @@ class RequestContextMiddleware:
         self.app = app
         self._extra_headers = extra_headers
         self.metrics = metrics
+        self._routes = routes
         self.tracing = tracing
         self._new_id = request_id_source()
         # Built with the app's middleware stack, at the first request: logging is configured.
@@ -119,8 +77,13 @@ class RequestContextMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket":  # for the auth middleware
+                scope[ROUTE_KEY] = self._routes.match(scope["path"])
             await self.app(scope, receive, send)
             return
+        # Matched once, here; the auth middleware reads the answer from the scope.
+        matched = self._routes.match(scope["path"])
+        scope[ROUTE_KEY] = matched
         client_id: str | None = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
@@ -153,10 +116,9 @@ class RequestContextMiddleware:
                 error_body = message.get("body", b"")
             await send(message)
 
-        path = scope["path"]
         span = None
-        if self.tracing is not None and path not in _UNTRACED:
-            span = self.tracing.start_request(scope, http_route(path), request_id)
+        if self.tracing is not None and matched.traced:
+            span = self.tracing.start_request(scope, matched.template, request_id)
         in_flight = self.metrics.requests_in_flight
         in_flight.inc()
         try:
@@ -164,7 +126,7 @@ class RequestContextMiddleware:
         finally:
             in_flight.dec()
             seconds = perf_counter() - info.started
-            route = route_label(path)
+            route = matched.label
             self.metrics.observe_request(route, info.model, info.provider, status, seconds)
             error = None
             if status >= 400 and status != _UNSEEN:

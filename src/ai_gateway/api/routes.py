@@ -1,0 +1,84 @@
+"""The gateway's route table: every route, with its path, methods, handler, who may call it and
+its metrics label, in one list. `create_app` mounts the Starlette routes built from it, and the
+request-context and auth middleware read their answers from it (`api/route_table.py`).
+
+Adding an endpoint is one entry here. With `api=True` it exists under /ai and /v1 alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ai_gateway.api.admin import AdminAPI
+from ai_gateway.api.analytics_routes import AnalyticsEndpoints
+from ai_gateway.api.chat import CompletionsAPI
+from ai_gateway.api.dashboard import DashboardAPI
+from ai_gateway.api.health import HealthAPI
+from ai_gateway.api.models import ModelsAPI
+from ai_gateway.api.route_table import Access, Endpoint, RouteEntry, RouteTable
+from ai_gateway.api.tokens import TokensAPI
+
+PUBLIC, CALLER, ADMIN = Access.PUBLIC, Access.CALLER, Access.ADMIN
+GET, POST, DELETE = ("GET",), ("POST",), ("DELETE",)
+
+
+@dataclass(frozen=True)
+class Handlers:
+    """The objects whose methods serve the routes; `admin` is None without authentication."""
+
+    completions: CompletionsAPI
+    models: ModelsAPI
+    tokens: TokensAPI
+    health: HealthAPI
+    openapi: Endpoint
+    analytics: AnalyticsEndpoints
+    dashboard: DashboardAPI
+    admin: AdminAPI | None
+
+
+def gateway_routes(h: Handlers) -> RouteTable:
+    E = RouteEntry
+    entries = [
+        E("/chat/completions", POST, h.completions.chat, CALLER, "/chat/completions", api=True),
+        E("/embeddings", POST, h.completions.embeddings, CALLER, "/embeddings", api=True),
+        E("/models", GET, h.models.list, CALLER, "/models", api=True),
+        E("/models/{model_id:path}", GET, h.models.retrieve, CALLER, "/models/{id}", api=True),
+        E("/tokens/count", POST, h.tokens.count, CALLER, "/tokens/count", api=True),
+        *analytics_entries(h.analytics, h.dashboard),
+        *(admin_entries(h.admin) if h.admin is not None else ()),
+        E("/health", GET, h.health.live, PUBLIC, "/health", traced=False),
+        E("/health/ready", GET, h.health.ready, PUBLIC, "/health/ready", traced=False),
+        E("/metrics", GET, h.health.metrics, PUBLIC, "/metrics", traced=False),
+        E("/openapi.json", GET, h.openapi, PUBLIC, "/openapi.json"),
+    ]
+    return RouteTable(entries)
+
+
+def analytics_entries(a: AnalyticsEndpoints, dashboard: DashboardAPI) -> list[RouteEntry]:
+    """The dashboard is public (it asks for the master key itself), the reports are admin
+    routes, feedback is any caller's (on their own requests)."""
+    E = RouteEntry
+    return [
+        E("/dashboard", GET, dashboard.page, PUBLIC, "/dashboard"),
+        E("/dashboard/{name:str}", GET, dashboard.asset, PUBLIC, "/dashboard"),
+        E("/ai/analytics/usage", GET, a.usage, ADMIN, "/analytics"),
+        E("/ai/analytics/models", GET, a.models, ADMIN, "/analytics"),
+        E("/ai/analytics/errors", GET, a.errors, ADMIN, "/analytics"),
+        E("/ai/analytics/requests", GET, a.requests, ADMIN, "/analytics"),
+        E("/ai/analytics/feedback", GET, a.feedback, ADMIN, "/analytics"),
+        E("/ai/analytics/timeseries", GET, a.timeseries, ADMIN, "/analytics"),
+        E("/ai/feedback", POST, a.create_feedback, CALLER, "/feedback"),
+    ]
+
+
+def admin_entries(admin: AdminAPI) -> list[RouteEntry]:
+    E = RouteEntry
+    return [
+        E("/admin/keys", POST, admin.create, ADMIN, "/admin"),
+        E("/admin/keys", GET, admin.list, ADMIN, "/admin"),
+        E("/admin/keys/{key_id}", GET, admin.show, ADMIN, "/admin"),
+        E("/admin/keys/{key_id}", DELETE, admin.revoke, ADMIN, "/admin"),
+        E("/admin/keys/{key_id}/revoke", POST, admin.revoke, ADMIN, "/admin"),
+        E("/admin/keys/{key_id}/rotate", POST, admin.rotate, ADMIN, "/admin"),
+        E("/admin/audit", GET, admin.audit, ADMIN, "/admin"),
+    ]
