@@ -17,7 +17,7 @@ from starlette.routing import Route
 from ai_gateway.api.analytics_routes import analytics_routes
 from ai_gateway.api.chat import CompletionsAPI, route_headers
 from ai_gateway.api.common import BodyLimit, JSONResponse, error_response
-from ai_gateway.api.health import CheckResult, HealthAPI, ReadinessCheck
+from ai_gateway.api.health import HealthAPI
 from ai_gateway.api.middleware import RequestContextMiddleware
 from ai_gateway.api.models import ModelsAPI, build_model_cards
 from ai_gateway.api.openapi import build_openapi
@@ -31,6 +31,7 @@ from ai_gateway.errors import (
     NotFoundError,
 )
 from ai_gateway.model_registry import ModelRegistry, load_default_registry
+from ai_gateway.observability.health import CheckResult, ReadinessCheck
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing, tracing_from_env
@@ -45,7 +46,7 @@ from ai_gateway.routing.deployments import DeploymentTable
 from ai_gateway.routing.router import Router
 from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.usage import LocalUsageWindow, RedisUsageWindow
-from ai_gateway.security.setup import build_security, needs_store, start_store
+from ai_gateway.app_security import build_security, needs_store, start_store
 from ai_gateway.settings import Config, ConfigError
 from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
 from ai_gateway.stores.factory import analytics_writer, open_analytics_store, open_security_store

@@ -28,13 +28,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("infrastructure", ("stores", "observability", "schemas", "streaming", "model_registry")),
     (
         "features",
-        ("routing", "providers", "security", "usage", "cache", "prompts", "rag", "notify")
-        + ("hooks", "integrations"),
+        (
+            *("routing", "providers", "security", "usage", "cache", "prompts", "rag"),
+            *("notify", "hooks", "integrations"),
+        ),
     ),
     ("pipeline", ("pipeline",)),
     ("api", ("api",)),
     # Assembly: the command line and the app factory wire the layers together.
-    ("assembly", ("app", "cli", "cli_banner", "cli_keys", "demo", "serving", "__main__")),
+    (
+        "assembly",
+        ("app", "app_security", "cli", "cli_banner", "cli_keys", "demo", "serving", "__main__"),
+    ),
 )
 # The provider emulator is a separate tool (`ai-gateway emulate`, the tests' upstream): it may
 # import only the base layer, and only assembly may import it.

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from ai_gateway.api.health import CheckResult
+from ai_gateway.observability.health import CheckResult
 
 NS_PER_S = 1_000_000_000
 TOKEN_WINDOW_S = 60  # a token bucket refills completely in one minute
