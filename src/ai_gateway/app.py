@@ -23,6 +23,7 @@ from ai_gateway.api.models import ModelsAPI, build_model_cards
 from ai_gateway.api.openapi import build_openapi
 from ai_gateway.api.paths import ExactPathRouter
 from ai_gateway.api.tokens import TokensAPI
+from ai_gateway.app_security import build_security, needs_store, start_store
 from ai_gateway.demo import DEMO_HEADER
 from ai_gateway.errors import (
     GatewayError,
@@ -36,9 +37,9 @@ from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing, tracing_from_env
 from ai_gateway.pipeline.chat import ChatPipeline
-from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.local import local_models_installed
 from ai_gateway.providers.registry import ProviderRegistry
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.routing.breaker import CircuitBreaker
 from ai_gateway.routing.breaker_redis import RedisBreakerStore
 from ai_gateway.routing.context_window import ContextWindowManager
@@ -46,7 +47,6 @@ from ai_gateway.routing.deployments import DeploymentTable
 from ai_gateway.routing.router import Router
 from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.usage import LocalUsageWindow, RedisUsageWindow
-from ai_gateway.app_security import build_security, needs_store, start_store
 from ai_gateway.settings import Config, ConfigError
 from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
 from ai_gateway.stores.factory import analytics_writer, open_analytics_store, open_security_store

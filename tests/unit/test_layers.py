@@ -26,9 +26,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # What features build on. `model_registry` is read-only data about upstream models (loaded from
     # data/models.yaml), a source that routing, usage, providers and the API read, like a store.
     ("infrastructure", ("stores", "observability", "schemas", "streaming", "model_registry")),
+    # The features, and the request's facts that they share (`request_info`: it names routing's
+    # Trace and security's Principal, and admission and usage recording fill it in).
     (
         "features",
         (
+            "request_info",
             *("routing", "providers", "security", "usage", "cache", "prompts", "rag"),
             *("notify", "hooks", "integrations"),
         ),

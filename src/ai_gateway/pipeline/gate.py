@@ -26,8 +26,8 @@ from ai_gateway.errors import (
 )
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.pipeline.context import Reach, RequestInfo
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
+from ai_gateway.request_info import Reach, RequestInfo
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
 from ai_gateway.security.admission import Admission, Ticket
