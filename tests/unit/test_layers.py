@@ -16,13 +16,23 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = "ai_gateway"
 
+# The config file's schema is the settings layer: settings.py and the sections it composes, which
+# live beside the feature they configure. They import only this layer (pydantic models and their
+# validators), never the code that acts on them.
+CONFIG_SCHEMA = (
+    "routing.config",
+    "security.config",
+    "security.jwt_config",
+    "security.guardrails_config",
+    "security.patterns",
+)
 # The layers, lowest first. A module may import its own layer and the layers before it, except the
 # emulator, which is a tool apart (see EMULATOR below).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # errors, settings, and the pure helpers that they and everything else use. `model_names` is the
     # rule for a model name (the config file and request validation share it); `redaction` is one
     # pure function (scrub secrets out of text); the package root holds the version.
-    ("base", ("ai_gateway", "errors", "settings", "model_names", "redaction")),
+    ("base", ("ai_gateway", "errors", "settings", "model_names", "redaction", *CONFIG_SCHEMA)),
     # What features build on. `model_registry` is read-only data about upstream models (loaded from
     # data/models.yaml), a source that routing, usage, providers and the API read, like a store.
     ("infrastructure", ("stores", "observability", "schemas", "streaming", "model_registry")),
@@ -54,8 +64,9 @@ def layer_of(module: str) -> str:
     """The layer of a dotted module name inside the package (`ai_gateway.api.chat` -> `api`)."""
     parts = module.split(".")
     top = parts[1] if len(parts) > 1 else parts[0]
+    inner = ".".join(parts[1:3])
     for name, tops in (*LAYERS, EMULATOR):
-        if top in tops:
+        if inner in tops or top in tops:
             return name
     raise AssertionError(
         f"{module} is in no layer: add {top!r} to LAYERS in tests/unit/test_layers.py"

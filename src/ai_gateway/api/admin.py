@@ -30,9 +30,9 @@ from ai_gateway.errors import InvalidRequestError, NotFoundError, ServiceUnavail
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.validation import parse_body
 from ai_gateway.security.audit import KEY_CREATED, KEY_REVOKED, KEY_ROTATED, AuditRecord
+from ai_gateway.security.config import BudgetPeriod
 from ai_gateway.security.keys import (
     ApiKey,
-    BudgetPeriod,
     is_key_id,
     issue_key,
     issued_view,
