@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -47,16 +47,41 @@ from ai_gateway.routing.deployments import DeploymentTable
 from ai_gateway.routing.router import Router
 from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.usage import LocalUsageWindow, RedisUsageWindow
-from ai_gateway.settings import Config, ConfigError
+from ai_gateway.settings import Config, ConfigError, GatewaySettings
 from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
-from ai_gateway.stores.factory import analytics_writer, open_analytics_store, open_security_store
+from ai_gateway.stores.factory import open_analytics_store, open_security_store
 from ai_gateway.stores.redis import create_redis, redis_readiness_check
+from ai_gateway.stores.security import SecurityStore
 from ai_gateway.usage.recorder import UsageRecorder
 from ai_gateway.usage.tokens import TokenCounter
-from ai_gateway.usage.writer import AnalyticsWriter
+from ai_gateway.usage.writer import AnalyticsWriter, WriterStats
 from ai_gateway.usage.writer_metrics import WriterMetrics, writer_probe
 
 log = get_logger(__name__)
+
+
+def analytics_writer(
+    settings: GatewaySettings,
+    store: AnalyticsStore | None,
+    *,
+    audit: SecurityStore | None = None,
+    on_drop: Callable[[int], None] | None = None,
+    on_written: Callable[[int], None] | None = None,
+    on_state: Callable[[WriterStats], None] | None = None,
+) -> AnalyticsWriter:
+    """The background writer with the settings' buffer size and retention: usage and feedback
+    to `store` (None: analytics is off), audit records to `audit`. The callbacks report what
+    it wrote and dropped, and its state after each turn (`usage/writer_metrics.py` puts them in
+    /metrics)."""
+    return AnalyticsWriter(
+        store,
+        audit=audit,
+        max_buffer=settings.analytics_buffer,
+        retention_days=settings.analytics_retention_days,
+        on_drop=on_drop,
+        on_written=on_written,
+        on_state=on_state,
+    )
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,9 @@ CONFIG_SCHEMA = (
     "security.guardrails_config",
     "security.patterns",
 )
+# The records the stores persist are infrastructure: plain data with its validation, beside the
+# feature that makes them, importing only the base layer (the stores read and write them).
+STORED_RECORDS = ("usage.records", "security.audit", "security.keys")
 # The layers, lowest first. A module may import its own layer and the layers before it, except the
 # emulator, which is a tool apart (see EMULATOR below).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -35,7 +38,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("ai_gateway", "errors", "settings", "model_names", "redaction", *CONFIG_SCHEMA)),
     # What features build on. `model_registry` is read-only data about upstream models (loaded from
     # data/models.yaml), a source that routing, usage, providers and the API read, like a store.
-    ("infrastructure", ("stores", "observability", "schemas", "streaming", "model_registry")),
+    (
+        "infrastructure",
+        ("stores", "observability", "schemas", "streaming", "model_registry", *STORED_RECORDS),
+    ),
     # The features, and the request's facts that they share (`request_info`: it names routing's
     # Trace and security's Principal, and admission and usage recording fill it in).
     (
