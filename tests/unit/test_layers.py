@@ -188,6 +188,13 @@ def _cycle_path(group: list[str], edges: Mapping[str, list[str]]) -> list[str]:
     raise AssertionError(f"no cycle through {start}")  # pragma: no cover - Tarjan found one
 
 
+def test_the_real_graph_is_read() -> None:
+    """Guards the checks below against passing on an empty graph (a wrong path, say)."""
+    graph = import_graph()
+    assert len(graph) > 100
+    assert "ai_gateway.pipeline.chat" in graph["ai_gateway.api.chat"]
+
+
 def test_every_module_is_in_a_layer() -> None:
     for module in module_files():
         layer_of(module)
