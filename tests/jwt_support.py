@@ -18,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from ai_gateway.security.jwt_auth import InvalidTokenError, JWTSettings, JWTVerifier
+from ai_gateway.security.jwt_auth import InvalidTokenError, JWTVerifier
+from ai_gateway.security.jwt_config import JWTSettings
 
 SECRET = "test-shared-secret-0123456789-abcdefghij"
 JWKS_URL = "https://auth.example/.well-known/jwks.json"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -17,13 +17,14 @@ from ai_gateway.api.analytics_routes import analytics_endpoints
 from ai_gateway.api.chat import CompletionsAPI, route_headers
 from ai_gateway.api.common import BodyLimit, JSONResponse, error_response
 from ai_gateway.api.dashboard import DashboardAPI
-from ai_gateway.api.health import CheckResult, HealthAPI, ReadinessCheck
+from ai_gateway.api.health import HealthAPI
 from ai_gateway.api.middleware import RequestContextMiddleware
 from ai_gateway.api.models import ModelsAPI, build_model_cards
 from ai_gateway.api.openapi import build_openapi
 from ai_gateway.api.paths import ExactPathRouter
 from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
+from ai_gateway.app_security import build_security, needs_store, start_store
 from ai_gateway.demo import DEMO_HEADER
 from ai_gateway.errors import (
     GatewayError,
@@ -32,13 +33,14 @@ from ai_gateway.errors import (
     NotFoundError,
 )
 from ai_gateway.model_registry import ModelRegistry, load_default_registry
+from ai_gateway.observability.health import CheckResult, ReadinessCheck
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing, tracing_from_env
 from ai_gateway.pipeline.chat import ChatPipeline
-from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.local import local_models_installed
 from ai_gateway.providers.registry import ProviderRegistry
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.routing.breaker import CircuitBreaker
 from ai_gateway.routing.breaker_redis import RedisBreakerStore
 from ai_gateway.routing.context_window import ContextWindowManager
@@ -46,17 +48,41 @@ from ai_gateway.routing.deployments import DeploymentTable
 from ai_gateway.routing.router import Router
 from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.usage import LocalUsageWindow, RedisUsageWindow
-from ai_gateway.security.setup import build_security, needs_store, start_store
-from ai_gateway.settings import Config, ConfigError
+from ai_gateway.settings import Config, ConfigError, GatewaySettings
 from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
-from ai_gateway.stores.factory import analytics_writer, open_analytics_store, open_security_store
+from ai_gateway.stores.factory import open_analytics_store, open_security_store
 from ai_gateway.stores.redis import create_redis, redis_readiness_check
+from ai_gateway.stores.security import SecurityStore
 from ai_gateway.usage.recorder import UsageRecorder
 from ai_gateway.usage.tokens import TokenCounter
-from ai_gateway.usage.writer import AnalyticsWriter
+from ai_gateway.usage.writer import AnalyticsWriter, WriterStats
 from ai_gateway.usage.writer_metrics import WriterMetrics, writer_probe
 
 log = get_logger(__name__)
+
+
+def analytics_writer(
+    settings: GatewaySettings,
+    store: AnalyticsStore | None,
+    *,
+    audit: SecurityStore | None = None,
+    on_drop: Callable[[int], None] | None = None,
+    on_written: Callable[[int], None] | None = None,
+    on_state: Callable[[WriterStats], None] | None = None,
+) -> AnalyticsWriter:
+    """The background writer with the settings' buffer size and retention: usage and feedback
+    to `store` (None: analytics is off), audit records to `audit`. The callbacks report what
+    it wrote and dropped, and its state after each turn (`usage/writer_metrics.py` puts them in
+    /metrics)."""
+    return AnalyticsWriter(
+        store,
+        audit=audit,
+        max_buffer=settings.analytics_buffer,
+        retention_days=settings.analytics_retention_days,
+        on_drop=on_drop,
+        on_written=on_written,
+        on_state=on_state,
+    )
 
 
 @dataclass(frozen=True)

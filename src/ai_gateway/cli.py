@@ -174,8 +174,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, config: Config, app: Any, overrides: dict[str, Any]) -> int:
     import uvicorn
 
+    from ai_gateway.app_security import auth_enabled
     from ai_gateway.observability.logging import get_logger
-    from ai_gateway.security.setup import auth_enabled
     from ai_gateway.serving import uvicorn_options
 
     settings = config.gateway

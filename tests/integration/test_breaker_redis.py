@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-from ai_gateway.api.health import CheckResult
+from ai_gateway.observability.health import CheckResult
 from ai_gateway.routing.breaker import BreakerState, CircuitBreaker
 from ai_gateway.routing.breaker_redis import RedisBreakerStore
 from ai_gateway.routing.config import BreakerConfig

@@ -3,8 +3,8 @@ when nobody ever reads it (a client gone before the body started, a losing fan-o
 
 from __future__ import annotations
 
-from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.base import ChatRequest
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from conftest import GatewayFactory, emulator_yaml
 from harness import EmulatorServer

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from ai_gateway.app import analytics_writer
 from ai_gateway.settings import ConfigError, GatewaySettings
 from ai_gateway.stores.analytics_postgres import PostgresAnalyticsStore
 from ai_gateway.stores.analytics_sqlite import SQLiteAnalyticsStore
-from ai_gateway.stores.factory import analytics_writer, open_analytics_store
+from ai_gateway.stores.factory import open_analytics_store
 from analytics_support import usage_record
 
 

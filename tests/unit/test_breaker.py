@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ai_gateway.api.health import CheckResult
+from ai_gateway.observability.health import CheckResult
 from ai_gateway.routing.breaker import (
     BreakerState,
     CircuitBreaker,

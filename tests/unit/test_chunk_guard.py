@@ -10,8 +10,8 @@ import pytest
 
 from ai_gateway.errors import GuardrailBlockedError
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.pipeline.gate import ChunkGuard, GuardrailSets, RequestGate
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.security.admission import Admission
 from ai_gateway.security.budget import LocalSpendCounter
 from ai_gateway.security.config import SecurityConfig

@@ -12,12 +12,12 @@ from ai_gateway.security.credentials import secret_detector
 from ai_gateway.security.detectors import (
     Detector,
     PatternDetector,
-    PatternError,
     bounded_finditer,
     deny_list_detector,
     regex_detector,
 )
 from ai_gateway.security.injection import INJECTION_MAX_LEN, injection_detector
+from ai_gateway.security.patterns import PatternError
 from ai_gateway.security.pii import (
     card_detector,
     email_detector,

@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
-from ai_gateway.security.jwt_auth import InvalidTokenError, JWTIdentity, JWTSettings, looks_like_jwt
+from ai_gateway.security.jwt_auth import InvalidTokenError, JWTIdentity, looks_like_jwt
+from ai_gateway.security.jwt_config import JWTSettings
 from jwt_support import (
     JWKS_URL,
     SECRET,

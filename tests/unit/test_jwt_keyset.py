@@ -20,10 +20,10 @@ from jwt.algorithms import ECAlgorithm
 
 from ai_gateway.security.jwt_auth import (
     InvalidTokenError,
-    JWTSettings,
     JWTVerifier,
     KeySetUnavailableError,
 )
+from ai_gateway.security.jwt_config import JWTSettings
 from jwt_support import (
     JWKS_URL,
     SECRET,

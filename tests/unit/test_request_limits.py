@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from ai_gateway.errors import InvalidRequestError
+from ai_gateway.security.config import RequestLimits
 from ai_gateway.security.request_limits import (
-    RequestLimits,
     check_chat,
     check_embeddings,
     json_depth_exceeds,

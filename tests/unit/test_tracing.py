@@ -305,7 +305,7 @@ def test_inject_adds_the_current_attempt_as_traceparent(
 def test_the_request_span_continues_an_incoming_trace(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
-    from ai_gateway.pipeline.context import RequestInfo
+    from ai_gateway.request_info import RequestInfo
 
     tracing = Tracing(provider)
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"

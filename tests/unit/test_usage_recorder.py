@@ -11,7 +11,7 @@ from time import perf_counter
 from ai_gateway.errors import UpstreamRateLimitError
 from ai_gateway.model_registry import ModelInfo, ModelRegistry
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.routing.deployments import Deployment
 from ai_gateway.routing.router import Trace
 from ai_gateway.security.keys import ApiKey

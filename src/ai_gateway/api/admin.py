@@ -27,12 +27,12 @@ from ai_gateway.api.analytics_query import parse_range
 from ai_gateway.api.auth import client_ip
 from ai_gateway.api.common import BodyLimit, JSONResponse, read_json
 from ai_gateway.errors import InvalidRequestError, NotFoundError, ServiceUnavailableError
-from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.validation import parse_body
 from ai_gateway.security.audit import KEY_CREATED, KEY_REVOKED, KEY_ROTATED, AuditRecord
+from ai_gateway.security.config import BudgetPeriod
 from ai_gateway.security.keys import (
     ApiKey,
-    BudgetPeriod,
     is_key_id,
     issue_key,
     issued_view,

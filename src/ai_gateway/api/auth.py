@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ai_gateway.api.route_table import Access, matched_route
 from ai_gateway.errors import GatewayError, PermissionDeniedError
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.security.audit import ACCESS_DENIED, AUTH_FAILED, AuditRecord, Outcome
 from ai_gateway.security.authenticator import Authenticator, AuthFailure
 

@@ -10,10 +10,10 @@ from starlette.responses import Response, StreamingResponse
 
 from ai_gateway.api.common import BodyLimit, JSONResponse, cancel_on_disconnect, read_json
 from ai_gateway.pipeline.chat import ChatPipeline
-from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.pipeline.fanout import Fanout
 from ai_gateway.pipeline.gate import RequestGate
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.chat import GATEWAY_FIELDS, ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
 from ai_gateway.schemas.validation import parse_body

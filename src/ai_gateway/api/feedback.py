@@ -21,7 +21,7 @@ from ai_gateway.api.analytics import AnalyticsUnavailableError
 from ai_gateway.api.analytics_query import iso
 from ai_gateway.api.common import BodyLimit, JSONResponse, read_json
 from ai_gateway.errors import NotFoundError
-from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.analytics import FeedbackRequest, normalise_score
 from ai_gateway.schemas.validation import parse_body
 from ai_gateway.security.principal import Principal

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ai_gateway.api.common import JSONResponse
+from ai_gateway.observability.health import CheckResult, ReadinessCheck
 from ai_gateway.observability.metrics import Metrics
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    ok: bool
-    detail: str
-
-
-@dataclass(frozen=True)
-class ReadinessCheck:
-    """A dependency's probe; a required one that fails makes the gateway not ready (503)."""
-
-    name: str
-    required: bool
-    probe: Callable[[], Awaitable[CheckResult]]
 
 
 class HealthAPI:

@@ -19,7 +19,7 @@ from ai_gateway.errors import InternalError
 from ai_gateway.observability.logging import event_writer
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing
-from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.request_info import RequestInfo
 
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -21,9 +21,26 @@ from ai_gateway.redaction import scrub
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-    from ai_gateway.routing.deployments import Deployment
-
 GEN_AI_SYSTEMS = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini"}
+
+
+class Upstream(Protocol):
+    """What a span says about the deployment an attempt goes to. Routing's `Deployment` is one;
+    it is described here so that observability, a lower layer, does not import routing."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def api_base(self) -> str: ...
+    @property
+    def api_key(self) -> str | None: ...
+
 
 _REQUEST_PARAMS = (
     ("temperature", "gen_ai.request.temperature"),
@@ -32,7 +49,7 @@ _REQUEST_PARAMS = (
 
 
 def attempt_attributes(
-    operation: str, deployment: Deployment, body: Mapping[str, Any], number: int
+    operation: str, deployment: Upstream, body: Mapping[str, Any], number: int
 ) -> dict[str, Any]:
     """The attributes an attempt span starts with: what is asked of which upstream."""
     system = GEN_AI_SYSTEMS.get(deployment.provider, deployment.provider)

@@ -26,11 +26,11 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from ai_gateway import __version__
-from ai_gateway.observability.genai import AttemptSpan, attempt_attributes
+from ai_gateway.observability.genai import AttemptSpan, Upstream, attempt_attributes
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.settings import ConfigError
 
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
     from starlette.types import Scope
 
-    from ai_gateway.pipeline.context import RequestInfo
-    from ai_gateway.routing.deployments import Deployment
     from ai_gateway.settings import GatewaySettings
 
 DEFAULT_SERVICE_NAME = "ai-gateway"
@@ -113,6 +111,25 @@ def tracing_from_env(
     return Tracing(provider, trace_content=settings.trace_content, owns_provider=True)
 
 
+class _Attempts(Protocol):
+    @property
+    def attempts(self) -> int: ...
+
+
+class RequestFacts(Protocol):
+    """What the server span records of a finished request (the `RequestInfo` the middleware
+    holds; described here so that observability does not import the layers above it)."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def deployment(self) -> str: ...
+    @property
+    def trace(self) -> _Attempts | None: ...
+
+
 class RequestSpan:
     """The server span of one request, current while the request is served."""
 
@@ -123,7 +140,7 @@ class RequestSpan:
         self._token = token
         self._context = context_api
 
-    def end(self, status: int, info: RequestInfo, error: tuple[str, str] | None) -> None:
+    def end(self, status: int, info: RequestFacts, error: tuple[str, str] | None) -> None:
         span = self._span
         try:
             span.set_attribute("http.response.status_code", status)
@@ -214,7 +231,7 @@ class Tracing:
 
     @contextmanager
     def attempt(
-        self, deployment: Deployment, body: Mapping[str, Any], number: int
+        self, deployment: Upstream, body: Mapping[str, Any], number: int
     ) -> Iterator[AttemptSpan]:
         """The client span of one upstream attempt, current while it runs (so the upstream
         request carries its `traceparent`). Ends with the attempt, or, for a stream the

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from ai_gateway.errors import GatewayError
-from ai_gateway.pipeline.context import Reach, RequestInfo
 from ai_gateway.providers.base import JSONObject
+from ai_gateway.request_info import Reach, RequestInfo
 from ai_gateway.routing.deployments import Deployment, DeploymentTable
 from ai_gateway.usage.recorder import UsageRecorder
 

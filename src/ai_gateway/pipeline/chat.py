@@ -32,9 +32,9 @@ from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing
 from ai_gateway.pipeline.charges import Charges
-from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.providers.registry import ProviderRegistry
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.routing.deployments import Deployment, DeploymentTable
 from ai_gateway.routing.request import RouteRequest, Trace
 from ai_gateway.routing.router import Router

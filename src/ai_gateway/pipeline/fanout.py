@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 from ai_gateway.errors import GatewayError
 from ai_gateway.pipeline.chat import ChatPipeline
-from ai_gateway.pipeline.context import RequestInfo
 from ai_gateway.pipeline.gate import RequestGate
 from ai_gateway.providers.base import ChatRequest, JSONObject
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.routing.race import first_success
 
 T = TypeVar("T")

@@ -26,17 +26,17 @@ from ai_gateway.errors import (
 )
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.pipeline.context import Reach, RequestInfo
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
+from ai_gateway.request_info import Reach, RequestInfo
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
 from ai_gateway.security.admission import Admission, Ticket
 from ai_gateway.security.audit import CONTENT_BLOCKED, CONTENT_FLAGGED, AuditRecord, Outcome
-from ai_gateway.security.config import GuardrailsConfig
+from ai_gateway.security.config import GuardrailsConfig, RequestLimits
 from ai_gateway.security.guardrails import Finding, Guardrails, StreamFilter
 from ai_gateway.security.guardrails_fields import text_size
 from ai_gateway.security.principal import Principal
-from ai_gateway.security.request_limits import RequestLimits, check_chat, check_embeddings
+from ai_gateway.security.request_limits import check_chat, check_embeddings
 
 AuditSink = Callable[[AuditRecord], None]
 T = TypeVar("T")

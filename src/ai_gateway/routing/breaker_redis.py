@@ -35,7 +35,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from ai_gateway.api.health import CheckResult
+from ai_gateway.observability.health import CheckResult
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.routing.breaker import CloseHandler, OpenHandler
 

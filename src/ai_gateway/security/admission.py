@@ -35,7 +35,7 @@ from ai_gateway.errors import (
 )
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.security.budget import (
     SpendCounter,
     SpendUnavailableError,

@@ -1,10 +1,14 @@
 """The `security:` section of the config file: JWTs, limits, budgets, request limits, content
 rules and CORS. Everything here is optional; the defaults are what docs/security.md describes.
+
+Part of the config file's schema, so in the settings layer: it imports only the other schema
+modules (`jwt_config`, `guardrails_config`, `patterns`), never the code that acts on it.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -13,14 +17,29 @@ from ai_gateway.security.guardrails_config import (
     GuardrailPolicy,
     default_policy,
 )
-from ai_gateway.security.jwt_auth import JWTSettings
-from ai_gateway.security.keys import BudgetPeriod
-from ai_gateway.security.ratelimit import FailureMode
-from ai_gateway.security.request_limits import RequestLimits
+from ai_gateway.security.jwt_config import JWTSettings
+
+BudgetPeriod = Literal["day", "week", "month", "total"]
+# Redis unreachable: answer from local limits ("fail_open") or refuse with 503 ("fail_closed").
+FailureMode = Literal["fail_open", "fail_closed"]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RequestLimits(BaseModel):
+    """Limits on what one request may ask for; security/request_limits.py says why
+    these defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_messages: int = Field(default=2048, ge=1)
+    max_message_chars: int = Field(default=1_000_000, ge=1)
+    max_total_chars: int | None = Field(default=None, ge=1)
+    max_tokens_cap: int | None = Field(default=None, ge=1)
+    max_json_depth: int = Field(default=64, ge=8)
+    max_embedding_inputs: int = Field(default=2048, ge=1)
 
 
 class LimitConfig(_Frozen):

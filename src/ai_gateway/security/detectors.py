@@ -34,13 +34,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-import re2  # RE2: linear-time matching for operator patterns
+from ai_gateway.security.guardrails_config import DetectorKind
+from ai_gateway.security.patterns import LinearPattern, compile_linear
 
-DetectorKind = Literal[
-    "email", "phone", "card", "iban", "secret", "deny_list", "regex", "prompt_injection"
-]
 Span = tuple[int, int]
 Check = Callable[[str], Sequence[Span]]
 """Given a candidate's text, the accepted sub-spans (relative to the candidate); () rejects it."""
@@ -239,40 +237,6 @@ class InjectionDetector(PatternDetector):
 
     def score(self, tags: Collection[int]) -> float:
         return sum(self.shapes[t].weight for t in set(tags))
-
-
-class RegexMatch(Protocol):
-    def span(self) -> tuple[int, int]: ...
-
-
-class LinearPattern(Protocol):
-    """A compiled RE2 expression (the subset of `re.Pattern` the detector uses)."""
-
-    def finditer(self, text: str, pos: int = 0) -> Iterator[RegexMatch]: ...
-
-
-class PatternError(ValueError):
-    """An operator's pattern the linear-time engine cannot run (the message says why)."""
-
-
-def compile_linear(pattern: str, case_sensitive: bool) -> LinearPattern:
-    """`pattern` compiled by RE2, whose matching time is linear in the text whatever the pattern
-    (no catastrophic backtracking). RE2 has no back-references or look-around, `\\Z` is
-    written `\\z`, and `\\d`, `\\w`, `\\s` and `\\b` are ASCII-only."""
-    options = re2.Options()
-    options.case_sensitive = case_sensitive
-    options.log_errors = False  # the error is raised; RE2 would also print it to stderr
-    try:
-        compiled: LinearPattern = re2.compile(pattern, options)
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else "invalid pattern"
-        if isinstance(reason, bytes):
-            reason = reason.decode("utf-8", "replace")
-        raise PatternError(
-            f"{reason} (operator patterns run on RE2, a linear-time engine: no back-references,"
-            " no look-around, `\\z` instead of `\\Z`)"
-        ) from None
-    return compiled
 
 
 class RegexDetector:

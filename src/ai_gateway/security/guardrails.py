@@ -36,23 +36,25 @@ reason; and substring triggers (`"@" in text`, `"sk-" in text`, ...) skip a dete
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ai_gateway.security.detectors import Detector
+from ai_gateway.security.credentials import secret_detector
+from ai_gateway.security.detectors import Detector, deny_list_detector, regex_detector
 from ai_gateway.security.guardrails_config import (
     DEFAULT_POLICY_NAME,
     Action,
     Direction,
     GuardrailPolicy,
     GuardrailRule,
-    build_detector,
     default_policy,
 )
 from ai_gateway.security.guardrails_fields import Collector
 from ai_gateway.security.guardrails_scan import CompiledRule, DirectionScanner, Finding, marker
 from ai_gateway.security.guardrails_stream import StreamFilter, StreamStep
+from ai_gateway.security.injection import injection_detector
+from ai_gateway.security.pii import card_detector, email_detector, iban_detector, phone_detector
 
 __all__ = [
     "DEFAULT_POLICY_NAME",
@@ -216,3 +218,22 @@ class Guardrails:
     def stream_filter(self) -> StreamFilter:
         """A new filter for one streamed response (pass-through without output rules)."""
         return StreamFilter(self._output)
+
+
+def build_detector(rule: GuardrailRule) -> Detector:
+    """The rule's detector (patterns compile here; the model has validated them)."""
+    kind = rule.detector
+    if kind == "deny_list":
+        return deny_list_detector(rule.words, rule.case_sensitive)
+    if kind == "regex":
+        return regex_detector(rule.patterns, rule.case_sensitive)
+    if kind == "prompt_injection":
+        return injection_detector()
+    builders: dict[str, Callable[[], Detector]] = {
+        "email": email_detector,
+        "phone": phone_detector,
+        "card": card_detector,
+        "iban": iban_detector,
+        "secret": secret_detector,
+    }
+    return builders[kind]()

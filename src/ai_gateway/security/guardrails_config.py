@@ -1,5 +1,5 @@
-"""Guardrail configuration: rules, policies, the built-in `default-pii` policy, and building a
-rule's detector.
+"""Guardrail configuration: rules, policies and the built-in `default-pii` policy. Part of the
+config file's schema (the settings layer); `guardrails.build_detector` builds a rule's detector.
 
 A rule names one detector, one action and the direction(s) it applies to:
 
@@ -20,23 +20,16 @@ The built-in policy `default-pii` (`default_policy()`), chosen for a developer-f
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ai_gateway.security.credentials import secret_detector
-from ai_gateway.security.detectors import (
-    Detector,
-    DetectorKind,
-    PatternError,
-    compile_linear,
-    deny_list_detector,
-    regex_detector,
-)
-from ai_gateway.security.injection import DEFAULT_INJECTION_THRESHOLD, injection_detector
-from ai_gateway.security.pii import card_detector, email_detector, iban_detector, phone_detector
+from ai_gateway.security.patterns import PatternError, compile_linear
 
+DetectorKind = Literal[
+    "email", "phone", "card", "iban", "secret", "deny_list", "regex", "prompt_injection"
+]
+DEFAULT_INJECTION_THRESHOLD = 1.0  # the prompt-injection score that triggers (security.injection)
 Action = Literal["block", "redact", "flag"]
 Direction = Literal["input", "output"]
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -144,22 +137,3 @@ def default_policy() -> GuardrailPolicy:
         )
     )
     return GuardrailPolicy(name=DEFAULT_POLICY_NAME, rules=tuple(rules))
-
-
-def build_detector(rule: GuardrailRule) -> Detector:
-    """The rule's detector (patterns compile here; the model has validated them)."""
-    kind = rule.detector
-    if kind == "deny_list":
-        return deny_list_detector(rule.words, rule.case_sensitive)
-    if kind == "regex":
-        return regex_detector(rule.patterns, rule.case_sensitive)
-    if kind == "prompt_injection":
-        return injection_detector()
-    builders: dict[str, Callable[[], Detector]] = {
-        "email": email_detector,
-        "phone": phone_detector,
-        "card": card_detector,
-        "iban": iban_detector,
-        "secret": secret_detector,
-    }
-    return builders[kind]()

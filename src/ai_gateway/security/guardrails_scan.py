@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ai_gateway.security.detectors import Detector, DetectorKind, DetectorScan, InjectionDetector
-from ai_gateway.security.guardrails_config import Action, Direction
+from ai_gateway.security.detectors import Detector, DetectorScan, InjectionDetector
+from ai_gateway.security.guardrails_config import Action, DetectorKind, Direction
 from ai_gateway.security.normalize import View, view
 
 

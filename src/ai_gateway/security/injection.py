@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from ai_gateway.security.detectors import InjectionDetector, Shape, edge_word
 
-DEFAULT_INJECTION_THRESHOLD = 1.0
 INJECTION_MAX_LEN = 200  # checked against the patterns' widths by the tests
 
 # Every phrase contains one of these (lower case): a text without any skips the expressions.

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any, Literal, TypedDict, Unpack, get_args
 
 from ai_gateway.redaction import scrub
+from ai_gateway.security.config import BudgetPeriod
 
 KEY_PREFIX = "sk-gw-"
 SALT_BYTES = 16
@@ -36,7 +37,6 @@ MAX_METADATA_ENTRIES = 32
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
 
-BudgetPeriod = Literal["day", "week", "month", "total"]
 KeyStatus = Literal["active", "expired", "revoked"]
 BUDGET_PERIODS: tuple[BudgetPeriod, ...] = get_args(BudgetPeriod)
 

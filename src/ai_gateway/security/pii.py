@@ -26,7 +26,6 @@ from types import MappingProxyType
 from ai_gateway.security.detectors import (
     NOTHING,
     Check,
-    DetectorKind,
     DetectorScan,
     Hit,
     Hold,
@@ -34,6 +33,7 @@ from ai_gateway.security.detectors import (
     Shape,
     Span,
 )
+from ai_gateway.security.guardrails_config import DetectorKind
 
 IBAN_LENGTHS: Mapping[str, int] = MappingProxyType({
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,

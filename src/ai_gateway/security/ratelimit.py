@@ -35,17 +35,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
-from ai_gateway.api.health import CheckResult
+from ai_gateway.observability.health import CheckResult
 
 NS_PER_S = 1_000_000_000
 TOKEN_WINDOW_S = 60  # a token bucket refills completely in one minute
 MAX_LEASE_RETRY_S = 1.0  # a refused lease is retried after at most this long (see `acquire`)
-
-
-# Redis unreachable: answer from local limits ("fail_open") or refuse with 503 ("fail_closed").
-FailureMode = Literal["fail_open", "fail_closed"]
 
 
 class LimiterUnavailableError(Exception):

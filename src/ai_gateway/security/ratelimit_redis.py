@@ -34,11 +34,11 @@ from typing import Any, Literal
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ai_gateway.api.health import CheckResult
+from ai_gateway.observability.health import CheckResult
 from ai_gateway.observability.logging import get_logger
+from ai_gateway.security.config import FailureMode
 from ai_gateway.security.ratelimit import (
     Decision,
-    FailureMode,
     LimiterUnavailableError,
     LocalRateLimiter,
     Rate,

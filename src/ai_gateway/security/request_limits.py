@@ -26,26 +26,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from ai_gateway.errors import InvalidRequestError
+from ai_gateway.security.config import RequestLimits
 
 _MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
 # Exact classes (a set lookup is the cheapest test on the hot path); JSON parsers return these.
 _CONTAINERS = frozenset((dict, list))
-
-
-class RequestLimits(BaseModel):
-    """Limits on what one request may ask for; see the module docstring for the defaults."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_messages: int = Field(default=2048, ge=1)
-    max_message_chars: int = Field(default=1_000_000, ge=1)
-    max_total_chars: int | None = Field(default=None, ge=1)
-    max_tokens_cap: int | None = Field(default=None, ge=1)
-    max_json_depth: int = Field(default=64, ge=8)
-    max_embedding_inputs: int = Field(default=2048, ge=1)
 
 
 def json_depth_exceeds(value: Any, limit: int) -> bool:
@@ -193,7 +179,6 @@ def check_embeddings(body: dict[str, Any], limits: RequestLimits) -> None:
 
 
 __all__ = [
-    "RequestLimits",
     "check_chat",
     "check_embeddings",
     "json_depth_exceeds",

@@ -1,16 +1,15 @@
-"""Choosing the analytics and security stores from the settings, and building the writer.
+"""Choosing the analytics and security stores from the settings.
 
 PostgreSQL when `database_url` (or DATABASE_URL) is set, else a SQLite file at
 `<data_dir>/analytics.db`; both stores use the same database. Nothing connects here: the caller
 starts the store (`await store.start()`, which may raise StoreUnavailableError when PostgreSQL is
 down; the store then connects on its next use) and the writer, and closes the writer before the
-store.
+store. The background writer that feeds them is built by app assembly (`app.analytics_writer`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 from ai_gateway.settings import ConfigError, GatewaySettings
@@ -20,7 +19,6 @@ from ai_gateway.stores.analytics_sqlite import SQLiteAnalyticsStore
 from ai_gateway.stores.security import SecurityStore
 from ai_gateway.stores.security_postgres import PostgresSecurityStore
 from ai_gateway.stores.security_sqlite import SQLiteSecurityStore
-from ai_gateway.usage.writer import AnalyticsWriter, WriterStats
 
 SQLITE_FILE = "analytics.db"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,19}):")
@@ -72,27 +70,3 @@ def open_security_store(settings: GatewaySettings) -> SecurityStore:
     if url is not None:
         return PostgresSecurityStore(url)
     return SQLiteSecurityStore(_sqlite_path(settings))
-
-
-def analytics_writer(
-    settings: GatewaySettings,
-    store: AnalyticsStore | None,
-    *,
-    audit: SecurityStore | None = None,
-    on_drop: Callable[[int], None] | None = None,
-    on_written: Callable[[int], None] | None = None,
-    on_state: Callable[[WriterStats], None] | None = None,
-) -> AnalyticsWriter:
-    """The background writer with the settings' buffer size and retention: usage and feedback
-    to `store` (None: analytics is off), audit records to `audit`. The callbacks report what
-    it wrote and dropped, and its state after each turn (`usage/writer_metrics.py` puts them in
-    /metrics)."""
-    return AnalyticsWriter(
-        store,
-        audit=audit,
-        max_buffer=settings.analytics_buffer,
-        retention_days=settings.analytics_retention_days,
-        on_drop=on_drop,
-        on_written=on_written,
-        on_state=on_state,
-    )

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from ai_gateway.api.health import CheckResult, ReadinessCheck
+from ai_gateway.observability.health import CheckResult, ReadinessCheck
 
 CONNECT_TIMEOUT_S = 1.0
 SOCKET_TIMEOUT_S = 1.0

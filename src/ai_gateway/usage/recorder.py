@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from ai_gateway.errors import GatewayError, PermissionDeniedError
 from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.pipeline.context import RequestInfo
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.usage.estimate import max_cost
 from ai_gateway.usage.pricing import cost_of, token_counts
 from ai_gateway.usage.pricing import priced as has_prices

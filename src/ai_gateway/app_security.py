@@ -1,5 +1,7 @@
-"""Building the security parts from the configuration: the key store, authentication, limits,
-budgets, content rules, the admin API and CORS. `create_app` calls `build_security` once."""
+"""App assembly, the security part: builds the key store, authentication, limits, budgets,
+content rules, the admin API and CORS from the configuration, and puts them into the HTTP layer
+and the pipeline (which is why this is assembly, not `security/`). `create_app` calls
+`build_security` once."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from ai_gateway.api.admin import AdminAPI
 from ai_gateway.api.auth import AuthMiddleware
 from ai_gateway.api.common import BodyLimit
-from ai_gateway.api.health import CheckResult, ReadinessCheck
+from ai_gateway.observability.health import CheckResult, ReadinessCheck
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.gate import GuardrailSets, RequestGate

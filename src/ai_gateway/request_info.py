@@ -1,4 +1,10 @@
-"""Per-request facts shared by the middleware, the API layer and the pipeline."""
+"""The request's facts: one `RequestInfo` per request, filled in by the middleware, the handlers,
+the pipeline and the features (admission, usage recording), and read at the end by metrics, logs
+and the server span.
+
+It is in the features layer (below the pipeline, so that `security/` and `usage/` may read it)
+because it names routing's `Trace` and security's `Principal`; observability reads it through
+the `RequestFacts` protocol (observability/tracing.py) and does not import it."""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 Reach = Callable[[str], Awaitable[bool]]
 
 if TYPE_CHECKING:
-    from ai_gateway.routing.router import Trace
+    from ai_gateway.routing.request import Trace
     from ai_gateway.security.principal import Principal
 
 
