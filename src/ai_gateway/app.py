@@ -38,6 +38,7 @@ from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing, tracing_from_env
 from ai_gateway.pipeline.chat import ChatPipeline
+from ai_gateway.pipeline.gate import RequestGate
 from ai_gateway.providers.local import local_models_installed
 from ai_gateway.providers.registry import ProviderRegistry
 from ai_gateway.request_info import RequestInfo
@@ -96,6 +97,7 @@ class Gateway:
     metrics: Metrics
     pipeline: ChatPipeline
     breaker: CircuitBreaker
+    gate: RequestGate
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -224,7 +226,6 @@ def create_app(
         registry, metrics, sink=writer if store is not None else None, counter=counter
     )
     pipeline = ChatPipeline(router, providers, metrics, recorder, tracing, deployments)
-    gateway = Gateway(config, deployments, providers, registry, metrics, pipeline, breaker)
     security = build_security(
         config,
         metrics,
@@ -232,6 +233,9 @@ def create_app(
         keys,
         writer.submit_audit if writer is not None and keys is not None else None,
         store,
+    )
+    gateway = Gateway(
+        config, deployments, providers, registry, metrics, pipeline, breaker, security.gate
     )
 
     body = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)

@@ -3,6 +3,7 @@ when nobody ever reads it (a client gone before the body started, a losing fan-o
 
 from __future__ import annotations
 
+from ai_gateway.pipeline.fanout import Fanout
 from ai_gateway.providers.base import ChatRequest
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.chat import ChatCompletionRequest
@@ -31,3 +32,28 @@ def test_a_stream_closed_before_it_is_read_is_recorded(
     assert info.total_tokens > 0
     assert info.cost_usd is not None
     assert emu.stats()["providers"]["openai"]["gpt-4o-mini"]["requests"] == 1
+
+
+def test_a_fanout_stream_closed_before_it_is_read_is_charged_for_its_branches(
+    start_gateway: GatewayFactory, emu: EmulatorServer
+) -> None:
+    gw = start_gateway(emulator_yaml(emu))
+    body = {
+        "model": "fast",
+        "models": ["fast", "fast"],
+        "fanout": "first",
+        "stream": True,
+        "messages": [{"role": "user", "content": "raced but never read"}],
+    }
+    request = ChatRequest(body=body, parsed=ChatCompletionRequest.model_validate(body))
+    info = RequestInfo(request_id="fanout-never-read")
+    fanout = Fanout(gw.gateway.pipeline, gw.gateway.gate)
+
+    async def open_and_drop() -> None:
+        stream = await fanout.first_stream(request, info)
+        await stream.aclose()  # as the streamed response's clean-up does for a client gone
+
+    gw.run(open_and_drop())
+    # The request is charged what its branches cost (its budget is settled from this).
+    assert info.cost_usd is not None
+    assert info.cost_usd > 0

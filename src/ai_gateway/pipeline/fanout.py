@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -107,15 +107,20 @@ class Fanout:
             raise
         _adopt(info, branches[index])
 
-        async def charged() -> AsyncIterator[bytes]:
+        async def charged() -> AsyncGenerator[bytes, None]:
             try:
+                yield b""  # the priming step, as in ChatPipeline.open_stream
                 async for part in stream:
                     yield part
             finally:
                 await close(stream)
                 _charge(info, branches)  # the winner's usage is known when its stream ends
 
-        return charged()
+        # Started, so that closing it unread (a client gone before the body started) still
+        # closes the winner's stream and charges the request for every branch.
+        relay = charged()
+        await anext(relay)
+        return relay
 
     async def all(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
         models = request.parsed.models or []
