@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ai_gateway.api.analytics_routes import analytics_endpoints
-from ai_gateway.api.chat import CompletionsAPI, route_headers
+from ai_gateway.api.chat import CompletionsAPI
 from ai_gateway.api.common import BodyLimit, JSONResponse, error_response
 from ai_gateway.api.dashboard import DashboardAPI
 from ai_gateway.api.health import HealthAPI
@@ -22,6 +22,7 @@ from ai_gateway.api.middleware import RequestContextMiddleware
 from ai_gateway.api.models import ModelsAPI, build_model_cards
 from ai_gateway.api.openapi import build_openapi
 from ai_gateway.api.paths import ExactPathRouter
+from ai_gateway.api.render import route_headers
 from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.app_security import build_security, needs_store, start_store
@@ -37,8 +38,14 @@ from ai_gateway.observability.health import CheckResult, ReadinessCheck
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing, tracing_from_env
-from ai_gateway.pipeline.chat import ChatPipeline
-from ai_gateway.pipeline.gate import RequestGate
+from ai_gateway.pipeline.admit import Admit
+from ai_gateway.pipeline.attempts import Attempts
+from ai_gateway.pipeline.call import Call
+from ai_gateway.pipeline.chains import Chains, Stages
+from ai_gateway.pipeline.charges import Charges
+from ai_gateway.pipeline.fanout import Fanout
+from ai_gateway.pipeline.guard import Guard
+from ai_gateway.pipeline.record import Record
 from ai_gateway.providers.local import local_models_installed
 from ai_gateway.providers.registry import ProviderRegistry
 from ai_gateway.request_info import RequestInfo
@@ -95,9 +102,8 @@ class Gateway:
     providers: ProviderRegistry
     registry: ModelRegistry
     metrics: Metrics
-    pipeline: ChatPipeline
+    chains: Chains
     breaker: CircuitBreaker
-    gate: RequestGate
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -198,7 +204,6 @@ def create_app(
         registry=registry,
         metrics=metrics,
         attempt_timeout_s=settings.request_timeout_s,
-        tracing=tracing,
         usage=(
             RedisUsageWindow(redis_client, prefix=f"{settings.redis_prefix}:usage")
             if redis_client is not None
@@ -225,7 +230,6 @@ def create_app(
     recorder = UsageRecorder(
         registry, metrics, sink=writer if store is not None else None, counter=counter
     )
-    pipeline = ChatPipeline(router, providers, metrics, recorder, tracing, deployments)
     security = build_security(
         config,
         metrics,
@@ -234,12 +238,21 @@ def create_app(
         writer.submit_audit if writer is not None and keys is not None else None,
         store,
     )
-    gateway = Gateway(
-        config, deployments, providers, registry, metrics, pipeline, breaker, security.gate
+    charges = Charges(deployments, recorder)
+    record = Record(recorder)
+    chains = Chains.build(
+        Stages(
+            record=record,
+            admit=Admit(security.admission, charges),
+            fanout=Fanout(record),
+            guard=Guard(security.guardrails, metrics, security.audit),
+            call=Call(router, Attempts(providers, metrics, tracing), charges, recorder),
+        )
     )
+    gateway = Gateway(config, deployments, providers, registry, metrics, chains, breaker)
 
     body = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)
-    completions = CompletionsAPI(pipeline, security.gate, body)
+    completions = CompletionsAPI(chains, config.security.request_limits, body, metrics)
     tokens = TokensAPI(deployments, counter, body)
     models = ModelsAPI(
         build_model_cards(

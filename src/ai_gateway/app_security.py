@@ -20,7 +20,7 @@ from ai_gateway.api.common import BodyLimit
 from ai_gateway.observability.health import CheckResult, ReadinessCheck
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.pipeline.gate import GuardrailSets, RequestGate
+from ai_gateway.pipeline.guard import GuardrailSets
 from ai_gateway.security.admission import Admission
 from ai_gateway.security.audit import AuditRecord
 from ai_gateway.security.authenticator import Authenticator
@@ -40,7 +40,9 @@ AuditSink = Callable[[AuditRecord], None]
 
 @dataclass
 class Security:
-    gate: RequestGate
+    admission: Admission
+    guardrails: GuardrailSets
+    audit: AuditSink | None
     limiter: RateLimiter
     store: SecurityStore | None = None
     authenticator: Authenticator | None = None
@@ -120,9 +122,14 @@ def build_security(
         lease_ttl_s=settings.request_timeout_s + 60,
         spend_source=spend_source(analytics) if analytics is not None else None,
     )
-    guardrails = GuardrailSets(security.guardrails)
-    gate = RequestGate(security.request_limits, admission, guardrails, metrics, audit)
-    parts = Security(gate=gate, limiter=limiter, store=store, checks=checks)
+    parts = Security(
+        admission=admission,
+        guardrails=GuardrailSets(security.guardrails),
+        audit=audit,
+        limiter=limiter,
+        store=store,
+        checks=checks,
+    )
     cors = security.cors
     if cors.allow_origins:
         parts.outer_middleware.append(
@@ -150,7 +157,7 @@ def build_security(
             store,
             audit,
             authenticator.forget,
-            guardrails.names,
+            parts.guardrails.names,
             BodyLimit(settings.max_body_bytes, settings.body_timeout_s),
         )
     return parts

@@ -3,10 +3,9 @@ when nobody ever reads it (a client gone before the body started, a losing fan-o
 
 from __future__ import annotations
 
-from ai_gateway.pipeline.fanout import Fanout
-from ai_gateway.providers.base import ChatRequest
+from ai_gateway.pipeline.exchange import chat_exchange
 from ai_gateway.request_info import RequestInfo
-from ai_gateway.schemas.chat import ChatCompletionRequest
+from ai_gateway.security.config import RequestLimits
 from conftest import GatewayFactory, emulator_yaml
 from harness import EmulatorServer
 
@@ -20,12 +19,14 @@ def test_a_stream_closed_before_it_is_read_is_recorded(
         "stream": True,
         "messages": [{"role": "user", "content": "opened but never read"}],
     }
-    request = ChatRequest(body=body, parsed=ChatCompletionRequest.model_validate(body))
     info = RequestInfo(request_id="never-read")
+    exchange = chat_exchange(body, info, RequestLimits())
 
     async def open_and_drop() -> None:
-        stream = await gw.gateway.pipeline.open_stream(request, info)
-        await stream.aclose()  # as a discarded fan-out branch, or the server's clean-up, does
+        stream = await gw.gateway.chains.chat(exchange)
+        assert not isinstance(stream, dict)
+        await anext(stream)  # as the renderer does before it answers
+        await stream.aclose()  # as the server's clean-up does for a client gone before reading
 
     gw.run(open_and_drop())
     # Recorded (with what was counted, the prompt at least) and priced, not silently dropped.
@@ -45,12 +46,13 @@ def test_a_fanout_stream_closed_before_it_is_read_is_charged_for_its_branches(
         "stream": True,
         "messages": [{"role": "user", "content": "raced but never read"}],
     }
-    request = ChatRequest(body=body, parsed=ChatCompletionRequest.model_validate(body))
     info = RequestInfo(request_id="fanout-never-read")
-    fanout = Fanout(gw.gateway.pipeline, gw.gateway.gate)
+    exchange = chat_exchange(body, info, RequestLimits())
 
     async def open_and_drop() -> None:
-        stream = await fanout.first_stream(request, info)
+        stream = await gw.gateway.chains.chat(exchange)
+        assert not isinstance(stream, dict)
+        await anext(stream)
         await stream.aclose()  # as the streamed response's clean-up does for a client gone
 
     gw.run(open_and_drop())

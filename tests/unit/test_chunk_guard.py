@@ -4,18 +4,17 @@ filtered, whatever field carries it, and the held-back tails go out with the fin
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import pytest
 
 from ai_gateway.errors import GuardrailBlockedError
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.pipeline.gate import ChunkGuard, GuardrailSets, RequestGate
+from ai_gateway.pipeline.chunk_guard import ChunkGuard
+from ai_gateway.pipeline.guard import Guard, GuardrailSets
 from ai_gateway.request_info import RequestInfo
-from ai_gateway.security.admission import Admission
-from ai_gateway.security.budget import LocalSpendCounter
 from ai_gateway.security.config import SecurityConfig
-from ai_gateway.security.ratelimit import LocalRateLimiter
 
 EMAIL = "jane.doe@example.com"
 
@@ -34,16 +33,11 @@ def chunk_guard(action: str = "redact") -> ChunkGuard:
             }
         }
     )
-    metrics = Metrics()
-    admission = Admission(
-        security, LocalRateLimiter(), LocalSpendCounter(), metrics, lease_ttl_s=60
-    )
-    gate = RequestGate(
-        security.request_limits, admission, GuardrailSets(security.guardrails), metrics, None
-    )
-    guard = gate.chunk_guard("m", RequestInfo(request_id="r"))
-    assert guard is not None
-    return guard
+    sets = GuardrailSets(security.guardrails)
+    rules = sets.for_request(None, "m")
+    assert rules is not None
+    stage = Guard(sets, Metrics(), None)
+    return ChunkGuard(rules, partial(stage.findings, info=RequestInfo(request_id="r")))
 
 
 def pieces(text: str, size: int = 5) -> list[str]:

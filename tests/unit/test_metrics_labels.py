@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ai_gateway.api.chat import header_text
+from ai_gateway.api.render import header_text
 from ai_gateway.observability.metrics import MAX_DIRECT_MODEL_LABELS, MAX_LABEL_CHARS, Metrics
 
 

@@ -66,7 +66,9 @@ def test_a_success_with_a_virtual_key() -> None:
         "cache_creation_input_tokens": 5,
     }
     before = datetime.now(UTC)
-    cost = rec.record(info, "chat", stream=False, usage=usage)
+    rec.measure(info, usage)
+    cost = info.cost_usd
+    rec.record(info, "chat", "public", stream=False, usage=usage)
     [r] = sink.records
     assert cost == Decimal("0.0006")  # (100 x 2 + 50 x 8) / 1M
     assert (r.request_id, r.route, r.model, r.served_model) == ("req-1", "chat", "public", "grp")
@@ -89,7 +91,7 @@ def test_a_stream_records_its_time_to_first_token() -> None:
     rec, sink = recorder()
     info = RequestInfo(request_id="req-2", model="public", provider="openai")
     info.trace = Trace(requested="public", served_by=PRIMARY, last_tried=PRIMARY, attempts=1)
-    rec.record(info, "chat", stream=True, usage={"prompt_tokens": 1}, ttft_s=0.125)
+    rec.record(info, "chat", "public", stream=True, usage={"prompt_tokens": 1}, ttft_s=0.125)
     [r] = sink.records
     assert (r.stream, r.ttft_ms, r.user, r.key_id, r.team) == (True, 125.0, None, None, None)
 
@@ -99,7 +101,8 @@ def test_a_failure_is_attributed_to_its_last_deployment_and_costs_nothing() -> N
     info = RequestInfo(request_id="req-3", model="public", provider="openai")
     info.trace = Trace(requested="public", last_tried=BACKUP, attempts=3)
     error = UpstreamRateLimitError("slow down", code="upstream_rate_limited")
-    assert rec.record(info, "chat", stream=False, error=error) is None
+    rec.measure(info, None)
+    rec.record(info, "chat", "public", stream=False, error=error)
     [r] = sink.records
     assert (r.served_model, r.provider, r.deployment) == ("alt", "anthropic", "alt/1")
     assert (r.upstream_model, r.status) == ("claude-x", 429)
@@ -110,7 +113,9 @@ def test_a_failure_is_attributed_to_its_last_deployment_and_costs_nothing() -> N
 def test_a_request_that_reached_no_deployment() -> None:
     rec, sink = recorder()
     info = RequestInfo(request_id="req-4", model="nope")
-    rec.record(info, "embeddings", stream=False, status=499, error_type="client_disconnected")
+    rec.record(
+        info, "embeddings", "nope", stream=False, status=499, error_type="client_disconnected"
+    )
     [r] = sink.records
     assert (r.route, r.model, r.served_model, r.provider, r.deployment) == (
         "embeddings",

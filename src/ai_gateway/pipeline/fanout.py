@@ -1,135 +1,88 @@
-"""Parallel model requests (opt-in): one prompt to several model names at once.
+"""The fan-out stage: one prompt to several model names at once (opt-in, `"models": [...]`).
 
-`"models": [...]` with `"fanout": "first"` returns the first successful answer and cancels the
-rest (upstream included; streams race to their first token); with `"fanout": "all"` (the
-default) it waits for every model and returns one `chat.completion` whose choices are each
-model's answer in the order asked, each marked with its `model`, and a failed model's choice
-carrying its `error` instead of a message. Usage is the sum. It fails only if every model failed.
+It runs the rest of the chain once per model, each branch recorded as its own request
+(`<request id>.<n>`, attributed to the caller) and with that model's content rules. With
+`"fanout": "first"` the first successful answer is returned and the rest cancelled (upstream
+included; streams race to their first chunk); with `"fanout": "all"` (the default) it waits for
+every model and returns one `chat.completion` whose choices are each model's answer in the order
+asked, each marked with its `model`, and a failed model's choice carrying its `error` instead of
+a message. Usage is the sum. It fails only if every model failed. The request as a whole is
+charged what every branch cost (losers of a race included: they were called).
 
-Each model's branch gets that model's content rules (on its prompt and its answer, or its stream)
-and is recorded as its own request, attributed to the caller; the request as a whole is charged
-what every branch cost (losers of a race included: they were called).
+Any other request passes through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from functools import partial
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 from ai_gateway.errors import GatewayError
-from ai_gateway.pipeline.chat import ChatPipeline
-from ai_gateway.pipeline.gate import RequestGate
-from ai_gateway.providers.base import ChatRequest, JSONObject
+from ai_gateway.pipeline.chain import Next, Stage
+from ai_gateway.pipeline.exchange import Chunks, Exchange, Outcome
+from ai_gateway.providers.base import JSONObject
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.routing.race import first_success
 
-T = TypeVar("T")
-
-
-def _for_model(request: ChatRequest, model: str) -> ChatRequest:
-    body = {**request.body, "model": model}
-    parsed = request.parsed.model_copy(update={"model": model, "models": None, "fanout": None})
-    return ChatRequest(body=body, parsed=parsed)
-
-
-def _branch_info(info: RequestInfo, index: int) -> RequestInfo:
-    """Each model of a fan-out is its own request in the records: `<request id>.<n>`."""
-    return RequestInfo(
-        request_id=f"{info.request_id}.{index}",
-        started=info.started,
-        principal=info.principal,
-        client_ip=info.client_ip,
-        client_request_id=info.client_request_id,
-        priced_only=info.priced_only,
-        metered=info.metered,
-        reach=info.reach,  # a branch's fallbacks are admitted into the request's ticket
-    )
-
-
-def _charge(info: RequestInfo, branches: Sequence[RequestInfo]) -> None:
-    """The request used what all its branches used (for its limits and budget)."""
-    costs = [b.cost_usd for b in branches if b.cost_usd is not None]
-    info.cost_usd = sum(costs[1:], costs[0]) if costs else None
-    info.total_tokens = sum(b.total_tokens for b in branches)
-
-
-async def _first(
-    calls: Sequence[Callable[[], Coroutine[Any, Any, T]]],
-    discard: Callable[[T], Awaitable[None]] | None,
-) -> tuple[int, T]:
-    return await first_success([asyncio.create_task(call()) for call in calls], discard)
+Opened = tuple[Chunks, JSONObject | None]  # a branch's stream and its first chunk
 
 
 class Fanout:
-    def __init__(self, pipeline: ChatPipeline, gate: RequestGate) -> None:
-        self._pipeline = pipeline
-        self._gate = gate
+    def __init__(self, record: Stage) -> None:
+        """`record`: the recording stage, run around each branch."""
+        self._record = record
 
-    async def _complete(self, request: ChatRequest, model: str, info: RequestInfo) -> JSONObject:
-        gate = self._gate
-        chat = await gate.guard_input(_for_model(request, model), model, info)
-        return await gate.guard_output(await self._pipeline.complete(chat, info), model, info)
+    async def __call__(self, exchange: Exchange, next: Next) -> Outcome:
+        mode = exchange.fanout
+        if mode is None:
+            return await next(exchange)
+        exchange.headers["x-gateway-fanout"] = mode
+        branches = [exchange.branch(i, model) for i, model in enumerate(exchange.models)]
+        exchange.branches = branches
+        if mode == "all":
+            return await self._all(exchange, branches, next)
+        if exchange.stream:
+            return await self._first_stream(exchange, branches, next)
+        return await self._first(exchange, branches, next)
 
-    async def _open(
-        self, request: ChatRequest, model: str, info: RequestInfo
-    ) -> AsyncIterator[bytes]:
-        chat = await self._gate.guard_input(_for_model(request, model), model, info)
-        return await self._pipeline.open_stream(chat, info, self._gate.chunk_guard(model, info))
+    async def _run(self, branch: Exchange, next: Next) -> Outcome:
+        return await self._record(branch, next)
 
-    async def first(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
-        models = request.parsed.models or []
-        branches = [_branch_info(info, i) for i in range(len(models))]
-        calls = [
-            partial(self._complete, request, m, b) for m, b in zip(models, branches, strict=True)
-        ]
+    async def _first(self, exchange: Exchange, branches: list[Exchange], next: Next) -> Outcome:
+        tasks = [asyncio.create_task(self._run(b, next)) for b in branches]
         try:
-            index, result = await _first(calls, None)
+            index, result = await first_success(tasks)
         finally:
-            _charge(info, branches)
-        _adopt(info, branches[index])
+            _charge(exchange.info, branches)
+        _adopt(exchange.info, branches[index].info)
         return result
 
-    async def first_stream(self, request: ChatRequest, info: RequestInfo) -> AsyncIterator[bytes]:
-        models = request.parsed.models or []
-        branches = [_branch_info(info, i) for i in range(len(models))]
-        calls = [partial(self._open, request, m, b) for m, b in zip(models, branches, strict=True)]
+    async def _first_stream(
+        self, exchange: Exchange, branches: list[Exchange], next: Next
+    ) -> Chunks:
+        async def open_branch(branch: Exchange) -> Opened:
+            chunks = await self._run(branch, next)
+            assert not isinstance(chunks, dict)
+            return chunks, await anext(chunks, None)  # started: closing it cleans it up
 
-        async def close(stream: AsyncIterator[bytes]) -> None:
-            await stream.aclose()  # type: ignore[attr-defined]
+        async def close(opened: Opened) -> None:
+            await opened[0].aclose()
 
+        tasks = [asyncio.create_task(open_branch(b)) for b in branches]
         try:
-            index, stream = await _first(calls, close)
+            index, (chunks, first) = await first_success(tasks, close)
         except BaseException:
-            _charge(info, branches)
+            _charge(exchange.info, branches)
             raise
-        _adopt(info, branches[index])
+        _adopt(exchange.info, branches[index].info)
+        return _charged(chunks, first, exchange.info, branches)
 
-        async def charged() -> AsyncGenerator[bytes, None]:
-            try:
-                yield b""  # the priming step, as in ChatPipeline.open_stream
-                async for part in stream:
-                    yield part
-            finally:
-                await close(stream)
-                _charge(info, branches)  # the winner's usage is known when its stream ends
-
-        # Started, so that closing it unread (a client gone before the body started) still
-        # closes the winner's stream and charges the request for every branch.
-        relay = charged()
-        await anext(relay)
-        return relay
-
-    async def all(self, request: ChatRequest, info: RequestInfo) -> JSONObject:
-        models = request.parsed.models or []
-        branches = [_branch_info(info, i) for i in range(len(models))]
+    async def _all(self, exchange: Exchange, branches: list[Exchange], next: Next) -> JSONObject:
         results = await asyncio.gather(
-            *(self._complete(request, m, b) for m, b in zip(models, branches, strict=True)),
-            return_exceptions=True,
+            *(self._run(b, next) for b in branches), return_exceptions=True
         )
-        _charge(info, branches)
+        _charge(exchange.info, branches)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, GatewayError):
                 raise result
@@ -139,12 +92,12 @@ class Fanout:
             raise first
         choices: list[JSONObject] = []
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        for model, result in zip(models, results, strict=True):
+        for branch, result in zip(branches, results, strict=True):
             if isinstance(result, GatewayError):
                 choices.append(
                     {
                         "index": len(choices),
-                        "model": model,
+                        "model": branch.model,
                         "message": None,
                         "finish_reason": None,
                         "error": result.to_dict()["error"],
@@ -153,22 +106,45 @@ class Fanout:
                 continue
             assert isinstance(result, dict)
             for choice in result.get("choices") or ():
-                choices.append({**choice, "index": len(choices), "model": model})
+                choices.append({**choice, "index": len(choices), "model": branch.model})
             for key in usage:
                 value = (result.get("usage") or {}).get(key)
                 if isinstance(value, int):
                     usage[key] += value
         return {
-            "id": f"chatcmpl-fanout-{info.request_id}",
+            "id": f"chatcmpl-fanout-{exchange.info.request_id}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": ",".join(models),
+            "model": ",".join(exchange.models),
             "choices": choices,
             "usage": usage,
         }
 
 
+async def _charged(
+    chunks: Chunks, first: JSONObject | None, info: RequestInfo, branches: Sequence[Exchange]
+) -> Chunks:
+    """The winner's stream; the request is charged for every branch when it ends (the
+    winner's usage is known then)."""
+    try:
+        if first is not None:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+    finally:
+        await chunks.aclose()
+        _charge(info, branches)
+
+
+def _charge(info: RequestInfo, branches: Sequence[Exchange]) -> None:
+    """The request used what all its branches used (for its limits and budget)."""
+    costs = [b.info.cost_usd for b in branches if b.info.cost_usd is not None]
+    info.cost_usd = sum(costs[1:], costs[0]) if costs else None
+    info.total_tokens = sum(b.info.total_tokens for b in branches)
+
+
 def _adopt(info: RequestInfo, branch: RequestInfo) -> None:
+    """The winner's labels and route are the request's (metrics, response headers)."""
     info.model, info.provider = branch.model, branch.provider
     info.deployment, info.upstream_label, info.trace = (
         branch.deployment,

@@ -32,7 +32,6 @@ from ai_gateway.errors import (
 from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
-from ai_gateway.observability.tracing import Tracing
 from ai_gateway.routing.breaker import BreakerState, CircuitBreaker
 from ai_gateway.routing.config import ContextStrategy, HedgeConfig, RouterConfig
 from ai_gateway.routing.context_window import (
@@ -80,11 +79,11 @@ class Router:
         usage: UsageWindow | None = None,
         rng: random.Random | None = None,
         attempt_timeout_s: float = float("inf"),
-        tracing: Tracing | None = None,
     ) -> None:
         """`attempt_timeout_s`: the HTTP client's limit on one non-streaming call (the gateway's
         `request_timeout_s`), so the router can skip a deadline timer that cannot fire first.
-        `tracing`: when on, each attempt is a client span (None: tracing is off)."""
+        Each attempt's instrumentation (metrics, span) wraps `RouteRequest.call`
+        (pipeline/attempts.py)."""
         self._table = table
         self._config = config
         self._stats = stats
@@ -95,7 +94,6 @@ class Router:
         self._usage = usage
         self._rng = rng or random.Random()
         self._attempt_timeout_s = attempt_timeout_s
-        self._tracing = tracing
         group_strategy = {g.name: g.strategy for g in table.group_configs if g.strategy}
         self._strategies = {
             name: build_strategy(group_strategy.get(name, config.strategy)) for name in table.groups
@@ -174,8 +172,6 @@ class Router:
                         ctx_strategy,
                     )
                 body = self._fit(group, deployment, request.body, ctx_strategy, trace)
-                if self._tracing is None:  # one coroutine less on every await of the attempt
-                    return await self._attempt_once(deployment, body, request, trace, deadline)
                 return await self._attempt(deployment, body, request, trace, deadline)
             except GatewayError as exc:
                 error = exc
@@ -230,19 +226,6 @@ class Router:
         trace: Trace,
         deadline: float,
     ) -> T:
-        if self._tracing is not None:  # the attempt's span; tracing off costs this one check
-            with self._tracing.attempt(deployment, body, trace.attempts + 1):
-                return await self._attempt_once(deployment, body, request, trace, deadline)
-        return await self._attempt_once(deployment, body, request, trace, deadline)
-
-    async def _attempt_once(
-        self,
-        deployment: Deployment,
-        body: JSONObject,
-        request: RouteRequest[T],
-        trace: Trace,
-        deadline: float,
-    ) -> T:
         loop = asyncio.get_running_loop()
         trace.attempts += 1
         trace.last_tried = deployment
@@ -280,7 +263,6 @@ class Router:
             # A stream's attempt ends at its first token: that is its time to first token.
             first_token = seconds if ok and request.stream else None
             self._stats.finished(deployment.id, seconds, ok=ok, first_token_s=first_token)
-            self._metrics.deployment_seconds(deployment, seconds, ok)
         trace.served_by = deployment
         await self._breaker.record_success(deployment.id)
         if counted and deployment.tpm and request.tokens_of is not None:

@@ -81,10 +81,26 @@ class UsageRecorder:
             return None
         return StreamTally(self._counter, provider, model, body)
 
+    def measure(self, info: RequestInfo, usage: object) -> None:
+        """What the request used, from the usage of its answer: `info.total_tokens` and
+        `info.cost_usd` (None when the model has no price), read by the limits and budgets it
+        is settled against, and the cost metric."""
+        counts = token_counts(usage)
+        info.total_tokens = counts[0] + counts[1]
+        trace = info.trace
+        served = trace.served_by if trace is not None else None
+        if usage is None or served is None:
+            info.cost_usd = None
+            return
+        cost = cost_of(self._registry.get(served.provider, served.model), counts)
+        self._metrics.observe_cost(info.model, served.provider, cost)
+        info.cost_usd = cost
+
     def record(
         self,
         info: RequestInfo,
         route: Route,
+        model: str,
         *,
         stream: bool,
         usage: object = None,
@@ -93,41 +109,33 @@ class UsageRecorder:
         error_type: str | None = None,
         ttft_s: float | None = None,
         estimated: bool = False,
-    ) -> Decimal | None:
-        """Record the request; returns its cost in USD (None when the model has no price).
-        `estimated`: `usage` is the gateway's count (a stream that ended without usage)."""
+    ) -> None:
+        """Write the request's usage record: `model` as requested, `usage` as measured (its
+        cost is `info.cost_usd`, from `measure`). `estimated`: `usage` is the gateway's count
+        (a stream that ended without usage)."""
+        if self._sink is None:
+            return
         trace = info.trace
         # A failed request is attributed to the deployment of its last attempt (error rates
-        # per deployment), and has no cost.
+        # per deployment).
         served = trace.served_by if trace is not None else None
         reached = served or (trace.last_tried if trace is not None else None)
         provider = reached.provider if reached is not None else info.provider
-        upstream = reached.model if reached is not None else ""
-        counts = token_counts(usage)
-        cost = None
-        if usage is not None and served is not None:
-            cost = cost_of(self._registry.get(served.provider, served.model), counts)
-            self._metrics.observe_cost(info.model, provider, cost)
-        prompt, completion, cached, cache_write, reasoning = counts
-        # What the request used, for the limits and budgets settled when it ends.
-        info.cost_usd = cost
-        info.total_tokens = prompt + completion
-        if self._sink is None:
-            return cost
+        prompt, completion, cached, cache_write, reasoning = token_counts(usage)
         principal = info.principal
         seconds = perf_counter() - info.started
-        # Positional, in UsageRecord's field order: a third of the cost of keywords, once per
-        # request (tests/unit/test_usage_recorder.py checks every field).
+        # Positional, in UsageRecord's field order (tests/unit/test_usage_recorder.py checks
+        # every field).
         self._sink.submit_usage(
             UsageRecord(
                 info.request_id,
                 datetime.fromtimestamp(time() - seconds, UTC),  # created_at
                 route,
-                trace.requested if trace is not None else info.model,  # model
+                model,
                 reached.group if reached is not None else "",  # served_model
                 provider,
                 reached.id if reached is not None else "",  # deployment
-                upstream,  # upstream_model
+                reached.model if reached is not None else "",  # upstream_model
                 stream,
                 status if status is not None else (error.status if error else 200),
                 error.type if error is not None else error_type,
@@ -137,7 +145,7 @@ class UsageRecorder:
                 cached,
                 cache_write,
                 reasoning,
-                cost,
+                info.cost_usd,
                 seconds * 1000,  # latency_ms
                 ttft_s * 1000 if ttft_s is not None else None,  # ttft_ms
                 trace.attempts if trace is not None else 0,
@@ -151,4 +159,3 @@ class UsageRecorder:
                 estimated,  # usage_estimated
             )
         )
-        return cost

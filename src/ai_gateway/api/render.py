@@ -1,0 +1,123 @@
+"""Renderers: a chain's outcome as the HTTP response. The chain never produces bytes; these do.
+
+- JSON: the answer, with the exchange's headers and the route taken (`x-gateway-*`).
+- SSE: each chunk as `data: {...}`, then `data: [DONE]`; the usage chunk only when the client
+  asked for it (`stream_options.include_usage`). An error raised after the first chunk is sent
+  as a final `data: {"error": ...}` event (the client already has a 200) and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from urllib.parse import quote
+
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from ai_gateway.api.common import JSONResponse
+from ai_gateway.errors import GatewayError
+from ai_gateway.pipeline.chain import Chain
+from ai_gateway.pipeline.exchange import Chunks, Exchange
+from ai_gateway.providers.base import JSONObject
+from ai_gateway.request_info import RequestInfo
+from ai_gateway.streaming.sse import DONE, encode_data
+
+SSE = "text/event-stream"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Visible ASCII but the escape character itself: left as it is by header_text's encoding.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+ErrorCount = Callable[[GatewayError], None]
+
+
+def header_text(value: str) -> str:
+    """`value` as a header value: printable ASCII as it is, anything else (CR, LF, NUL, other
+    control characters, non-ASCII) percent-encoded as UTF-8, so that no name can break or
+    split the response. Model names are validated before this; configured upstream ids are
+    the operator's text."""
+    if value.isascii() and value.isprintable():
+        return value
+    return quote(value, safe=_HEADER_SAFE)
+
+
+def route_headers(info: RequestInfo) -> dict[str, str]:
+    """Which deployment served the request, and what it took to get there."""
+    trace = info.trace
+    if trace is None:
+        return {}
+    headers = {"x-gateway-attempts": str(trace.attempts)}
+    if info.cost_usd is not None:
+        headers["x-gateway-cost-usd"] = format(info.cost_usd.normalize(), "f")
+    served = trace.served_by
+    if served is not None:
+        headers["x-gateway-model"] = header_text(served.group)
+        headers["x-gateway-deployment"] = header_text(served.id)
+        headers["x-gateway-provider"] = served.provider
+        headers["x-gateway-upstream-model"] = header_text(served.model)
+    if trace.fallbacks:
+        headers["x-gateway-fallbacks"] = header_text(",".join(trace.fallbacks))
+    if trace.hedged:
+        headers["x-gateway-hedged"] = "true"
+    if trace.truncated_messages:
+        headers["x-gateway-truncated-messages"] = str(trace.truncated_messages)
+    return headers
+
+
+def json_answer(result: JSONObject, exchange: Exchange) -> Response:
+    return JSONResponse(result, headers={**exchange.headers, **route_headers(exchange.info)})
+
+
+async def open_stream(chain: Chain, exchange: Exchange) -> tuple[Chunks, JSONObject | None]:
+    """Run `chain` for a streamed request, up to the first chunk of its stream (which starts
+    every stage's wrapper, pipeline/exchange.py). Until then a failure is an HTTP error."""
+    outcome = await chain(exchange)
+    if isinstance(outcome, dict):
+        raise TypeError("a streamed request's chain answered with JSON")
+    return outcome, await anext(outcome, None)
+
+
+def sse_answer(
+    chunks: Chunks, first: JSONObject | None, exchange: Exchange, count_error: ErrorCount
+) -> Response:
+    body = _events(chunks, first, exchange.include_usage, count_error)
+    return StreamingResponse(
+        body,
+        media_type=SSE,
+        headers={**SSE_HEADERS, **exchange.headers, **route_headers(exchange.info)},
+        # After the response, also when the client left: the server leaves a body it stopped
+        # sending suspended, or never starts one for a client gone before it began. Closing the
+        # stream runs every stage's clean-up (recorded, settled, upstream closed).
+        background=BackgroundTask(_close, body, chunks),
+    )
+
+
+async def _events(
+    chunks: Chunks, first: JSONObject | None, include_usage: bool, count_error: ErrorCount
+) -> AsyncGenerator[bytes, None]:
+    def event(chunk: JSONObject) -> bytes | None:
+        if include_usage:
+            return encode_data(chunk)
+        chunk.pop("usage", None)
+        return encode_data(chunk) if chunk.get("choices") else None
+
+    try:
+        if first is not None:
+            data = event(first)
+            if data is not None:
+                yield data
+            async for chunk in chunks:
+                data = event(chunk)
+                if data is not None:
+                    yield data
+    except GatewayError as exc:
+        count_error(exc)
+        yield encode_data(exc.to_dict())
+        return
+    finally:
+        await chunks.aclose()
+    yield DONE
+
+
+async def _close(body: AsyncGenerator[bytes, None], chunks: Chunks) -> None:
+    await body.aclose()
+    await chunks.aclose()

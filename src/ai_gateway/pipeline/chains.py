@@ -1,0 +1,54 @@
+"""The order of the stages: the one place it is written. Every model endpoint (chat completions,
+streamed or not, fanned out or not, and embeddings) runs `MODEL_STAGES`, outermost first:
+
+    record   one usage record per request, with the status the client got    pipeline/record.py
+    admit    allowed models, rate limits and budgets; settled when it ends    pipeline/admit.py
+    fanout   several models: the rest of the chain once per model             pipeline/fanout.py
+    guard    content rules on the prompt, then on the answer or each chunk    pipeline/guard.py
+    call     route, call the provider (each attempt instrumented), measure    pipeline/call.py
+
+Before the chain, the HTTP layer authenticates the caller (middleware), reads and parses the body
+(size, JSON, request limits, schema) into an `Exchange`; after it, a renderer turns the outcome
+into JSON or SSE (api/render.py). A stage that has nothing to do for a request (no limits for the
+caller, no content rules for the model, a single model) passes it through at the cost of a call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ai_gateway.pipeline.admit import Admit
+from ai_gateway.pipeline.call import Call
+from ai_gateway.pipeline.chain import Chain, Stage
+from ai_gateway.pipeline.fanout import Fanout
+from ai_gateway.pipeline.guard import Guard
+from ai_gateway.pipeline.record import Record
+
+MODEL_STAGES = ("record", "admit", "fanout", "guard", "call")
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The stage objects, by the names the lists above use."""
+
+    record: Record
+    admit: Admit
+    fanout: Fanout
+    guard: Guard
+    call: Call
+
+    def chain(self, names: tuple[str, ...]) -> Chain:
+        stages: list[Stage] = [getattr(self, name) for name in names]
+        return Chain(stages)
+
+
+@dataclass(frozen=True)
+class Chains:
+    """The chain each endpoint kind runs."""
+
+    chat: Chain
+    embeddings: Chain
+
+    @classmethod
+    def build(cls, stages: Stages) -> Chains:
+        return cls(chat=stages.chain(MODEL_STAGES), embeddings=stages.chain(MODEL_STAGES))
