@@ -17,25 +17,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ai_gateway.pipeline.admit import Admit
-from ai_gateway.pipeline.call import Call
 from ai_gateway.pipeline.chain import Chain, Stage
-from ai_gateway.pipeline.fanout import Fanout
-from ai_gateway.pipeline.guard import Guard
-from ai_gateway.pipeline.record import Record
 
 MODEL_STAGES = ("record", "admit", "fanout", "guard", "call")
 
 
 @dataclass(frozen=True)
 class Stages:
-    """The stage objects, by the names the lists above use."""
+    """The stage objects, by the names the lists above use (built by app assembly: `Record`,
+    `Admit`, `Fanout`, `Guard` and `Call`)."""
 
-    record: Record
-    admit: Admit
-    fanout: Fanout
-    guard: Guard
-    call: Call
+    record: Stage
+    admit: Stage
+    fanout: Stage
+    guard: Stage
+    call: Stage
 
     def chain(self, names: tuple[str, ...]) -> Chain:
         stages: list[Stage] = [getattr(self, name) for name in names]
