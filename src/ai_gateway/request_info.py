@@ -15,7 +15,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 # May the request move to this model name (a fallback)? The caller's allowed models and the
-# model's limits; see RequestGate.admit.
+# model's limits; see pipeline/admit.py.
 Reach = Callable[[str], Awaitable[bool]]
 
 if TYPE_CHECKING:

@@ -3,7 +3,6 @@ debt, concurrency leases and the eviction of idle keys."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 
@@ -14,7 +13,6 @@ from ai_gateway.security.ratelimit import (
     LocalRateLimiter,
     Rate,
     RateLimiter,
-    decision,
 )
 
 NS = 1_000_000_000
@@ -135,12 +133,12 @@ def test_invalid_rates_are_refused(rps: float, burst: int) -> None:
         Rate(rps, burst)
 
 
-def test_fast_decisions_equal_ordinary_ones_and_are_frozen() -> None:
-    fast = decision(False, 10, 0, 1.5, 0.25)
-    assert fast == Decision(False, 10, 0, 1.5, 0.25)
-    assert hash(fast) == hash(Decision(False, 10, 0, 1.5, 0.25))
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        fast.allowed = True  # type: ignore[misc]
+def test_decisions_are_immutable_values() -> None:
+    made = Decision(False, 10, 0, 1.5, 0.25)
+    assert made == Decision(allowed=False, limit=10, remaining=0, reset_s=1.5, retry_after_s=0.25)
+    assert hash(made) == hash(Decision(False, 10, 0, 1.5, 0.25))
+    with pytest.raises(AttributeError):
+        made.allowed = True  # type: ignore[misc]
 
 
 # -- tokens ----------------------------------------------------------------------------------

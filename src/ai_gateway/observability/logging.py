@@ -254,10 +254,12 @@ class _FlushingHandler(logging.StreamHandler[TextIO]):
 class LineSink:
     """structlog's logger factory for `configure_logging`: loggers write lines to `stream`.
 
-    With the JSON format it also offers `json_event`, the same line as the structlog pipeline
-    would write (context variables, the event, level, timestamp, scrubbed) without that pipeline's
-    generic machinery: about 5 µs instead of 15 per line, and written in batches (see
-    `LineWriter.deferred`). The access log, one line per request, uses it (see `event_writer`)."""
+    With the JSON format it also offers `json_event`, the line the structlog pipeline would
+    write for the event and its fields (level, timestamp, scrubbed), rendered without that
+    pipeline's generic machinery and written in batches (see `LineWriter.deferred`): the access
+    log writes one line per request, so it uses it (see `event_writer`). It carries the fields
+    it is given, not structlog's context variables: the gateway binds none, and a request's
+    facts are passed to the line explicitly."""
 
     def __init__(
         self, writer: LineWriter, *, json_scrubber: LineScrubber | None, min_level: int
@@ -279,16 +281,10 @@ class LineSink:
         name = logging.getLevelName(level).lower()
         stamp = self._stamper.at
         defer = self.writer.deferred
-        context = structlog.contextvars.get_contextvars
-        # structlog creates its context variables when something is first bound: until then
-        # there is nothing to merge (and looking costs a walk over every context variable).
-        created = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
 
-        def render(event: tuple[str, Fields, float, dict[str, Any] | None]) -> str:
-            label, given, now, bound = event
+        def render(event: tuple[str, Fields, float]) -> str:
+            label, given, now = event
             fields = given if isinstance(given, dict) else given()
-            if bound:
-                fields = {**bound, **fields}
             fields["event"] = label
             fields["level"] = name
             fields["timestamp"] = stamp(now)
@@ -299,9 +295,7 @@ class LineSink:
             return scrubber(None, "", line)
 
         def event(event: str, fields: Fields) -> None:
-            # The context variables bound now (rendering happens outside the request's context).
-            bound = context() if created is None or created else None
-            defer(render, (event, fields, time.time(), bound))
+            defer(render, (event, fields, time.time()))
 
         return event
 

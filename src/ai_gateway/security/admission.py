@@ -245,7 +245,7 @@ class Admission:
             await self._release(ticket)
             raise
         # Under a budget only priced models may be used, and a stream cut before its usage is
-        # counted (pipeline/chat.py): what is charged must be known.
+        # counted (pipeline/call.py): what is charged must be known.
         info.priced_only = bool(ticket.budgets)
         info.metered = bool(ticket.budgets or ticket.token_scopes)
         return ticket

@@ -44,7 +44,6 @@ from ai_gateway.security.ratelimit import (
     Rate,
     check_lease_args,
     check_tokens_args,
-    decision,
     lease_decision,
     token_cost,
     token_decision,
@@ -180,7 +179,7 @@ class RedisRateLimiter:
         if result is None:
             return self._local().hit_now(key, rate)
         allowed, remaining, reset_us, retry_us = (int(v) for v in result)
-        return decision(
+        return Decision(
             allowed == 1, rate.burst, remaining, reset_us / US_PER_S, retry_us / US_PER_S
         )
 

@@ -124,38 +124,34 @@ class UsageRecorder:
         prompt, completion, cached, cache_write, reasoning = token_counts(usage)
         principal = info.principal
         seconds = perf_counter() - info.started
-        # Positional, in UsageRecord's field order (tests/unit/test_usage_recorder.py checks
-        # every field).
         self._sink.submit_usage(
             UsageRecord(
-                info.request_id,
-                datetime.fromtimestamp(time() - seconds, UTC),  # created_at
-                route,
-                model,
-                reached.group if reached is not None else "",  # served_model
-                provider,
-                reached.id if reached is not None else "",  # deployment
-                reached.model if reached is not None else "",  # upstream_model
-                stream,
-                status if status is not None else (error.status if error else 200),
-                error.type if error is not None else error_type,
-                error.code if error is not None else None,
-                prompt,
-                completion,
-                cached,
-                cache_write,
-                reasoning,
-                info.cost_usd,
-                seconds * 1000,  # latency_ms
-                ttft_s * 1000 if ttft_s is not None else None,  # ttft_ms
-                trace.attempts if trace is not None else 0,
-                len(trace.fallbacks) if trace is not None else 0,
-                "off",  # cache_status
-                principal.user if principal is not None else None,
-                principal.key_id if principal is not None else None,
-                principal.team if principal is not None else None,
-                None,  # template
-                info.client_request_id,
-                estimated,  # usage_estimated
+                request_id=info.request_id,
+                created_at=datetime.fromtimestamp(time() - seconds, UTC),  # when it started
+                route=route,
+                model=model,
+                served_model=reached.group if reached is not None else "",
+                provider=provider,
+                deployment=reached.id if reached is not None else "",
+                upstream_model=reached.model if reached is not None else "",
+                stream=stream,
+                status=status if status is not None else (error.status if error else 200),
+                error_type=error.type if error is not None else error_type,
+                error_code=error.code if error is not None else None,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                cached_tokens=cached,
+                cache_write_tokens=cache_write,
+                reasoning_tokens=reasoning,
+                cost_usd=info.cost_usd,
+                latency_ms=seconds * 1000,
+                ttft_ms=ttft_s * 1000 if ttft_s is not None else None,
+                attempts=trace.attempts if trace is not None else 0,
+                fallbacks=len(trace.fallbacks) if trace is not None else 0,
+                user=principal.user if principal is not None else None,
+                key_id=principal.key_id if principal is not None else None,
+                team=principal.team if principal is not None else None,
+                client_request_id=info.client_request_id,
+                usage_estimated=estimated,
             )
         )
