@@ -1,0 +1,1 @@
+"""Response caching: exact and semantic, shared through Redis, scoped per tenant."""
