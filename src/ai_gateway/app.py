@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -14,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ai_gateway.api.analytics_routes import analytics_endpoints
+from ai_gateway.api.cache_admin import CacheAdminAPI
 from ai_gateway.api.chat import CompletionsAPI
 from ai_gateway.api.common import BodyLimit, JSONResponse, error_response
 from ai_gateway.api.dashboard import DashboardAPI
@@ -26,6 +28,7 @@ from ai_gateway.api.render import route_headers
 from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.app_security import build_security, needs_store, start_store
+from ai_gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from ai_gateway.demo import DEMO_HEADER
 from ai_gateway.errors import (
     GatewayError,
@@ -40,6 +43,7 @@ from ai_gateway.observability.metrics import Metrics
 from ai_gateway.observability.tracing import Tracing, tracing_from_env
 from ai_gateway.pipeline.admit import Admit
 from ai_gateway.pipeline.attempts import Attempts
+from ai_gateway.pipeline.cache import Cache
 from ai_gateway.pipeline.call import Call
 from ai_gateway.pipeline.chains import Chains, Stages
 from ai_gateway.pipeline.charges import Charges
@@ -162,6 +166,18 @@ def writer_readiness_check(
     return ReadinessCheck("analytics", False, check)
 
 
+def cache_store(config: Config, redis_client: Redis | None) -> CacheStore:
+    """Redis (cache.redis_url, else the gateway's redis_url) shared by every instance, else an
+    in-process LRU."""
+    prefix = config.gateway.redis_prefix
+    url = config.cache.redis_url
+    if url is not None:
+        return RedisStore(create_redis(url.get_secret_value()), prefix)
+    if redis_client is not None:
+        return RedisStore(redis_client, prefix)
+    return MemoryStore(config.cache.max_bytes)
+
+
 def create_app(
     config: Config,
     registry: ModelRegistry | None = None,
@@ -240,12 +256,14 @@ def create_app(
     )
     charges = Charges(deployments, recorder)
     record = Record(recorder)
+    cache = Cache(config.cache, cache_store(config, redis_client), metrics)
     chains = Chains.build(
         Stages(
             record=record,
             admit=Admit(security.admission, charges),
             fanout=Fanout(record),
             guard=Guard(security.guardrails, metrics, security.audit),
+            cache=cache,
             call=Call(router, Attempts(providers, metrics, tracing), charges, recorder),
         )
     )
@@ -297,6 +315,7 @@ def create_app(
             analytics=analytics_endpoints(store, writer if store is not None else None, body),
             dashboard=DashboardAPI(),
             admin=security.admin,
+            cache_admin=CacheAdminAPI(cache.clear),
         )
     )
 
@@ -328,6 +347,7 @@ def create_app(
         try:
             yield
         finally:
+            await cache.aclose()  # entries being stored
             if writer is not None:
                 await writer.aclose(30)  # uvicorn has drained the requests: flush every record
             if store is not None:

@@ -27,6 +27,8 @@ from ai_gateway.request_info import RequestInfo
 from ai_gateway.security.config import RequestLimits
 
 Events = list[str]
+# What the fake stages note for one request (a fan-out's branches add theirs)
+ORDER = ["record>", "admit>", "guard>", "cache>", "call", "cache<", "guard<", "admit<", "record<"]
 
 
 class Around:
@@ -84,6 +86,7 @@ def fake_stages(events: Events) -> Stages:
         admit=Around("admit", events),
         fanout=Fanout(record),
         guard=Around("guard", events),
+        cache=Around("cache", events),
         call=Answer(events),
     )
 
@@ -107,10 +110,10 @@ async def run(chain: Chain, exchange: Exchange) -> Outcome:
 
 
 def test_the_model_endpoints_run_the_declared_list() -> None:
-    assert MODEL_STAGES == ("record", "admit", "fanout", "guard", "call")
+    assert MODEL_STAGES == ("record", "admit", "fanout", "guard", "cache", "call")
     built = Chains.build(fake_stages([]))
     names = [type(s).__name__ for s in built.chat.stages]
-    assert names == ["Around", "Around", "Fanout", "Around", "Answer"]
+    assert names == ["Around", "Around", "Fanout", "Around", "Around", "Answer"]
     assert built.embeddings.stages == built.chat.stages
 
 
@@ -118,7 +121,7 @@ def test_a_chat_request_goes_down_the_stages_and_back_up_once() -> None:
     events: Events = []
     answer = asyncio.run(run(Chains.build(fake_stages(events)).chat, chat()))
     assert answer == {"object": "answer", "model": "m"}
-    assert events == ["record>", "admit>", "guard>", "call", "guard<", "admit<", "record<"]
+    assert events == ORDER
 
 
 def test_a_stream_s_after_work_runs_when_it_ends_innermost_first() -> None:
@@ -133,8 +136,8 @@ def test_a_stream_s_after_work_runs_when_it_ends_innermost_first() -> None:
         return before
 
     before = asyncio.run(opened_then_read())
-    assert before == ["record>", "admit>", "guard>", "call"]
-    assert events == [*before, "guard<", "admit<", "record<"]
+    assert before == ORDER[:5]
+    assert events == ORDER
 
 
 def test_a_stream_closed_after_its_first_chunk_runs_every_stage_s_clean_up() -> None:
@@ -148,13 +151,13 @@ def test_a_stream_closed_after_its_first_chunk_runs_every_stage_s_clean_up() -> 
         await outcome.aclose()
 
     asyncio.run(first_chunk_then_close())
-    assert events[-3:] == ["guard<", "admit<", "record<"]
+    assert events[-4:] == ORDER[-4:]
 
 
 def test_embeddings_run_the_same_stages() -> None:
     events: Events = []
     asyncio.run(run(Chains.build(fake_stages(events)).embeddings, embeddings()))
-    assert events == ["record>", "admit>", "guard>", "call", "guard<", "admit<", "record<"]
+    assert events == ORDER
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -169,23 +172,24 @@ def test_a_fanout_runs_the_stages_after_it_once_per_model_each_branch_recorded(
     assert events[-2:] == ["admit<", "record<"]
     for model in ("a", "b"):
         branch = [e for e in events if e.endswith(f"[{model}]")]
-        assert branch[:3] == [f"record>[{model}]", f"guard>[{model}]", f"call[{model}]"]
+        inner = [f"record>[{model}]", f"guard>[{model}]", f"cache>[{model}]", f"call[{model}]"]
+        assert branch[:4] == inner
         if not stream or model == "a":  # a losing stream may be closed at any point
-            assert branch[3:] == [f"guard<[{model}]", f"record<[{model}]"]
+            assert branch[4:] == [f"cache<[{model}]", f"guard<[{model}]", f"record<[{model}]"]
 
 
 def test_one_name_added_to_the_list_takes_effect_for_every_kind_of_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """As a new stage (a cache, a hook) is added: one line in pipeline/chains.py."""
+    """As a new stage (a hook) is added: one line in pipeline/chains.py."""
     events: Events = []
 
     @dataclass(frozen=True)
-    class WithCache(Stages):
-        cache: Stage
+    class WithHook(Stages):
+        hook: Stage
 
-    stages = WithCache(**vars(fake_stages(events)), cache=Around("cache", events))
-    monkeypatch.setattr(chains, "MODEL_STAGES", (*MODEL_STAGES[:-1], "cache", MODEL_STAGES[-1]))
+    stages = WithHook(**vars(fake_stages(events)), hook=Around("hook", events))
+    monkeypatch.setattr(chains, "MODEL_STAGES", (*MODEL_STAGES[:-1], "hook", MODEL_STAGES[-1]))
     built = Chains.build(stages)
     requests = {
         "chat": (built.chat, chat()),
@@ -199,5 +203,5 @@ def test_one_name_added_to_the_list_takes_effect_for_every_kind_of_request(
         calls = [n for n, e in enumerate(events) if e.startswith("call")]
         assert calls, kind
         for n in calls:  # right around every provider call, for each branch of a fan-out
-            assert events[n - 1].startswith("cache>"), (kind, events)
-            assert events[n + 1].startswith("cache<"), (kind, events)
+            assert events[n - 1].startswith("hook>"), (kind, events)
+            assert events[n + 1].startswith("hook<"), (kind, events)

@@ -34,7 +34,9 @@ class CompletionsAPI:
 
     async def chat(self, request: Request) -> Response:
         body = await read_json(request, self._body)
-        exchange = chat_exchange(body, RequestInfo.from_scope(request.scope), self._limits)
+        info = RequestInfo.from_scope(request.scope)
+        control = request.headers.get("cache-control")
+        exchange = chat_exchange(body, info, self._limits, control)
         chain = self._chains.chat
         if not exchange.stream:
             result = await cancel_on_disconnect(chain(exchange), request.receive)

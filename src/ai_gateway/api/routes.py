@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ai_gateway.api.admin import AdminAPI
 from ai_gateway.api.analytics_routes import AnalyticsEndpoints
+from ai_gateway.api.cache_admin import CacheAdminAPI
 from ai_gateway.api.chat import CompletionsAPI
 from ai_gateway.api.dashboard import DashboardAPI
 from ai_gateway.api.health import HealthAPI
@@ -34,6 +35,7 @@ class Handlers:
     analytics: AnalyticsEndpoints
     dashboard: DashboardAPI
     admin: AdminAPI | None
+    cache_admin: CacheAdminAPI
 
 
 def gateway_routes(h: Handlers) -> RouteTable:
@@ -46,6 +48,7 @@ def gateway_routes(h: Handlers) -> RouteTable:
         E("/tokens/count", POST, h.tokens.count, CALLER, "/tokens/count", api=True),
         *analytics_entries(h.analytics, h.dashboard),
         *(admin_entries(h.admin) if h.admin is not None else ()),
+        E("/admin/cache", DELETE, h.cache_admin.delete, ADMIN, "/admin"),
         E("/health", GET, h.health.live, PUBLIC, "/health", traced=False),
         E("/health/ready", GET, h.health.ready, PUBLIC, "/health/ready", traced=False),
         E("/metrics", GET, h.health.metrics, PUBLIC, "/metrics", traced=False),

@@ -204,6 +204,25 @@ class Metrics:
             ("rule", "direction", "action"),
             registry=r,
         )
+        self.cache_lookups = Counter(
+            "ai_gateway_cache_requests_total",
+            "Response cache outcomes by status (hit, semantic-hit, miss, refresh, bypass).",
+            ("status",),
+            registry=r,
+        )
+        self.cache_bytes = Counter(
+            "ai_gateway_cache_bytes_total",
+            "Bytes of cache entries stored and served.",
+            ("direction",),
+            registry=r,
+        )
+        self.cache_errors = Counter(
+            "ai_gateway_cache_errors_total",
+            "Cache failures by kind: a backend or index that did not answer (the request "
+            "bypassed the cache), an entry that could not be decoded (dropped).",
+            ("kind",),
+            registry=r,
+        )
         self._direct_models: set[str] = set()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._request_children: dict[tuple[str, ...], Counter] = {}

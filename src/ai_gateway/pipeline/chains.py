@@ -5,6 +5,7 @@ streamed or not, fanned out or not, and embeddings) runs `MODEL_STAGES`, outermo
     admit    allowed models, rate limits and budgets; settled when it ends    pipeline/admit.py
     fanout   several models: the rest of the chain once per model             pipeline/fanout.py
     guard    content rules on the prompt, then on the answer or each chunk    pipeline/guard.py
+    cache    answer from the response cache, or share or store the answer      pipeline/cache.py
     call     route, call the provider (each attempt instrumented), measure    pipeline/call.py
 
 Before the chain, the HTTP layer authenticates the caller (middleware), reads and parses the body
@@ -19,18 +20,19 @@ from dataclasses import dataclass
 
 from ai_gateway.pipeline.chain import Chain, Stage
 
-MODEL_STAGES = ("record", "admit", "fanout", "guard", "call")
+MODEL_STAGES = ("record", "admit", "fanout", "guard", "cache", "call")
 
 
 @dataclass(frozen=True)
 class Stages:
     """The stage objects, by the names the lists above use (built by app assembly: `Record`,
-    `Admit`, `Fanout`, `Guard` and `Call`)."""
+    `Admit`, `Fanout`, `Guard`, `Cache` and `Call`)."""
 
     record: Stage
     admit: Stage
     fanout: Stage
     guard: Stage
+    cache: Stage
     call: Stage
 
     def chain(self, names: tuple[str, ...]) -> Chain:

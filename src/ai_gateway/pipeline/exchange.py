@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from ai_gateway.cache.controls import NO_CONTROL, CacheControl
+from ai_gateway.cache.entry import Entry
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.chat import GATEWAY_FIELDS, ChatCompletionRequest
@@ -54,6 +57,13 @@ class Exchange:
     usage: object = None
     usage_estimated: bool = False  # `usage` is the gateway's count of a cut stream
     ttft_s: float | None = None
+    # The response cache (pipeline/cache.py).
+    cache_control: CacheControl = NO_CONTROL  # the client's Cache-Control header
+    cache_status: str = "off"  # off, miss, hit, semantic-hit, bypass, refresh
+    cache_entry: Entry | None = None  # the entry a hit answers from
+    cache_lock: str | None = None  # a shared coalescing lock this request holds
+    saved_tokens: int = 0  # a hit: the tokens the cached answer cost when generated
+    saved_cost_usd: Decimal | None = None
 
     @property
     def chat(self) -> ChatRequest:
@@ -93,10 +103,13 @@ class Exchange:
             models=(model,),
             stream=self.stream,
             include_usage=self.include_usage,
+            cache_control=self.cache_control,
         )
 
 
-def chat_exchange(body: Any, info: RequestInfo, limits: RequestLimits) -> Exchange:
+def chat_exchange(
+    body: Any, info: RequestInfo, limits: RequestLimits, cache_control: str | None = None
+) -> Exchange:
     """A chat request's exchange from its JSON: the request limits on the raw JSON (before the
     schema, bounding its work), then the schema (400 naming the field). The gateway's own
     fields are not sent upstream."""
@@ -113,6 +126,7 @@ def chat_exchange(body: Any, info: RequestInfo, limits: RequestLimits) -> Exchan
         models=tuple(parsed.models) if parsed.models else (parsed.model,),
         stream=bool(parsed.stream),
         include_usage=bool(options and options.include_usage),
+        cache_control=CacheControl.parse(cache_control),
     )
 
 

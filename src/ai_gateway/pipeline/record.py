@@ -93,4 +93,7 @@ class Record:
             error_type=error_type,
             ttft_s=exchange.ttft_s,
             estimated=exchange.usage_estimated,
+            cache_status=exchange.cache_status,
+            saved_tokens=exchange.saved_tokens,
+            saved_cost_usd=exchange.saved_cost_usd,
         )

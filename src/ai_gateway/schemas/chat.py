@@ -137,7 +137,18 @@ class StreamOptions(BaseModel):
     include_usage: bool | None = None
 
 
-GATEWAY_FIELDS = ("context_strategy", "models", "fanout")
+class CacheOptions(BaseModel):
+    """The request's response-cache controls (docs/caching.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl: int | None = Field(default=None, ge=1)  # seconds an answer stored now is kept
+    no_cache: bool = False  # skip the lookup (the answer is still stored)
+    no_store: bool = False  # do not store the answer
+    namespace: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+GATEWAY_FIELDS = ("context_strategy", "models", "fanout", "cache")
 
 
 class ChatCompletionRequest(BaseModel):
@@ -169,6 +180,7 @@ class ChatCompletionRequest(BaseModel):
     context_strategy: ContextStrategy | None = None
     models: list[ModelName] | None = Field(default=None, min_length=1, max_length=8)
     fanout: Literal["first", "all"] | None = None
+    cache: CacheOptions | None = None
 
     @model_validator(mode="after")
     def _fanout(self) -> ChatCompletionRequest:

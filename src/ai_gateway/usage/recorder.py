@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from time import perf_counter, time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ai_gateway.errors import GatewayError, PermissionDeniedError
 from ai_gateway.model_registry import ModelRegistry
@@ -20,7 +20,7 @@ from ai_gateway.request_info import RequestInfo
 from ai_gateway.usage.estimate import max_cost
 from ai_gateway.usage.pricing import cost_of, token_counts
 from ai_gateway.usage.pricing import priced as has_prices
-from ai_gateway.usage.records import Route, UsageRecord
+from ai_gateway.usage.records import CacheStatus, Route, UsageRecord
 from ai_gateway.usage.streamed import StreamTally
 from ai_gateway.usage.tokens import TokenCounter
 
@@ -109,10 +109,14 @@ class UsageRecorder:
         error_type: str | None = None,
         ttft_s: float | None = None,
         estimated: bool = False,
+        cache_status: str = "off",
+        saved_tokens: int = 0,
+        saved_cost_usd: Decimal | None = None,
     ) -> None:
         """Write the request's usage record: `model` as requested, `usage` as measured (its
         cost is `info.cost_usd`, from `measure`). `estimated`: `usage` is the gateway's count
-        (a stream that ended without usage)."""
+        (a stream that ended without usage). `cache_status`: what the response cache did;
+        `saved_*`: what a hit's answer cost when it was generated."""
         if self._sink is None:
             return
         trace = info.trace
@@ -153,5 +157,6 @@ class UsageRecorder:
                 team=principal.team if principal is not None else None,
                 client_request_id=info.client_request_id,
                 usage_estimated=estimated,
+                cache_status=cast(CacheStatus, cache_status),
             )
         )

@@ -1,0 +1,204 @@
+"""A cache entry: a complete answer, as a JSON `chat.completion` and, for a streamed miss, the
+chunks it was streamed in (reasoning, tool calls and the usage chunk included), with what it
+cost when it was generated. Stored as JSON bytes.
+
+A stream request served from a JSON entry gets the answer cut into chunks; a JSON request served
+from a streamed entry gets the chunks put together (`answer_of`), so either kind of request can
+use either kind of entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TypeVar
+
+import orjson
+
+from ai_gateway.providers.base import JSONObject
+
+T = TypeVar("T")
+VERSION = 1
+PIECE_CHARS = 64  # the size of the text pieces a JSON answer is replayed in
+
+
+class BadEntryError(Exception):
+    """Stored bytes that are not an entry of this version (dropped and counted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    created: float  # unix time it was stored (the `age` header)
+    answer: JSONObject | None  # a chat.completion, or None when only chunks were stored
+    chunks: list[JSONObject] | None
+    cost_usd: Decimal | None  # what the answer cost when it was generated
+    tokens: int  # its prompt + completion tokens
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": VERSION,
+                "created": self.created,
+                "answer": self.answer,
+                "chunks": self.chunks,
+                "cost_usd": str(self.cost_usd) if self.cost_usd is not None else None,
+                "tokens": self.tokens,
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Entry:
+        try:
+            raw = orjson.loads(data)
+            if not isinstance(raw, dict) or raw.get("v") != VERSION:
+                raise BadEntryError("not an entry of this version")
+            answer, chunks = raw["answer"], raw["chunks"]
+            if not isinstance(answer, dict | None) or not isinstance(chunks, list | None):
+                raise BadEntryError("wrong shape")
+            if answer is None and not chunks:
+                raise BadEntryError("empty")
+            cost = raw["cost_usd"]
+            return cls(
+                created=float(raw["created"]),
+                answer=answer,
+                chunks=chunks,
+                cost_usd=Decimal(cost) if cost is not None else None,
+                tokens=int(raw["tokens"]),
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, InvalidOperation):
+            raise BadEntryError("undecodable") from None
+
+    def as_answer(self) -> JSONObject:
+        """A fresh copy of the answer (the caller may change it)."""
+        if self.answer is not None:
+            return copy(self.answer)
+        assert self.chunks is not None
+        return answer_of(self.chunks)
+
+    def as_chunks(self) -> list[JSONObject]:
+        """Fresh copies of the chunks, the usage chunk last."""
+        if self.chunks is not None:
+            return copy(self.chunks)
+        assert self.answer is not None
+        return chunks_of(self.answer)
+
+
+def copy(value: T) -> T:
+    """A deep copy of JSON data."""
+    copied: T = orjson.loads(orjson.dumps(value))
+    return copied
+
+
+def answer_of(chunks: list[JSONObject]) -> JSONObject:
+    """The `chat.completion` a stream of chunks adds up to."""
+    choices: dict[int, JSONObject] = {}
+    envelope: JSONObject = {}
+    usage: object = None
+    for chunk in chunks:
+        for field in ("id", "created", "model", "system_fingerprint", "service_tier"):
+            if field in chunk and field not in envelope:
+                envelope[field] = chunk[field]
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+        for part in chunk.get("choices") or ():
+            index = part.get("index", 0)
+            choice = choices.setdefault(
+                index,
+                {"index": index, "message": {"role": "assistant"}, "finish_reason": None},
+            )
+            _merge_delta(choice["message"], part.get("delta") or {})
+            if part.get("finish_reason"):
+                choice["finish_reason"] = part["finish_reason"]
+            logprobs = part.get("logprobs")
+            if isinstance(logprobs, dict):
+                merged = choice.setdefault("logprobs", {})
+                for key, items in logprobs.items():
+                    if isinstance(items, list):
+                        merged.setdefault(key, []).extend(items)
+    message_defaults = {"content": None}
+    answer: JSONObject = {
+        "id": envelope.get("id", ""),
+        "object": "chat.completion",
+        "created": envelope.get("created", 0),
+        "model": envelope.get("model", ""),
+        "choices": [
+            {**c, "message": {**message_defaults, **c["message"]}}
+            for _, c in sorted(choices.items())
+        ],
+    }
+    for field in ("system_fingerprint", "service_tier"):
+        if field in envelope:
+            answer[field] = envelope[field]
+    if usage is not None:
+        answer["usage"] = usage
+    for choice in answer["choices"]:  # the merge's bookkeeping
+        for call in choice["message"].get("tool_calls") or ():
+            call.pop("_index", None)
+    return answer
+
+
+def _merge_delta(message: JSONObject, delta: JSONObject) -> None:
+    for key, value in delta.items():
+        if key == "tool_calls" and isinstance(value, list):
+            calls = message.setdefault("tool_calls", [])
+            for call in value:
+                _merge_call(calls, call)
+        elif key == "role" and isinstance(value, str):
+            message["role"] = value
+        elif isinstance(value, str):
+            message[key] = (message.get(key) or "") + value
+        elif value is not None:
+            message[key] = value
+
+
+def _merge_call(calls: list[JSONObject], call: JSONObject) -> None:
+    index = call.get("index", len(calls))
+    found = next((c for c in calls if c["_index"] == index), None) if calls else None
+    if found is None:
+        found = {"_index": index, "id": None, "type": "function"}
+        found["function"] = {"name": "", "arguments": ""}
+        calls.append(found)
+    if call.get("id"):
+        found["id"] = call["id"]
+    if call.get("type"):
+        found["type"] = call["type"]
+    function = call.get("function") or {}
+    if function.get("name"):
+        found["function"]["name"] += function["name"]
+    if function.get("arguments"):
+        found["function"]["arguments"] += function["arguments"]
+
+
+def chunks_of(answer: JSONObject) -> list[JSONObject]:
+    """A `chat.completion` as the chunks of a stream: per choice, the role, its texts in pieces
+    (reasoning first), its tool calls, its finish reason; then the usage chunk."""
+    envelope = {
+        "id": answer.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": answer.get("created", 0),
+        "model": answer.get("model", ""),
+    }
+    if "system_fingerprint" in answer:
+        envelope["system_fingerprint"] = answer["system_fingerprint"]
+    chunks: list[JSONObject] = []
+
+    def emit(index: int, delta: JSONObject, finish: str | None = None) -> None:
+        choice = {"index": index, "delta": delta, "finish_reason": finish}
+        chunks.append({**envelope, "choices": [choice]})
+
+    for choice in answer.get("choices") or ():
+        index = choice.get("index", 0)
+        message = choice.get("message") or {}
+        emit(index, {"role": message.get("role", "assistant"), "content": ""})
+        for field in ("reasoning_content", "reasoning", "content", "refusal"):
+            text = message.get(field)
+            if isinstance(text, str):
+                for start in range(0, len(text), PIECE_CHARS):
+                    emit(index, {field: text[start : start + PIECE_CHARS]})
+        for n, call in enumerate(message.get("tool_calls") or ()):
+            emit(index, {"tool_calls": [{"index": n, **call}]})
+        emit(index, {}, choice.get("finish_reason") or "stop")
+    usage = answer.get("usage")
+    if usage:
+        chunks.append({**envelope, "choices": [], "usage": usage})
+    return chunks

@@ -1,0 +1,117 @@
+"""Coalescing: identical requests that miss at the same time share one upstream call.
+
+The first request of a key becomes its flight's leader and calls the upstream; the others follow
+it. A JSON answer is handed to every follower when it arrives (each decodes its own copy); a
+stream's chunks are kept as they arrive, so that a follower that joins mid-way gets every chunk
+from the first, then the rest as they come. A leader whose client leaves mid-stream keeps reading
+the upstream while followers are still reading it.
+
+A flight ends `done` (an answer, or a complete stream), `failed` (an error the followers get
+too), or `abandoned` (the leader was cancelled before an answer: followers try again
+themselves, one of them leading).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from decimal import Decimal
+
+import orjson
+
+from ai_gateway.errors import GatewayError
+from ai_gateway.providers.base import JSONObject
+
+
+class Flight:
+    def __init__(self) -> None:
+        self.answer: bytes | None = None  # a JSON answer, encoded
+        self.chunks: list[bytes] = []  # a stream's chunks so far, encoded
+        self.error: GatewayError | None = None
+        self.ended = False  # done, failed or abandoned
+        self.complete = False  # done: the answer or the whole stream is here
+        self.followers = 0
+        self.spent: tuple[Decimal | None, int] = (None, 0)  # the answer's cost and tokens
+        self._changed = asyncio.Event()
+
+    # -- the leader ----------------------------------------------------------------------------
+
+    def answered(self, answer: JSONObject, cost_usd: Decimal | None, tokens: int) -> None:
+        self.answer = orjson.dumps(answer)
+        self.spent = (cost_usd, tokens)
+        self._end(complete=True)
+
+    def chunk(self, chunk: JSONObject) -> None:
+        self.chunks.append(orjson.dumps(chunk))
+        self._wake()
+
+    def finished(self, cost_usd: Decimal | None, tokens: int) -> None:
+        self.spent = (cost_usd, tokens)
+        self._end(complete=True)
+
+    def failed(self, error: GatewayError) -> None:
+        self.error = error
+        self._end(complete=False)
+
+    def abandoned(self) -> None:
+        if not self.ended:
+            self._end(complete=False)
+
+    def _end(self, *, complete: bool) -> None:
+        self.ended = True
+        self.complete = complete
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # -- a follower ----------------------------------------------------------------------------
+
+    async def wait(self) -> None:
+        """Until the flight has ended."""
+        while not self.ended:
+            await self._changed.wait()
+
+    async def follow(self) -> AsyncGenerator[JSONObject, None]:
+        """The stream's chunks, from the first; raises the leader's error if it failed, and
+        `FlightAbandoned` if the leader left before the stream ended."""
+        self.followers += 1
+        try:
+            sent = 0
+            while True:
+                while sent < len(self.chunks):
+                    sent += 1
+                    yield orjson.loads(self.chunks[sent - 1])
+                if self.ended:
+                    break
+                await self._changed.wait()
+            if self.error is not None:
+                raise self.error
+            if not self.complete:
+                raise FlightAbandoned()
+        finally:
+            self.followers -= 1
+
+
+class FlightAbandoned(Exception):
+    """The leader went away before its stream ended (and no follower kept it going)."""
+
+
+class Flights:
+    """The flights in progress, by cache key (one event loop's)."""
+
+    def __init__(self) -> None:
+        self._flights: dict[str, Flight] = {}
+
+    def join(self, digest: str) -> tuple[Flight, bool]:
+        """The key's flight, and whether the caller leads it (it was not flying)."""
+        flight = self._flights.get(digest)
+        if flight is not None and not flight.ended:
+            return flight, False
+        flight = self._flights[digest] = Flight()
+        return flight, True
+
+    def land(self, digest: str, flight: Flight) -> None:
+        if self._flights.get(digest) is flight:
+            del self._flights[digest]

@@ -1,0 +1,443 @@
+"""The response-cache stage (docs/caching.md), between the content rules and the provider call:
+cached answers pass through the current output rules on every hit, and a hit is admitted (it
+counts as a request for rate limits) but costs nothing and uses no token limits.
+
+Before: the request's cache policy (config, per model name and per key; the client's
+`Cache-Control` and `cache` field), its key (cache/key.py), then a lookup: exact, then semantic
+for the model names that turn it on. A hit answers from the entry (JSON, or its chunks replayed
+as a stream). A miss joins the key's flight (cache/flight.py): the first request calls the
+upstream, identical requests arriving meanwhile share its answer. After: a complete answer (never
+an error, an aborted or a failed stream) is stored.
+
+A cache backend or index that does not answer means a bypass for that request, never an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypeVar
+
+import orjson
+
+from ai_gateway.cache.config import CacheConfig, CacheRule
+from ai_gateway.cache.entry import BadEntryError, Entry
+from ai_gateway.cache.flight import Flight, FlightAbandoned, Flights
+from ai_gateway.cache.key import DEFAULT_NAMESPACE, CacheKey, cache_key, scope_of
+from ai_gateway.cache.semantic_query import SemanticLookup
+from ai_gateway.cache.store import CacheStore, CacheUnavailableError
+from ai_gateway.errors import GatewayError, ServiceUnavailableError, UpstreamError
+from ai_gateway.observability.logging import get_logger
+from ai_gateway.observability.metrics import Metrics
+from ai_gateway.pipeline.chain import Next
+from ai_gateway.pipeline.exchange import Chunks, Exchange, Kind, Outcome
+from ai_gateway.providers.base import JSONObject
+
+T = TypeVar("T")
+log = get_logger(__name__)
+LOG_EVERY_S = 10.0
+LOCK_POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the cache does for one request."""
+
+    ttl_s: int
+    lookup: bool  # False: `no-cache` (the answer is still stored)
+    store: bool  # False: `no-store`
+    max_age_s: float | None  # only entries younger than this (the client's max-age)
+    semantic: bool
+    key: CacheKey
+
+
+class Cache:
+    def __init__(
+        self,
+        config: CacheConfig,
+        store: CacheStore,
+        metrics: Metrics,
+        semantic: SemanticLookup | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._metrics = metrics
+        self._semantic = semantic
+        self._flights = Flights()
+        self._clock = clock
+        self._last_logged: dict[str, float] = {}
+        self._storing: set[asyncio.Task[None]] = set()
+        # Off unless something turns it on: then this stage is one call per request.
+        rules = (*config.models.values(), *config.keys.values())
+        self._on = config.enabled or any(rule.enabled for rule in rules)
+
+    async def __call__(self, exchange: Exchange, next: Next) -> Outcome:
+        if not self._on or exchange.kind is not Kind.CHAT:
+            return await next(exchange)
+        policy = self._policy(exchange)
+        if policy is None:
+            return await next(exchange)
+        exchange.headers["x-gateway-cache-key"] = policy.key.digest
+        if not policy.lookup and not policy.store:
+            return await self._bypass(exchange, next)
+        try:
+            if policy.lookup and await self._hit(exchange, policy):
+                return self._serve(exchange)
+        except CacheUnavailableError as exc:
+            self._unavailable("store", exc)
+            return await self._bypass(exchange, next)
+        return await self._miss(exchange, policy, next)
+
+    # -- the policy ----------------------------------------------------------------------------
+
+    def _policy(self, exchange: Exchange) -> Policy | None:
+        config = self._config
+        principal = exchange.info.principal
+        model_rule = config.models.get(exchange.model, _NO_RULE)
+        key_id = principal.key_id if principal is not None else None
+        key_rule = config.keys.get(key_id, _NO_RULE) if key_id else _NO_RULE
+        enabled = _first(key_rule.enabled, model_rule.enabled, config.enabled)
+        if not enabled:
+            return None
+        chat = exchange.chat
+        options = chat.parsed.cache
+        control = exchange.cache_control
+        ttl = _first(options.ttl if options else None, key_rule.ttl_s, model_rule.ttl_s)
+        scope = key_rule.scope or model_rule.scope or config.scope
+        namespace = (options.namespace if options else None) or DEFAULT_NAMESPACE
+        tenant = scope_of(principal, scope)
+        return Policy(
+            ttl_s=ttl or config.ttl_s,
+            lookup=not (control.no_cache or (options is not None and options.no_cache)),
+            store=not (control.no_store or (options is not None and options.no_store)),
+            max_age_s=control.max_age_s,
+            semantic=bool(_first(key_rule.semantic, model_rule.semantic, False))
+            and self._semantic is not None,
+            key=cache_key(chat.body, tenant, namespace),
+        )
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    async def _hit(self, exchange: Exchange, policy: Policy) -> bool:
+        """Look the request up; on a hit the entry is on the exchange."""
+        key = policy.key
+        entry = await self._get(key.namespace, key.digest, policy)
+        if entry is not None:
+            self._found(exchange, entry, "hit")
+            return True
+        if not policy.semantic or self._semantic is None:
+            return False
+        try:
+            match = await self._semantic.search(exchange.chat.body, key, exchange.model)
+        except Exception as exc:  # the index or the embedding model: a bypass of the lookup
+            self._unavailable("semantic", exc)
+            return False
+        if match is None:
+            return False
+        entry = await self._get(key.namespace, match.key, policy)
+        if entry is None:
+            return False
+        exchange.headers["x-gateway-cache-similarity"] = f"{match.similarity:.4f}"
+        self._found(exchange, entry, "semantic-hit")
+        return True
+
+    async def _get(self, namespace: str, digest: str, policy: Policy) -> Entry | None:
+        data = await self._store.get(namespace, digest)
+        if data is None:
+            return None
+        try:
+            entry = Entry.decode(data)
+        except BadEntryError:
+            self._metrics.cache_errors.labels("undecodable").inc()
+            await self._store.delete(namespace, digest)
+            return None
+        if policy.max_age_s is not None and self._clock() - entry.created > policy.max_age_s:
+            return None
+        self._metrics.cache_bytes.labels("served").inc(len(data))
+        return entry
+
+    def _found(self, exchange: Exchange, entry: Entry, status: str) -> None:
+        exchange.cache_entry = entry
+        exchange.cache_status = status
+        exchange.headers["x-gateway-cache"] = status
+        exchange.headers["age"] = str(max(0, int(self._clock() - entry.created)))
+
+    def _serve(self, exchange: Exchange) -> Outcome:
+        """The entry as the answer: it costs nothing now; it saved what it cost then."""
+        entry = exchange.cache_entry
+        assert entry is not None
+        self._metrics.cache_lookups.labels(exchange.cache_status).inc()
+        exchange.saved_tokens = entry.tokens
+        exchange.saved_cost_usd = entry.cost_usd
+        if exchange.stream:
+            return _replay(entry.as_chunks())
+        return entry.as_answer()
+
+    # -- misses --------------------------------------------------------------------------------
+
+    async def _bypass(self, exchange: Exchange, next: Next) -> Outcome:
+        exchange.cache_status = "bypass"
+        exchange.headers["x-gateway-cache"] = "bypass"
+        self._metrics.cache_lookups.labels("bypass").inc()
+        return await next(exchange)
+
+    async def _miss(self, exchange: Exchange, policy: Policy, next: Next) -> Outcome:
+        status = "miss" if policy.lookup else "refresh"
+        exchange.cache_status = status
+        exchange.headers["x-gateway-cache"] = status
+        self._metrics.cache_lookups.labels(status).inc()
+        digest = policy.key.digest
+        if not self._config.coalesce:
+            return await self._call(exchange, policy, next, None)
+        while True:
+            flight, leading = self._flights.join(digest)
+            if leading:
+                return await self._lead(exchange, policy, next, flight)
+            outcome = await self._follow(exchange, flight)
+            if outcome is not None:
+                return outcome
+
+    async def _lead(
+        self, exchange: Exchange, policy: Policy, next: Next, flight: Flight
+    ) -> Outcome:
+        digest = policy.key.digest
+        try:
+            if await self._elsewhere(exchange, policy):
+                flight.abandoned()
+                return self._serve(exchange)
+            outcome = await self._call(exchange, policy, next, flight)
+        except GatewayError as exc:
+            flight.failed(exc)
+            self._flights.land(digest, flight)
+            raise
+        except BaseException:
+            flight.abandoned()
+            self._flights.land(digest, flight)
+            raise
+        if isinstance(outcome, dict):
+            self._flights.land(digest, flight)
+        return outcome
+
+    async def _elsewhere(self, exchange: Exchange, policy: Policy) -> bool:
+        """With a lock time and a shared store: let another instance's identical request
+        finish first, and serve its answer. True when that answer is on the exchange."""
+        lock_s = self._config.coalesce_lock_s
+        if lock_s <= 0:
+            return False
+        key = policy.key
+        try:
+            if await self._store.try_lock(key.digest, lock_s):
+                exchange.cache_lock = key.digest
+                return False
+            deadline = self._clock() + lock_s
+            while self._clock() < deadline:
+                await asyncio.sleep(LOCK_POLL_S)
+                entry = await self._get(key.namespace, key.digest, policy)
+                if entry is not None:
+                    self._found(exchange, entry, "hit")
+                    return True
+        except CacheUnavailableError as exc:
+            self._unavailable("store", exc)
+        return False
+
+    async def _follow(self, exchange: Exchange, flight: Flight) -> Outcome | None:
+        """The leader's answer; None when the leader gave up before it (try again)."""
+        if exchange.stream:
+            if flight.answer is not None:
+                return None  # a JSON flight ended: its answer is stored, or try again
+            exchange.cache_status = "hit"
+            exchange.headers["x-gateway-cache"] = "hit"
+            exchange.headers["x-gateway-cache-coalesced"] = "true"
+            return self._followed(exchange, flight)
+        await flight.wait()
+        if flight.error is not None:
+            raise flight.error
+        if not flight.complete:
+            return None
+        entry = flight_entry(flight, self._clock())
+        if entry is None:
+            return None
+        exchange.headers["x-gateway-cache-coalesced"] = "true"
+        self._found(exchange, entry, "hit")
+        return self._serve(exchange)
+
+    async def _followed(self, exchange: Exchange, flight: Flight) -> Chunks:
+        self._metrics.cache_lookups.labels("hit").inc()
+        try:
+            async for chunk in flight.follow():
+                yield chunk
+        except FlightAbandoned:
+            raise_abandoned()
+        exchange.saved_cost_usd, exchange.saved_tokens = flight.spent
+
+    async def _call(
+        self, exchange: Exchange, policy: Policy, next: Next, flight: Flight | None
+    ) -> Outcome:
+        outcome = await next(exchange)
+        if isinstance(outcome, dict):
+            if flight is not None:
+                flight.answered(outcome, *_spent(exchange))
+            if policy.store and _complete(outcome):
+                self._keep(exchange, policy, Entry(self._clock(), outcome, None, *_spent(exchange)))
+            return outcome
+        return self._recorded(exchange, policy, outcome, flight)
+
+    async def _recorded(
+        self, exchange: Exchange, policy: Policy, chunks: Chunks, flight: Flight | None
+    ) -> Chunks:
+        """The stream, kept as it goes; stored when it completed."""
+        kept: list[JSONObject] = []
+        completed = False
+        try:
+            async for chunk in chunks:
+                kept.append(_copy(chunk))
+                if flight is not None:
+                    flight.chunk(chunk)
+                yield chunk
+            completed = True
+        except GatewayError as exc:
+            if flight is not None:
+                flight.failed(exc)
+            raise
+        finally:
+            if not completed and flight is not None and flight.followers and not flight.ended:
+                completed = await _drain(chunks, kept, flight)  # the followers still read
+            await chunks.aclose()
+            if flight is not None:
+                if completed:
+                    flight.finished(*_spent(exchange))
+                else:
+                    flight.abandoned()
+                self._flights.land(policy.key.digest, flight)
+            if completed and policy.store and _finished(kept):
+                self._keep(exchange, policy, Entry(self._clock(), None, kept, *_spent(exchange)))
+            else:
+                self._unlock(exchange)
+
+    def _keep(self, exchange: Exchange, policy: Policy, entry: Entry) -> None:
+        """Store the entry without holding up the answer (a task; errors are counted)."""
+        data = entry.encode()
+        if len(data) > self._config.max_entry_bytes:
+            self._unlock(exchange)
+            return
+        task = asyncio.ensure_future(self._write(exchange, policy, data))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+
+    async def _write(self, exchange: Exchange, policy: Policy, data: bytes) -> None:
+        key = policy.key
+        try:
+            await self._store.set(key.namespace, key.digest, data, policy.ttl_s)
+            self._metrics.cache_bytes.labels("stored").inc(len(data))
+            if policy.semantic and self._semantic is not None:
+                try:
+                    await self._semantic.add(exchange.chat.body, key, exchange.model, policy.ttl_s)
+                except Exception as exc:
+                    self._unavailable("semantic", exc)
+        except CacheUnavailableError as exc:
+            self._unavailable("store", exc)
+        finally:
+            self._unlock(exchange)
+
+    def _unlock(self, exchange: Exchange) -> None:
+        name = exchange.cache_lock
+        if name is not None:
+            exchange.cache_lock = None
+            task = asyncio.ensure_future(self._store.unlock(name))
+            self._storing.add(task)
+            task.add_done_callback(self._storing.discard)
+
+    async def clear(self, namespace: str | None, digest: str | None) -> int:
+        """Remove entries (`DELETE /admin/cache`); ServiceUnavailableError when the store does
+        not answer."""
+        try:
+            deleted = await self._store.delete(namespace, digest)
+        except CacheUnavailableError:
+            raise ServiceUnavailableError(
+                "The cache's store (Redis) did not answer; nothing was deleted. Retry shortly.",
+                code="cache_unavailable",
+            ) from None
+        if namespace is None and digest is None and self._semantic is not None:
+            await self._semantic.clear()
+        return deleted
+
+    async def aclose(self) -> None:
+        """Finish the entries being stored (at shutdown)."""
+        if self._storing:
+            await asyncio.gather(*self._storing, return_exceptions=True)
+
+    def _unavailable(self, kind: str, exc: BaseException) -> None:
+        """Count a backend that did not answer; log it at most every LOG_EVERY_S."""
+        self._metrics.cache_errors.labels(f"{kind}_unavailable").inc()
+        now = time.monotonic()
+        if now - self._last_logged.get(kind, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._last_logged[kind] = now
+            log.warning("cache_unavailable", part=kind, error=type(exc).__name__)
+
+
+_NO_RULE = CacheRule()
+
+
+def _first(*values: T | None) -> T | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _complete(answer: JSONObject) -> bool:
+    """A whole answer: every choice finished."""
+    choices = answer.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return False
+    return all(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+
+
+def _finished(chunks: list[JSONObject]) -> bool:
+    return any(c.get("finish_reason") for chunk in chunks for c in chunk.get("choices") or ())
+
+
+def _spent(exchange: Exchange) -> tuple[Decimal | None, int]:
+    info = exchange.info
+    return info.cost_usd, info.total_tokens
+
+
+def _copy(chunk: JSONObject) -> JSONObject:
+    copied: JSONObject = orjson.loads(orjson.dumps(chunk))
+    return copied
+
+
+async def _drain(chunks: Chunks, kept: list[JSONObject], flight: Flight) -> bool:
+    """Read the rest of the stream for the followers; True when it completed."""
+    try:
+        async for chunk in chunks:
+            kept.append(_copy(chunk))
+            flight.chunk(chunk)
+            if not flight.followers:
+                return False
+    except GatewayError as exc:
+        flight.failed(exc)
+        return False
+    return True
+
+
+def flight_entry(flight: Flight, now: float) -> Entry | None:
+    """The leader's JSON answer as an entry (what it cost is what a follower saved)."""
+    if flight.answer is None:
+        return None
+    cost, tokens = flight.spent
+    return Entry(now, orjson.loads(flight.answer), None, cost, tokens)
+
+
+async def _replay(chunks: list[JSONObject]) -> Chunks:
+    for chunk in chunks:
+        yield chunk
+
+
+def raise_abandoned() -> None:
+    raise UpstreamError(
+        "The identical request this one was sharing an upstream stream with went away before "
+        "the stream ended; retry the request.",
+        code="coalesced_stream_abandoned",
+    )
