@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ai_gateway.cache.config import CacheConfig
 from ai_gateway.model_names import model_name_problem
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
@@ -210,6 +211,7 @@ class _FileConfig(BaseModel):
     registry: list[dict[str, Any]] = Field(default_factory=list)
     router: RouterConfig = Field(default_factory=RouterConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @field_validator("models")
     @classmethod
@@ -249,6 +251,7 @@ class Config:
     registry: tuple[Mapping[str, Any], ...] = ()
     router: RouterConfig = field(default_factory=RouterConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     source: str = "environment"
     # Demo mode (ai_gateway/demo.py): where the built-in emulator that serves the demo model
     # names listens; None when demo mode is off.
@@ -396,5 +399,6 @@ def load_config(
         registry=tuple(file_config.registry),
         router=file_config.router,
         security=file_config.security,
+        cache=file_config.cache,
         source=str(path) if path else "environment",
     )
