@@ -84,6 +84,7 @@ class EmulatorServer:
         self.http.delete("/_emulator/faults").raise_for_status()
         self.http.delete("/_emulator/requests").raise_for_status()
         self.http.delete("/_emulator/stats").raise_for_status()
+        self.http.delete("/_emulator/prompt-cache").raise_for_status()
 
     def stop(self) -> None:
         self.http.close()

@@ -195,7 +195,9 @@ def create_app(
         except ValueError as exc:
             raise ConfigError(f"{config.source}: registry: {exc}") from None
     counter = TokenCounter()
-    providers = ProviderRegistry.from_settings(settings, registry, counter, tracing)
+    providers = ProviderRegistry.from_settings(
+        settings, registry, counter, tracing, prompt_caching=config.cache.prompt_caching
+    )
     deployments = DeploymentTable.from_config(config, available=providers.names)
     metrics = Metrics()
     redis_client = (

@@ -20,6 +20,7 @@ PACKAGE = "ai_gateway"
 # live beside the feature they configure. They import only this layer (pydantic models and their
 # validators), never the code that acts on them.
 CONFIG_SCHEMA = (
+    "cache.config",
     "routing.config",
     "security.config",
     "security.jwt_config",

@@ -205,3 +205,30 @@ def test_bad_base_url_in_env_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "api.openai.com/v1")
     with pytest.raises(ConfigError, match="OPENAI_BASE_URL"):
         load_config()
+
+
+def test_the_cache_section_loads_prompt_caching(tmp_path: Path) -> None:
+    assert load_config().cache.prompt_caching.enabled is True  # the default
+    path = write(tmp_path, "cache:\n  prompt_caching: {enabled: false, min_tokens: 2048}\n")
+    prompt_caching = load_config(path).cache.prompt_caching
+    assert (prompt_caching.enabled, prompt_caching.min_tokens) == (False, 2048)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (
+            "cache:\n  prompt_caching: {min_tokenz: 2048}\n",
+            "cache.prompt_caching.min_tokenz: Extra inputs are not permitted",
+        ),
+        (
+            "cache:\n  prompt_caching: {min_tokens: 0}\n",
+            "cache.prompt_caching.min_tokens: Input should be greater than or equal to 1",
+        ),
+    ],
+)
+def test_a_wrong_cache_field_is_a_clear_error(tmp_path: Path, text: str, fragment: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: {fragment}"

@@ -7,6 +7,9 @@ matching ``request-id`` header; an ``error_event`` fault sends ``event: error`` 
 ``stop_reason: "refusal"`` (empty content at the prompt stage, half the text otherwise).
 The stream's ``message_start`` reports ``output_tokens: 1`` like the API does; the final
 count is in ``message_delta`` (cumulative), equal to the non-streaming ``usage``.
+Prompt caching is emulated (``anthropic_cache``): blocks marked with ``cache_control`` make
+``cache_creation_input_tokens`` the first time and ``cache_read_input_tokens`` afterwards, in
+the usage and in the stream's ``message_start``; ``input_tokens`` is the rest of the prompt.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from typing import Any
 from aiohttp import web
 
 from ai_gateway.emulator import model as m
+from ai_gateway.emulator.anthropic_cache import cache_usage
 from ai_gateway.emulator.anthropic_parse import MessagesRequest, parse_request
 from ai_gateway.emulator.faults import Fault
 from ai_gateway.emulator.flow import Answer, Dialect, EmulatorError, serve, sse_event
 from ai_gateway.emulator.settings import EmulatorSettings
+from ai_gateway.emulator.state import state_of
 from ai_gateway.emulator.text import split_fragments
 
 _ERROR_TYPES = {
@@ -115,11 +120,12 @@ def _blocks(completion: m.Completion) -> list[dict[str, Any]]:
     return blocks
 
 
-def _usage(prompt: int, completion: int) -> dict[str, Any]:
+def _usage(prompt: int, completion: int, cache: tuple[int, int]) -> dict[str, Any]:
+    read, written = cache
     return {
-        "input_tokens": prompt,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": prompt - read - written,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
         "output_tokens": completion,
     }
 
@@ -166,7 +172,9 @@ def _stream(message: dict[str, Any], completion: m.Completion) -> list[bytes]:
     return frames
 
 
-def _render(req: MessagesRequest, completion: m.Completion, refused: bool) -> Answer:
+def _render(
+    req: MessagesRequest, completion: m.Completion, refused: bool, cache: tuple[int, int]
+) -> Answer:
     prompt_tokens = m.prompt_tokens(req.prompt)
     message = {
         "id": "msg_" + uuid.uuid4().hex[:24],
@@ -176,7 +184,7 @@ def _render(req: MessagesRequest, completion: m.Completion, refused: bool) -> An
         "content": _blocks(completion),
         "stop_reason": "refusal" if refused else _STOP_REASONS[completion.finish],
         "stop_sequence": completion.stop_sequence,
-        "usage": _usage(prompt_tokens, completion.tokens),
+        "usage": _usage(prompt_tokens, completion.tokens, cache),
     }
     if not req.stream:
         return Answer(prompt_tokens, completion.tokens, body=message)
@@ -185,6 +193,7 @@ def _render(req: MessagesRequest, completion: m.Completion, refused: bool) -> An
 
 async def _build(request: web.Request, body: Any, fault: Fault | None) -> Answer:
     req = parse_request(body)
+    cache = cache_usage(req.model, body, state_of(request).prompt_cache)
     completion = m.complete(req.prompt)[0]
     refused = fault is not None and fault.kind == "safety_block"
     if refused and fault is not None:
@@ -193,7 +202,7 @@ async def _build(request: web.Request, body: Any, fault: Fault | None) -> Answer
             if fault.stage == "prompt"
             else completion.truncated_for_safety()
         )
-    return _render(req, completion, refused)
+    return _render(req, completion, refused, cache)
 
 
 def _model_of(request: web.Request, body: Any) -> str:

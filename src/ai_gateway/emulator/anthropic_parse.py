@@ -76,7 +76,9 @@ def _tool_result_text(content: Any) -> str:
     return ""
 
 
-def _blocks(content: Any, where: str) -> tuple[list[m.Part], list[str], list[tuple[int, str]]]:
+def content_parts(
+    content: Any, where: str
+) -> tuple[list[m.Part], list[str], list[tuple[int, str]]]:
     """Parts of one message, its tool_use ids and its (index, tool_use_id) results."""
     if isinstance(content, str):
         return ([_text(content, where)] if content else []), [], []
@@ -133,7 +135,7 @@ def parse_messages(raw: Any) -> list[m.Turn]:
         if "content" not in msg:
             raise invalid(f"{where}.content: Field required")
         content = msg["content"]
-        parts, uses, results = _blocks(content, where)
+        parts, uses, results = content_parts(content, where)
         final = i == len(raw) - 1
         if not parts and not (final and role == "assistant"):
             raise invalid(

@@ -7,6 +7,8 @@
   ``DELETE`` clears the log.
 * ``GET /_emulator/stats`` returns, per provider and model, the requests answered, the
   tokens served and the errors by status (see :class:`state.ModelStats`); ``DELETE`` resets.
+* ``DELETE /_emulator/prompt-cache`` forgets the prefixes of Anthropic's emulated prompt
+  cache (see :mod:`anthropic_cache`).
 """
 
 from __future__ import annotations
@@ -69,6 +71,10 @@ async def clear_stats(request: web.Request) -> web.Response:
     return web.json_response({"cleared": True})
 
 
+async def clear_prompt_cache(request: web.Request) -> web.Response:
+    return web.json_response({"cleared": state_of(request).prompt_cache.clear()})
+
+
 def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_post("/_emulator/faults", add_faults)
@@ -78,3 +84,4 @@ def add_routes(app: web.Application) -> None:
     router.add_delete("/_emulator/requests", clear_requests)
     router.add_get("/_emulator/stats", stats)
     router.add_delete("/_emulator/stats", clear_stats)
+    router.add_delete("/_emulator/prompt-cache", clear_prompt_cache)

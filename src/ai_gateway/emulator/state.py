@@ -1,4 +1,5 @@
-"""Per-app emulator state: settings, the fault queue, the request log and the statistics.
+"""Per-app emulator state: settings, the fault queue, the request log, the statistics and the
+Anthropic prompt cache.
 
 Everything lives on the ``aiohttp`` application object under :data:`STATE_KEY`; nothing is
 module-level, so two emulators in one process never share anything.
@@ -7,7 +8,7 @@ module-level, so two emulators in one process never share anything.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from ai_gateway.emulator.faults import FaultQueue
 from ai_gateway.emulator.settings import EmulatorSettings
 
 REQUEST_LOG_SIZE = 1000
+PROMPT_CACHE_SIZE = 10_000
 
 
 class RequestLog:
@@ -113,12 +115,42 @@ class Stats:
         self._by_provider.clear()
 
 
+class PromptCache:
+    """The prefixes the Anthropic endpoint has cached (see ``anthropic_cache``), as digests.
+
+    Entries live as long as the emulator (no TTL); past ``size`` entries, the least recently
+    used is forgotten."""
+
+    def __init__(self, size: int = PROMPT_CACHE_SIZE) -> None:
+        self._digests: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def hit(self, digest: str) -> bool:
+        """Whether ``digest`` is cached; a hit counts as a use."""
+        if digest not in self._digests:
+            return False
+        self._digests.move_to_end(digest)
+        return True
+
+    def add(self, digest: str) -> None:
+        self._digests[digest] = None
+        self._digests.move_to_end(digest)
+        while len(self._digests) > self._size:
+            self._digests.popitem(last=False)
+
+    def clear(self) -> int:
+        cleared = len(self._digests)
+        self._digests.clear()
+        return cleared
+
+
 @dataclass
 class EmulatorState:
     settings: EmulatorSettings
     faults: FaultQueue = field(default_factory=FaultQueue)
     requests: RequestLog = field(default_factory=RequestLog)
     stats: Stats = field(default_factory=Stats)
+    prompt_cache: PromptCache = field(default_factory=PromptCache)
 
 
 STATE_KEY = web.AppKey("emulator_state", EmulatorState)

@@ -11,7 +11,11 @@ The token rule (identical for OpenAI, Anthropic and Gemini, streaming or not):
 * a tool result counts the words of its text (JSON-dumped when it is structured);
 * generated text counts one token per streamed piece; a piece is one word with the
   whitespace that follows it, so ``count_tokens(text) == len(split_pieces(text))``;
-* embeddings count the words of each input string (or the number of token ids), no overhead.
+* embeddings count the words of each input string (or the number of token ids), no overhead;
+* prompt caching (Anthropic only, see ``anthropic_cache``) splits the input count without
+  changing it: the tokens of a prefix that ends at a ``cache_control`` block and holds at
+  least 1024 tokens are ``cache_creation_input_tokens`` the first time the emulator sees that
+  prefix and ``cache_read_input_tokens`` after that; ``input_tokens`` is the rest.
 
 Generated text is ``"Emulated reply to: <first 8 words of the last user text> <filler>"``;
 after a tool result it is ``"Emulated reply to tool result: <first 32 words of the results>

@@ -7,6 +7,8 @@ The client speaks OpenAI Chat Completions only; this adapter translates the requ
 Requests carry ``x-api-key`` and ``anthropic-version: 2023-06-01``. ``api_base`` is the host
 without ``/v1`` (``https://api.anthropic.com``); a trailing ``/v1`` is tolerated.
 Anthropic has no embeddings API: an embeddings request is a 400 saying so.
+With ``prompt_caching`` (the config's ``cache.prompt_caching``), the request's stable prefix is
+marked for Anthropic's prompt cache (``anthropic_caching``); None leaves requests unmarked.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import AsyncGenerator, Mapping
 
 import orjson
 
+from ai_gateway.cache.config import PromptCaching
 from ai_gateway.errors import GatewayError, InvalidRequestError, UpstreamProtocolError
 from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.providers.anthropic_request import (
@@ -63,9 +66,15 @@ def messages_url(api_base: str) -> str:
 class AnthropicProvider:
     name = "anthropic"
 
-    def __init__(self, http: UpstreamHTTP, models: ModelRegistry) -> None:
+    def __init__(
+        self,
+        http: UpstreamHTTP,
+        models: ModelRegistry,
+        prompt_caching: PromptCaching | None = None,
+    ) -> None:
         self._http = http
         self._models = models
+        self._prompt_caching = prompt_caching
 
     @staticmethod
     def _where(deployment: Deployment) -> str:
@@ -85,7 +94,9 @@ class AnthropicProvider:
     def _translate(self, deployment: Deployment, request: ChatRequest) -> MessagesCall:
         info = self._models.get("anthropic", deployment.model)
         default = info.max_output_tokens if info and info.max_output_tokens else None
-        return translate_request(request, deployment.model, default or DEFAULT_MAX_TOKENS)
+        return translate_request(
+            request, deployment.model, default or DEFAULT_MAX_TOKENS, self._prompt_caching
+        )
 
     async def chat(self, deployment: Deployment, request: ChatRequest) -> JSONObject:
         call = self._translate(deployment, request)

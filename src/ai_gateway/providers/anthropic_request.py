@@ -42,6 +42,11 @@ Dropped, having no Anthropic equivalent: ``logprobs``, ``top_logprobs``, ``seed`
 ``web_search_options``, ``stream_options`` (Anthropic always reports usage) and message
 ``name`` fields. Refused with a 400: ``n`` > 1 (Anthropic returns one candidate), the legacy
 ``functions`` / ``function_call`` API and ``function`` messages, non-function tools.
+
+Prompt caching
+    With ``prompt_caching`` on, the last tool and the last system block are marked as cache
+    breakpoints when the two hold enough tokens (see ``anthropic_caching``); a client's own
+    ``cache_control`` on content parts is passed on instead.
 """
 
 from __future__ import annotations
@@ -51,7 +56,9 @@ from typing import Any
 
 import orjson
 
+from ai_gateway.cache.config import PromptCaching
 from ai_gateway.errors import InvalidRequestError
+from ai_gateway.providers.anthropic_caching import mark_stable_prefix
 from ai_gateway.providers.anthropic_content import text_block, text_only, user_blocks
 from ai_gateway.providers.base import ChatRequest, JSONObject
 from ai_gateway.schemas.chat import (
@@ -80,8 +87,14 @@ class _Turn:
     content: list[JSONObject] = field(default_factory=list)
 
 
-def translate_request(request: ChatRequest, model: str, default_max_tokens: int) -> MessagesCall:
-    """The Messages API body for ``request`` (without ``stream``); raises InvalidRequestError."""
+def translate_request(
+    request: ChatRequest,
+    model: str,
+    default_max_tokens: int,
+    prompt_caching: PromptCaching | None = None,
+) -> MessagesCall:
+    """The Messages API body for ``request`` (without ``stream``); raises InvalidRequestError.
+    ``prompt_caching``: mark the stable prefix for Anthropic's cache (None: do not)."""
     parsed = request.parsed
     _refuse_unsupported(parsed, request.body)
     system, messages = _conversation(parsed.messages)
@@ -94,6 +107,7 @@ def translate_request(request: ChatRequest, model: str, default_max_tokens: int)
         body["system"] = system
     _sampling(parsed, request.body, body)
     response_tool = _tools(parsed, body)
+    mark_stable_prefix(body, prompt_caching)
     return MessagesCall(body, response_tool)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ai_gateway.cache.config import PromptCaching
 from ai_gateway.errors import InternalError
 from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.observability.tracing import Tracing
@@ -26,7 +27,10 @@ class ProviderRegistry:
         models: ModelRegistry,
         counter: TokenCounter,
         tracing: Tracing | None = None,
+        prompt_caching: PromptCaching | None = None,
     ) -> ProviderRegistry:
+        """The adapters; `prompt_caching` is the Anthropic adapter's (None: off)."""
+
         def http() -> UpstreamHTTP:
             return UpstreamHTTP(
                 connect_timeout_s=settings.connect_timeout_s,
@@ -39,7 +43,7 @@ class ProviderRegistry:
         adapters: list[Provider] = [OpenAIProvider(http()), LocalEmbeddingProvider()]
         from ai_gateway.providers.anthropic import AnthropicProvider
 
-        adapters.append(AnthropicProvider(http(), models))
+        adapters.append(AnthropicProvider(http(), models, prompt_caching))
         from ai_gateway.providers.gemini import GeminiProvider
 
         adapters.append(GeminiProvider(http(), models, counter))
