@@ -39,7 +39,7 @@ from pathlib import Path
 
 from bench.load import LUA_SCRIPT, RESULT_PREFIX
 from bench.procs import Server, free_port, running
-from bench.run import BODY, CHAT_PATH, GATEWAY_CONFIG, MASTER_KEY, SECURITY_CONFIG
+from bench.run import BODY, CACHE_CONFIG, CHAT_PATH, GATEWAY_CONFIG, MASTER_KEY, SECURITY_CONFIG
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -49,10 +49,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
-def wrk(url: str, connections: int, seconds: int, auth: str | None) -> int:
+def wrk(url: str, connections: int, seconds: int, auth: str | None, unique: bool = False) -> int:
     env = {**os.environ, "BENCH_BODY": BODY}
     if auth:
         env["BENCH_AUTH"] = auth
+    if unique:  # every request a different question (wrk_post.lua)
+        env["BENCH_UNIQUE"] = "1"
     argv = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
     argv += ["-s", str(LUA_SCRIPT), url]
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stdout
@@ -78,6 +80,8 @@ class Build:
     tree: Path
     keys: bool
     env: dict[str, str]
+    cache: bool = False  # the response cache on
+    unique: bool = False  # every request a different question (with cache: all misses)
 
 
 @contextmanager
@@ -86,7 +90,8 @@ def started(build: Build, upstream_port: int, tmp: Path) -> Iterator[tuple[Serve
     data = tmp / f"data-{time.monotonic_ns()}"
     config = tmp / f"gateway-{time.monotonic_ns()}.yaml"
     text = GATEWAY_CONFIG.format(port=upstream_port)
-    config.write_text(text + SECURITY_CONFIG if build.keys else text)
+    text += SECURITY_CONFIG if build.keys else ""
+    config.write_text(text + CACHE_CONFIG if build.cache else text)
     env = {**os.environ, "PYTHONPATH": str(build.tree / "src"), "AI_GATEWAY_DATA_DIR": str(data)}
     env.update(build.env)
     auth = None
@@ -101,15 +106,19 @@ def started(build: Build, upstream_port: int, tmp: Path) -> Iterator[tuple[Serve
 
 
 def load_all(
-    gateways: Sequence[tuple[Server, str | None]], args: argparse.Namespace
+    gateways: Sequence[tuple[Server, str | None]],
+    builds: Sequence[Build],
+    args: argparse.Namespace,
 ) -> list[float]:
     """Warm up, then drive every gateway at once (one wrk each); µs of CPU per request each."""
 
     def drive(seconds: int) -> list[int]:
         with ThreadPoolExecutor(len(gateways)) as pool:
             jobs = [
-                pool.submit(wrk, gw.base_url + CHAT_PATH, args.connections, seconds, auth)
-                for gw, auth in gateways
+                pool.submit(
+                    wrk, gw.base_url + CHAT_PATH, args.connections, seconds, auth, build.unique
+                )
+                for (gw, auth), build in zip(gateways, builds, strict=True)
             ]
             return [job.result() for job in jobs]
 
@@ -131,14 +140,16 @@ def alternate(
     core to itself while measured, and neighbouring slices share the machine's state."""
     results: dict[str, list[float]] = {b.name: [] for b in builds}
     with ExitStack() as stack:
+        unique = {b.name: b.unique for b in builds}
         gateways = [stack.enter_context(started(b, upstream_port, tmp)) for b in builds]
         for gw, auth in gateways:
-            wrk(gw.base_url + CHAT_PATH, args.connections, args.warmup, auth)
+            wrk(gw.base_url + CHAT_PATH, args.connections, args.warmup, auth, unique[gw.name])
         for i in range(args.rounds):
             order = gateways if i % 2 == 0 else gateways[::-1]
             for gw, auth in order:
                 before = cpu_seconds(gw.popen.pid)
-                served = wrk(gw.base_url + CHAT_PATH, args.connections, args.duration, auth)
+                url = gw.base_url + CHAT_PATH
+                served = wrk(url, args.connections, args.duration, auth, unique[gw.name])
                 value = (cpu_seconds(gw.popen.pid) - before) / served * 1e6
                 results[gw.name].append(value)
                 print(f"round {i + 1} {gw.name}: {value:.1f} µs/request", flush=True)
@@ -151,11 +162,11 @@ def measure_round(
     if args.side_by_side:
         with ExitStack() as stack:
             gateways = [stack.enter_context(started(b, upstream_port, tmp)) for b in builds]
-            return load_all(gateways, args)
+            return load_all(gateways, builds, args)
     values = []
     for build in builds:
         with started(build, upstream_port, tmp) as gateway:
-            values += load_all([gateway], args)
+            values += load_all([gateway], [build], args)
     return values
 
 
@@ -170,6 +181,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--env", action="append", default=[], help="NAME:VAR=VALUE, for one build's gateway"
+    )
+    parser.add_argument(
+        "--cache", action="append", default=[], help="NAME of a build to run with the cache on"
+    )
+    parser.add_argument(
+        "--unique",
+        action="append",
+        default=[],
+        help="NAME of a build whose every request asks a different question (cache misses)",
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8)
@@ -203,7 +223,14 @@ def main(argv: list[str] | None = None) -> None:
         var, _, value = assignment.partition("=")
         envs[name][var] = value
     builds = [
-        Build(name, Path(tree).resolve(), name in args.keys, envs[name])
+        Build(
+            name,
+            Path(tree).resolve(),
+            name in args.keys,
+            envs[name],
+            cache=name in args.cache,
+            unique=name in args.unique,
+        )
         for name, tree in trees.items()
     ]
     results: dict[str, list[float]] = {b.name: [] for b in builds}

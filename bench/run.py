@@ -54,6 +54,11 @@ security:
   rate_limits:
     users: {bench: {rps: 10000000, burst: 10000000}}
 """
+# --cache: the response cache on; every request of the benchmark asks the same question, so all
+# but the first are hits (served without an upstream call).
+CACHE_CONFIG = """\
+cache: {enabled: true}
+"""
 MASTER_KEY = "sk-bench-master-not-a-secret"
 SUT_CPUS = {0}
 AUX_CPUS = {1}
@@ -71,6 +76,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gateway-bin", default=None, help="the ai-gateway executable")
     parser.add_argument("--ready-timeout", type=float, default=60.0)
     parser.add_argument("--output", type=Path, default=None, help="JSON path (default: results/)")
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="the response cache on: the gateway answers every request but the first from it",
+    )
     parser.add_argument(
         "--keys",
         action="store_true",
@@ -171,7 +181,8 @@ def start_servers(
         else:
             config = logs / "gateway.yaml"
             text = GATEWAY_CONFIG.format(port=up_port)
-            config.write_text(text + SECURITY_CONFIG if args.keys else text)
+            text += SECURITY_CONFIG if args.keys else ""
+            config.write_text(text + CACHE_CONFIG if args.cache else text)
             port = free_port()
             commands["gateway"] = [exe, "serve", "--config", str(config)]
             commands["gateway"] += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
@@ -250,6 +261,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "request": {"path": CHAT_PATH, "body": json.loads(BODY)},
         "command": "python -m bench.run " + " ".join(sys.argv[1:]),
         "keys_and_limits": args.keys,
+        "response_cache": args.cache,
     }
     return {"rounds": rounds, "settings": settings}
 

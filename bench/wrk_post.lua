@@ -7,6 +7,16 @@ if os.getenv("BENCH_AUTH") then
 end
 wrk.body = os.getenv("BENCH_BODY") or '{"model": "bench", "messages": [{"role": "user", "content": "Say hello"}]}'
 
+-- BENCH_UNIQUE: every request asks a different question (a response cache then always misses).
+if os.getenv("BENCH_UNIQUE") then
+  local count = 0
+  function request()
+    count = count + 1
+    local body = string.gsub(wrk.body, '"content": "', '"content": "' .. count .. ' ', 1)
+    return wrk.format(nil, nil, nil, body)
+  end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

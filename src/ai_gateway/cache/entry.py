@@ -9,6 +9,7 @@ use either kind of entry.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
@@ -202,3 +203,21 @@ def chunks_of(answer: JSONObject) -> list[JSONObject]:
     if usage:
         chunks.append({**envelope, "choices": [], "usage": usage})
     return chunks
+
+
+def is_complete(answer: JSONObject) -> bool:
+    """A whole answer: every choice finished (never store a cut one)."""
+    choices = answer.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return False
+    return all(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+
+
+def stream_finished(chunks: list[JSONObject]) -> bool:
+    """A stream that carried a finish reason."""
+    return any(c.get("finish_reason") for chunk in chunks for c in chunk.get("choices") or ())
+
+
+async def replay(chunks: list[JSONObject]) -> AsyncGenerator[JSONObject, None]:
+    for chunk in chunks:
+        yield chunk

@@ -14,12 +14,13 @@ themselves, one of them leading).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from decimal import Decimal
 
 import orjson
 
-from ai_gateway.errors import GatewayError
+from ai_gateway.cache.entry import Entry
+from ai_gateway.errors import GatewayError, UpstreamError
 from ai_gateway.providers.base import JSONObject
 
 
@@ -41,8 +42,9 @@ class Flight:
         self.spent = (cost_usd, tokens)
         self._end(complete=True)
 
-    def chunk(self, chunk: JSONObject) -> None:
-        self.chunks.append(orjson.dumps(chunk))
+    def chunk(self, data: bytes) -> None:
+        """One more chunk of the stream, encoded."""
+        self.chunks.append(data)
         self._wake()
 
     def finished(self, cost_usd: Decimal | None, tokens: int) -> None:
@@ -92,6 +94,37 @@ class Flight:
                 raise FlightAbandoned()
         finally:
             self.followers -= 1
+
+    def entry(self, now: float) -> Entry | None:
+        """The leader's JSON answer as an entry (its cost is what a follower saved)."""
+        if self.answer is None:
+            return None
+        cost, tokens = self.spent
+        return Entry(now, orjson.loads(self.answer), None, cost, tokens)
+
+
+async def drain(chunks: AsyncIterator[JSONObject], kept: list[bytes], flight: Flight) -> bool:
+    """After the leader left: read the rest of the stream for the followers, while there are
+    any. True when the stream completed."""
+    try:
+        async for chunk in chunks:
+            data = orjson.dumps(chunk)
+            kept.append(data)
+            flight.chunk(data)
+            if not flight.followers:
+                return False
+    except GatewayError as exc:
+        flight.failed(exc)
+        return False
+    return True
+
+
+def abandoned_error() -> UpstreamError:
+    return UpstreamError(
+        "The identical request whose upstream stream this one shared went away before the "
+        "stream ended; retry the request.",
+        code="coalesced_stream_abandoned",
+    )
 
 
 class FlightAbandoned(Exception):

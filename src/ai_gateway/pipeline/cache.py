@@ -24,17 +24,16 @@ from typing import TypeVar
 import orjson
 
 from ai_gateway.cache.config import CacheConfig, CacheRule
-from ai_gateway.cache.entry import BadEntryError, Entry
-from ai_gateway.cache.flight import Flight, FlightAbandoned, Flights
+from ai_gateway.cache.entry import BadEntryError, Entry, is_complete, replay, stream_finished
+from ai_gateway.cache.flight import Flight, FlightAbandoned, Flights, abandoned_error, drain
 from ai_gateway.cache.key import DEFAULT_NAMESPACE, CacheKey, cache_key, scope_of
 from ai_gateway.cache.semantic_query import SemanticLookup
 from ai_gateway.cache.store import CacheStore, CacheUnavailableError
-from ai_gateway.errors import GatewayError, ServiceUnavailableError, UpstreamError
+from ai_gateway.errors import GatewayError, ServiceUnavailableError
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.chain import Next
 from ai_gateway.pipeline.exchange import Chunks, Exchange, Kind, Outcome
-from ai_gateway.providers.base import JSONObject
 
 T = TypeVar("T")
 log = get_logger(__name__)
@@ -174,7 +173,7 @@ class Cache:
         exchange.saved_tokens = entry.tokens
         exchange.saved_cost_usd = entry.cost_usd
         if exchange.stream:
-            return _replay(entry.as_chunks())
+            return replay(entry.as_chunks())
         return entry.as_answer()
 
     # -- misses --------------------------------------------------------------------------------
@@ -258,7 +257,7 @@ class Cache:
             raise flight.error
         if not flight.complete:
             return None
-        entry = flight_entry(flight, self._clock())
+        entry = flight.entry(self._clock())
         if entry is None:
             return None
         exchange.headers["x-gateway-cache-coalesced"] = "true"
@@ -271,7 +270,7 @@ class Cache:
             async for chunk in flight.follow():
                 yield chunk
         except FlightAbandoned:
-            raise_abandoned()
+            raise abandoned_error() from None
         exchange.saved_cost_usd, exchange.saved_tokens = flight.spent
 
     async def _call(
@@ -281,7 +280,7 @@ class Cache:
         if isinstance(outcome, dict):
             if flight is not None:
                 flight.answered(outcome, *_spent(exchange))
-            if policy.store and _complete(outcome):
+            if policy.store and is_complete(outcome):
                 self._keep(exchange, policy, Entry(self._clock(), outcome, None, *_spent(exchange)))
             return outcome
         return self._recorded(exchange, policy, outcome, flight)
@@ -290,13 +289,14 @@ class Cache:
         self, exchange: Exchange, policy: Policy, chunks: Chunks, flight: Flight | None
     ) -> Chunks:
         """The stream, kept as it goes; stored when it completed."""
-        kept: list[JSONObject] = []
+        kept: list[bytes] = []  # as they came, before the content rules outside this stage
         completed = False
         try:
             async for chunk in chunks:
-                kept.append(_copy(chunk))
+                data = orjson.dumps(chunk)
+                kept.append(data)
                 if flight is not None:
-                    flight.chunk(chunk)
+                    flight.chunk(data)
                 yield chunk
             completed = True
         except GatewayError as exc:
@@ -305,7 +305,7 @@ class Cache:
             raise
         finally:
             if not completed and flight is not None and flight.followers and not flight.ended:
-                completed = await _drain(chunks, kept, flight)  # the followers still read
+                completed = await drain(chunks, kept, flight)  # the followers still read
             await chunks.aclose()
             if flight is not None:
                 if completed:
@@ -313,8 +313,10 @@ class Cache:
                 else:
                     flight.abandoned()
                 self._flights.land(policy.key.digest, flight)
-            if completed and policy.store and _finished(kept):
-                self._keep(exchange, policy, Entry(self._clock(), None, kept, *_spent(exchange)))
+            streamed = [orjson.loads(data) for data in kept] if completed else []
+            if completed and policy.store and stream_finished(streamed):
+                entry = Entry(self._clock(), None, streamed, *_spent(exchange))
+                self._keep(exchange, policy, entry)
             else:
                 self._unlock(exchange)
 
@@ -386,58 +388,6 @@ def _first(*values: T | None) -> T | None:
     return next((v for v in values if v is not None), None)
 
 
-def _complete(answer: JSONObject) -> bool:
-    """A whole answer: every choice finished."""
-    choices = answer.get("choices")
-    if not isinstance(choices, list) or not choices:
-        return False
-    return all(isinstance(c, dict) and c.get("finish_reason") for c in choices)
-
-
-def _finished(chunks: list[JSONObject]) -> bool:
-    return any(c.get("finish_reason") for chunk in chunks for c in chunk.get("choices") or ())
-
-
 def _spent(exchange: Exchange) -> tuple[Decimal | None, int]:
     info = exchange.info
     return info.cost_usd, info.total_tokens
-
-
-def _copy(chunk: JSONObject) -> JSONObject:
-    copied: JSONObject = orjson.loads(orjson.dumps(chunk))
-    return copied
-
-
-async def _drain(chunks: Chunks, kept: list[JSONObject], flight: Flight) -> bool:
-    """Read the rest of the stream for the followers; True when it completed."""
-    try:
-        async for chunk in chunks:
-            kept.append(_copy(chunk))
-            flight.chunk(chunk)
-            if not flight.followers:
-                return False
-    except GatewayError as exc:
-        flight.failed(exc)
-        return False
-    return True
-
-
-def flight_entry(flight: Flight, now: float) -> Entry | None:
-    """The leader's JSON answer as an entry (what it cost is what a follower saved)."""
-    if flight.answer is None:
-        return None
-    cost, tokens = flight.spent
-    return Entry(now, orjson.loads(flight.answer), None, cost, tokens)
-
-
-async def _replay(chunks: list[JSONObject]) -> Chunks:
-    for chunk in chunks:
-        yield chunk
-
-
-def raise_abandoned() -> None:
-    raise UpstreamError(
-        "The identical request this one was sharing an upstream stream with went away before "
-        "the stream ended; retry the request.",
-        code="coalesced_stream_abandoned",
-    )
