@@ -28,6 +28,7 @@ from ai_gateway.schemas.analytics import (
     ErrorsReport,
     FeedbackReport,
     ModelsReport,
+    RequestsReport,
     TimeseriesReport,
     UsageReport,
 )
@@ -44,6 +45,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "errors": ErrorsReport,
     "feedback": FeedbackReport,
     "timeseries": TimeseriesReport,
+    "requests": RequestsReport,
 }
 
 

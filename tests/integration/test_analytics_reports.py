@@ -208,3 +208,49 @@ def test_bad_parameters_answer_400_over_the_wire(reports: ReportsServer) -> None
     assert resp.status_code == 400
     assert resp.headers["content-type"] == "application/json"
     assert resp.json()["error"]["param"] == "start"
+
+
+def test_cache_hit_rate_and_savings_in_the_reports(reports: ReportsServer) -> None:
+    """One request with each cache status (through the writer), then the usage report's rows and
+    totals, each request's record, and the time buckets."""
+    savings = {"hit": (40, Decimal("0.000012")), "semantic-hit": (25, Decimal("0.0000075"))}
+    statuses = ("off", "miss", "hit", "semantic-hit", "bypass", "refresh")
+    records = [
+        replace(
+            BASE,
+            request_id=f"c-{status}",
+            client_request_id="cache-run",
+            created_at=T0 + timedelta(minutes=i),
+            cache_status=status,
+            saved_tokens=savings.get(status, (0, None))[0],
+            saved_cost_usd=savings.get(status, (0, None))[1],
+        )
+        for i, status in enumerate(statuses)
+    ]
+    smart = known_records()[-1]  # an hour later, no cache
+    reports.submit(*records, smart)
+    cache = ("cache_hits", "cache_lookups", "cache_hit_rate", "saved_tokens", "saved_cost_usd")
+    body = reports.report("usage", start="24h")
+    rows = {row["group"]: row for row in body["data"]}
+    assert [rows["fast"][k] for k in cache] == [2, 4, 0.5, 65, "0.0000195"]
+    assert [rows["smart"][k] for k in cache] == [0, 0, None, 0, None]
+    assert [body["totals"][k] for k in cache] == [2, 4, 0.5, 65, "0.0000195"]
+    assert body["totals"]["requests"] == 7
+    # A range with no lookups has no hit rate (not 0%), and saved nothing.
+    later = reports.report("usage", start=(T0 + timedelta(hours=1)).isoformat(), end="now")
+    assert [later["totals"][k] for k in cache] == [0, 0, None, 0, "0"]
+
+    found = reports.report("requests", start="24h", client_request_id="cache-run", limit="10")
+    by_id = {row["request_id"]: row for row in found["data"]}
+    assert {rid: row["cache_status"] for rid, row in by_id.items()} == {
+        f"c-{status}": status for status in statuses
+    }
+    assert (by_id["c-hit"]["saved_tokens"], by_id["c-hit"]["saved_cost_usd"]) == (40, "0.000012")
+    assert (by_id["c-miss"]["saved_tokens"], by_id["c-miss"]["saved_cost_usd"]) == (0, None)
+
+    series = reports.report("timeseries", start=T0.isoformat(), end="now", bucket="1h")
+    points = {(row["bucket"], row["model"]): row for row in series["data"]}
+    first = points[(T0.isoformat(), "fast")]
+    assert [first[k] for k in cache] == [2, 4, 0.5, 65, "0.0000195"]
+    second = points[((T0 + timedelta(hours=1)).isoformat(), "smart")]
+    assert [second[k] for k in cache] == [0, 0, None, 0, None]

@@ -32,7 +32,7 @@ from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any, Literal
 
 from ai_gateway.stores.analytics import FeedbackGroup, RequestKey, UsageGroup
-from ai_gateway.usage.records import FeedbackRecord, UsageRecord
+from ai_gateway.usage.records import CACHE_HITS, CACHE_LOOKUPS, FeedbackRecord, UsageRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TEXT = 1024  # longer strings (a client-chosen model name) are cut, never rejected
@@ -45,16 +45,20 @@ USAGE_COLUMNS = (
     *("completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens"),
     *("cost_usd", "latency_ms", "ttft_ms", "attempts", "fallbacks", "cache_status"),
     *("user_id", "key_id", "team", "template", "client_request_id", "usage_estimated"),
+    *("saved_tokens", "saved_cost_usd"),
 )
 # Usage columns that may be NULL (an absent value); see `Dialect.absent`.
 USAGE_NULLABLE = frozenset(
     (
         *("error_type", "error_code", "cost_usd", "ttft_ms", "user_id", "key_id", "team"),
-        *("template", "client_request_id"),
+        *("template", "client_request_id", "saved_cost_usd"),
     )
 )
 FEEDBACK_COLUMNS = ("request_id", "created_at", "score", "raw_score", "comment", "tags")
 IS_ERROR = "(status >= 400 OR error_type IS NOT NULL)"
+# Cache statuses are a closed set of constants (usage.records), safe to write into SQL.
+IS_CACHE_HIT = "cache_status IN (" + ", ".join(f"'{x}'" for x in CACHE_HITS) + ")"
+IS_CACHE_LOOKUP = "cache_status IN (" + ", ".join(f"'{x}'" for x in CACHE_LOOKUPS) + ")"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +168,16 @@ def _group(group_by: str, **expressions: str) -> str:
     return expressions[group_by]
 
 
+def _cache_sums(d: Dialect) -> str:
+    """Hits, the requests a hit rate is out of, saved tokens and saved cost (the last four
+    columns of the usage and timeseries queries)."""
+    return (
+        f"sum(CASE WHEN {IS_CACHE_HIT} THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN {IS_CACHE_LOOKUP} THEN 1 ELSE 0 END), "
+        f"sum(saved_tokens), {d.cost_sum('saved_cost_usd')}"
+    )
+
+
 def usage_sql(d: Dialect, group_by: UsageGroup) -> str:
     group = _group(
         group_by,
@@ -179,7 +193,7 @@ def usage_sql(d: Dialect, group_by: UsageGroup) -> str:
         f"SELECT {group}, count(*), sum(CASE WHEN {IS_ERROR} THEN 1 ELSE 0 END), "
         "sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), "
         f"sum(cache_write_tokens), sum(reasoning_tokens), {d.cost_sum('cost_usd')}, "
-        "sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) "
+        f"sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END), {_cache_sums(d)} "
         f"FROM usage_records WHERE {_window(d)} GROUP BY {group} ORDER BY {d.order(group)}"
     )
 
@@ -207,7 +221,8 @@ def errors_sql(d: Dialect) -> str:
 _REQUEST_COLUMNS = (
     "request_id, client_request_id, created_at, route, model, served_model, provider, "
     "deployment, stream, status, error_type, error_code, prompt_tokens, completion_tokens, "
-    "cost_usd, usage_estimated, latency_ms, user_id, key_id, team"
+    "cost_usd, usage_estimated, latency_ms, user_id, key_id, team, cache_status, saved_tokens, "
+    "saved_cost_usd"
 )
 
 
@@ -244,7 +259,7 @@ def timeseries_sql(d: Dialect) -> str:
     return (
         f"SELECT {bucket}, model, count(*), sum(CASE WHEN {IS_ERROR} THEN 1 ELSE 0 END), "
         f"sum(prompt_tokens), sum(completion_tokens), {d.cost_sum('cost_usd')}, "
-        f"{d.percentile('latency_ms', 0.5)}, {d.percentile('latency_ms', 0.95)} "
+        f"{d.percentile('latency_ms', 0.5)}, {d.percentile('latency_ms', 0.95)}, {_cache_sums(d)} "
         f"FROM usage_records WHERE {_window(d)} GROUP BY {bucket}, model "
         f"ORDER BY {bucket}, {d.order('model')}"
     )
@@ -297,6 +312,7 @@ def usage_values(
     t = clean_text
     none = d.absent
     price = clean_cost(r.cost_usd)
+    saved = clean_cost(r.saved_cost_usd)
     ttft = _finite(r.ttft_ms)
     return (
         t(r.request_id),
@@ -328,6 +344,8 @@ def usage_values(
         none if r.template is None else t(r.template),
         none if r.client_request_id is None else t(r.client_request_id),
         r.usage_estimated if none is None else int(r.usage_estimated),
+        r.saved_tokens,
+        none if saved is None else cost(saved),
     )
 
 

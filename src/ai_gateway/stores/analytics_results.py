@@ -39,9 +39,27 @@ def _float(value: object) -> float | None:
     raise TypeError(f"not a number: {type(value).__name__}")
 
 
+def _cache(hits: Any, lookups: Any, saved_tokens: Any, saved_cost: Any) -> dict[str, Any]:
+    """The four columns of `analytics_queries._cache_sums`, and the hit rate they give."""
+    hits, lookups = int(hits), int(lookups)
+    return {
+        "cache_hits": hits,
+        "cache_lookups": lookups,
+        "cache_hit_rate": hits / lookups if lookups else None,
+        "saved_tokens": int(saved_tokens),
+        "saved_cost_usd": _cost(saved_cost),
+    }
+
+
 def usage_row(row: Sequence[Any]) -> dict[str, Any]:
     counts = {name: int(value) for name, value in zip(_USAGE_COUNTS, row[1:8], strict=True)}
-    return {"group": row[0], **counts, "cost_usd": _cost(row[8]), "unpriced_requests": int(row[9])}
+    return {
+        "group": row[0],
+        **counts,
+        "cost_usd": _cost(row[8]),
+        "unpriced_requests": int(row[9]),
+        **_cache(*row[10:14]),
+    }
 
 
 def models_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -101,6 +119,9 @@ def request_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> dict[str
         "user": row[17],
         "key_id": row[18],
         "team": row[19],
+        "cache_status": row[20],
+        "saved_tokens": int(row[21]),
+        "saved_cost_usd": _cost(row[22]),
     }
 
 
@@ -129,4 +150,5 @@ def timeseries_row(row: Sequence[Any]) -> dict[str, Any]:
         "cost_usd": _cost(row[6]),
         "p50_latency_ms": _float(row[7]),
         "p95_latency_ms": _float(row[8]),
+        **_cache(*row[9:13]),
     }

@@ -28,7 +28,7 @@ from ai_gateway.stores.sqlite_worker import SQLiteWorker, transaction
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 
 D = q.SQLITE
-ROWS_PER_INSERT = 100  # x 29 columns: far below SQLite's 32,766 bound parameters
+ROWS_PER_INSERT = 100  # x 31 columns: far below SQLite's 32,766 bound parameters
 
 
 def _aggregates(conn: sqlite3.Connection) -> None:
