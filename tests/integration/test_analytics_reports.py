@@ -5,130 +5,23 @@ requests' models."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import uvicorn
-from pydantic import BaseModel
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from ai_gateway.api.analytics_routes import AnalyticsEndpoints, analytics_endpoints
-from ai_gateway.api.common import BodyLimit, error_response
-from ai_gateway.api.dashboard import DashboardAPI
-from ai_gateway.api.route_table import RouteTable
-from ai_gateway.api.routes import analytics_entries
-from ai_gateway.errors import GatewayError
-from ai_gateway.schemas.analytics import (
-    ErrorsReport,
-    FeedbackReport,
-    ModelsReport,
-    TimeseriesReport,
-    UsageReport,
-)
 from ai_gateway.stores.analytics_postgres import PostgresAnalyticsStore
 from ai_gateway.stores.analytics_sqlite import SQLiteAnalyticsStore
 from ai_gateway.usage.records import UsageRecord
-from ai_gateway.usage.writer import AnalyticsWriter
 from analytics_support import throwaway_database, usage_record
-from harness import LoopThread, bound_socket
+from reports_support import ReportsServer
 
 pytestmark = pytest.mark.integration
-# The documented response schemas (OpenAPI): every report must match its own.
-SCHEMAS: dict[str, type[BaseModel]] = {
-    "usage": UsageReport,
-    "models": ModelsReport,
-    "errors": ErrorsReport,
-    "feedback": FeedbackReport,
-    "timeseries": TimeseriesReport,
-}
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-
-
-def analytics_app_routes(endpoints: AnalyticsEndpoints) -> list[Route]:
-    """The analytics group of the gateway's route table, alone."""
-    return RouteTable(analytics_entries(endpoints, DashboardAPI())).routes
-
-
-async def _gateway_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GatewayError)
-    return error_response(exc)
-
-
-class ReportsServer:
-    """The analytics routes over SQLiteAnalyticsStore + AnalyticsWriter, under uvicorn."""
-
-    def __init__(self, store: SQLiteAnalyticsStore | PostgresAnalyticsStore) -> None:
-        self.store = store
-        # A long interval: records reach the store only when a report or feedback flushes.
-        self.writer = AnalyticsWriter(self.store, flush_interval_s=3600)
-
-        @asynccontextmanager
-        async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            await self.store.start()
-            await self.writer.start()
-            yield
-            await self.writer.aclose()
-            await self.store.aclose()
-
-        app = Starlette(
-            routes=analytics_app_routes(
-                analytics_endpoints(self.store, self.writer, BodyLimit(1 << 20, 30))
-            ),
-            lifespan=lifespan,
-            exception_handlers={GatewayError: _gateway_error},
-        )
-        self._sock = bound_socket()
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, lifespan="on", log_config=None, access_log=False)
-        )
-        self._thread = LoopThread("reports")
-        self._done = asyncio.run_coroutine_threadsafe(
-            self._server.serve(sockets=[self._sock]), self._thread.loop
-        )
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if self._done.done():
-                self._done.result()
-            assert time.monotonic() < deadline, "the reports server did not start"
-            time.sleep(0.01)
-        self.http = httpx.Client(base_url=self.url, timeout=10)
-
-    def submit(self, *records: UsageRecord) -> None:
-        async def put() -> None:
-            for record in records:
-                self.writer.submit_usage(record)
-
-        self._thread.run(put())
-
-    def report(self, name: str, **params: str) -> dict[str, Any]:
-        resp = self.http.get(f"/ai/analytics/{name}", params=params)
-        assert resp.status_code == 200, resp.text
-        body: dict[str, Any] = resp.json()
-        assert body["object"] == f"analytics.{name}"
-        assert body["complete"] is True
-        SCHEMAS[name].model_validate(body)
-        return body
-
-    def stop(self) -> None:
-        self.http.close()
-        self._server.should_exit = True
-        self._done.result(15)
-        self._thread.stop()
-        self._sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -315,3 +208,49 @@ def test_bad_parameters_answer_400_over_the_wire(reports: ReportsServer) -> None
     assert resp.status_code == 400
     assert resp.headers["content-type"] == "application/json"
     assert resp.json()["error"]["param"] == "start"
+
+
+def test_cache_hit_rate_and_savings_in_the_reports(reports: ReportsServer) -> None:
+    """One request with each cache status (through the writer), then the usage report's rows and
+    totals, each request's record, and the time buckets."""
+    savings = {"hit": (40, Decimal("0.000012")), "semantic-hit": (25, Decimal("0.0000075"))}
+    statuses = ("off", "miss", "hit", "semantic-hit", "bypass", "refresh")
+    records = [
+        replace(
+            BASE,
+            request_id=f"c-{status}",
+            client_request_id="cache-run",
+            created_at=T0 + timedelta(minutes=i),
+            cache_status=status,
+            saved_tokens=savings.get(status, (0, None))[0],
+            saved_cost_usd=savings.get(status, (0, None))[1],
+        )
+        for i, status in enumerate(statuses)
+    ]
+    smart = known_records()[-1]  # an hour later, no cache
+    reports.submit(*records, smart)
+    cache = ("cache_hits", "cache_lookups", "cache_hit_rate", "saved_tokens", "saved_cost_usd")
+    body = reports.report("usage", start="24h")
+    rows = {row["group"]: row for row in body["data"]}
+    assert [rows["fast"][k] for k in cache] == [2, 4, 0.5, 65, "0.0000195"]
+    assert [rows["smart"][k] for k in cache] == [0, 0, None, 0, None]
+    assert [body["totals"][k] for k in cache] == [2, 4, 0.5, 65, "0.0000195"]
+    assert body["totals"]["requests"] == 7
+    # A range with no lookups has no hit rate (not 0%), and saved nothing.
+    later = reports.report("usage", start=(T0 + timedelta(hours=1)).isoformat(), end="now")
+    assert [later["totals"][k] for k in cache] == [0, 0, None, 0, "0"]
+
+    found = reports.report("requests", start="24h", client_request_id="cache-run", limit="10")
+    by_id = {row["request_id"]: row for row in found["data"]}
+    assert {rid: row["cache_status"] for rid, row in by_id.items()} == {
+        f"c-{status}": status for status in statuses
+    }
+    assert (by_id["c-hit"]["saved_tokens"], by_id["c-hit"]["saved_cost_usd"]) == (40, "0.000012")
+    assert (by_id["c-miss"]["saved_tokens"], by_id["c-miss"]["saved_cost_usd"]) == (0, None)
+
+    series = reports.report("timeseries", start=T0.isoformat(), end="now", bucket="1h")
+    points = {(row["bucket"], row["model"]): row for row in series["data"]}
+    first = points[(T0.isoformat(), "fast")]
+    assert [first[k] for k in cache] == [2, 4, 0.5, 65, "0.0000195"]
+    second = points[((T0 + timedelta(hours=1)).isoformat(), "smart")]
+    assert [second[k] for k in cache] == [0, 0, None, 0, None]

@@ -79,9 +79,9 @@ async def test_fresh_database_migrates_and_a_second_start_is_a_no_op(
     with capture_logs() as logs:
         await first.start()
     assert [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"] == [
-        [1, 2, 3, 4]
+        [1, 2, 3, 4, 5]
     ]
-    assert await first.schema_version() == first.latest_version() == 4
+    assert await first.schema_version() == first.latest_version() == 5
     await first.write_usage([usage("kept")])
     await first.start()  # again on the same store
     await first.aclose()
@@ -90,7 +90,7 @@ async def test_fresh_database_migrates_and_a_second_start_is_a_no_op(
     with capture_logs() as logs:
         await second.start()
     assert not [e for e in logs if e["event"] == "analytics_schema_migrated"]
-    assert await second.schema_version() == 4
+    assert await second.schema_version() == 5
     assert await second.has_request("kept")
     await second.aclose()
 
@@ -104,7 +104,7 @@ async def test_two_instances_starting_at_once_migrate_once(
         await asyncio.gather(*(s.start() for s in stores))
     assert len([e for e in logs if e["event"] == "analytics_schema_migrated"]) == 1
     for started in stores:
-        assert await started.schema_version() == 4
+        assert await started.schema_version() == 5
         await started.aclose()
 
 
@@ -217,6 +217,11 @@ async def test_usage_by_every_grouping(store: Store) -> None:
         "reasoning_tokens": 3,
         "cost_usd": "0.000001234",
         "unpriced_requests": 0,
+        "cache_hits": 0,
+        "cache_lookups": 0,
+        "cache_hit_rate": None,
+        "saved_tokens": 0,
+        "saved_cost_usd": None,
     }
 
 
@@ -523,7 +528,7 @@ async def test_a_version_3_database_gains_the_client_id_and_keeps_its_rows(
     upgraded = new_store(request, backend, tmp_path, tag)
     with capture_logs() as logs:
         await upgraded.start()
-    assert [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"] == [[4]]
+    assert [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"] == [[4, 5]]
     assert await upgraded.has_request("client-chosen")
     await upgraded.write_usage([usage("gw-new", client_request_id="client-chosen")])
     found = await upgraded.requests(*DAY, "client_request_id", "client-chosen", 10)
@@ -533,4 +538,51 @@ async def test_a_version_3_database_gains_the_client_id_and_keeps_its_rows(
     assert old_row["usage_estimated"] is False
     [row] = await upgraded.usage(*DAY, "model")
     assert row["requests"] == 2
+    await upgraded.aclose()
+
+
+async def test_a_version_4_database_gains_the_cache_savings_and_keeps_its_rows(
+    request: pytest.FixtureRequest,
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tag = uuid.uuid4().hex[:12]
+    module = sqlite_migrations if backend == "sqlite" else pg_migrations
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:4])  # the previous release
+        old = new_store(request, backend, tmp_path, tag)
+        await old.start()
+        assert await old.schema_version() == 4
+        stamp = "1740830400000000" if backend == "sqlite" else "'2025-03-01T12:00:00Z'"
+        flag = "0" if backend == "sqlite" else "false"
+        columns = (
+            "request_id, created_at, route, model, served_model, provider, deployment, "
+            "upstream_model, stream, status, prompt_tokens, completion_tokens, cached_tokens, "
+            "cache_write_tokens, reasoning_tokens, cost_usd, latency_ms, attempts, fallbacks, "
+            "cache_status, client_request_id, usage_estimated"
+        )
+        values = (
+            f"'before-5', {stamp}, 'chat', 'fast', 'fast', 'openai', 'fast/0', "
+            f"'gpt-4o-mini', {flag}, 200, 5, 7, 0, 0, 0, '0.5', 1.5, 1, 0, 'miss', 'c', {flag}"
+        )
+        insert = f"INSERT INTO usage_records ({columns}) VALUES ({values})"  # noqa: S608
+        await _raw(request, old, insert)
+        await old.aclose()
+    upgraded = new_store(request, backend, tmp_path, tag)
+    with capture_logs() as logs:
+        await upgraded.start()
+    assert [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"] == [[5]]
+    [old_row] = await upgraded.requests(*DAY, "request_id", "before-5", 10)
+    assert (old_row["cache_status"], old_row["saved_tokens"], old_row["saved_cost_usd"]) == (
+        "miss",
+        0,
+        None,
+    )
+    assert old_row["cost_usd"] == "0.5"
+    hit = usage("after-5", cache_status="hit", saved_tokens=12, saved_cost_usd=Decimal("0.5"))
+    await upgraded.write_usage([hit])
+    [row] = await upgraded.usage(*DAY, "model")
+    assert (row["requests"], row["cache_hits"], row["cache_lookups"]) == (2, 1, 2)
+    assert (row["saved_tokens"], row["saved_cost_usd"]) == (12, "0.5")
     await upgraded.aclose()

@@ -1,24 +1,32 @@
 """The dashboard in a real browser: headless Debian Chromium driven by Playwright, against a
-gateway that has served real requests through the emulator.
+gateway that has served real requests through the emulator (and, for the response cache's
+cards, the analytics routes fed records with each cache status).
 
 Needs /usr/bin/chromium (scripts/test installs the Debian package) and the `playwright` Python
-package (no browser download: Playwright drives the system Chromium). Without them the tests
-skip, except under CI=true, where they fail. The main test saves a screenshot to
+package (no browser download: Playwright drives the system Chromium). Without them the browser
+tests skip, except under CI=true, where they fail; the test that the page's cards read the
+usage report's fields needs neither. The main test saves a screenshot to
 test-artifacts/dashboard.png.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from ai_gateway.stores.analytics_sqlite import SQLiteAnalyticsStore
+from analytics_support import usage_record
 from conftest import GatewayFactory, emulator_yaml
 from harness import EmulatorServer, GatewayServer
+from reports_support import ReportsServer
 
 pytestmark = pytest.mark.integration
 
@@ -157,6 +165,9 @@ def test_dashboard_draws_the_gateways_traffic(
         assert tab.text("#card-errors").startswith("1 ")
         assert tab.text("#card-cost").startswith("$")
         assert tab.text("#card-cost") != "$0"
+        # No response cache here: no lookups, so no hit rate, and nothing saved.
+        assert tab.text("#card-cache").split("\n") == ["\u2013", "no lookups"]  # an en dash
+        assert tab.text("#card-saved").split("\n") == ["$0", "0 tokens"]
         for name in CHARTS:
             assert tab.attr(f"#chart-{name}", "data-rendered") == "true", name
         for name in ("requests", "tokens", "cost", "errors"):
@@ -201,6 +212,7 @@ def test_wrong_key_is_asked_for_again_and_an_empty_range_says_so(
         tab.page.click("#key-form button[type=submit]")
         tab.wait_state("empty")
         assert tab.text("#card-requests") == "0"
+        assert tab.text("#card-cache").startswith("\u2013")
         for name in CHARTS:
             assert tab.attr(f"#chart-{name}", "data-rendered") == "empty", name
         assert "No requests in the last 24 hours" in tab.text("#chart-requests")
@@ -213,3 +225,62 @@ def test_wrong_key_is_asked_for_again_and_an_empty_range_says_so(
         assert [p for p in tab.problems if "401" not in p] == []
     finally:
         tab.close()
+
+
+def test_the_summary_cards_show_the_usage_reports_totals(
+    start_gateway: GatewayFactory, emu: EmulatorServer, tmp_path: Path
+) -> None:
+    """Without a browser: every total the page's script reads is a field of the usage report it
+    asks for (the cache's hit rate and savings among them), and every card it fills is on the
+    page."""
+    gw = start_gateway(gateway_yaml(emu, tmp_path))
+    with httpx.Client(base_url=gw.url, headers=AUTH, timeout=30) as client:
+        script = client.get("/dashboard/app.js").text
+        page = client.get("/dashboard").text
+        usage = client.get("/ai/analytics/usage", params={"start": "24h", "group_by": "model"})
+    assert usage.status_code == 200
+    assert 'api("/usage", { ...p, group_by: "model" })' in script
+    assert "const t = d.usage.totals;" in script
+    read = set(re.findall(r"\bt\.([a-z_]+)", script))  # the fields of `t`, the totals
+    cache = {"cache_hits", "cache_lookups", "cache_hit_rate", "saved_tokens", "saved_cost_usd"}
+    assert cache <= read
+    assert read <= set(usage.json()["totals"]), read - set(usage.json()["totals"])
+    cards = set(re.findall(r'(?:\$|setCard)\("(card-[a-z]+)"', script))
+    assert {"card-cache", "card-saved", "card-cost"} <= cards
+    for card in cards:
+        assert f'<dd id="{card}">' in page, card
+
+
+def test_dashboard_shows_the_cache_hit_rate_and_savings(browser: Any, tmp_path: Path) -> None:
+    """A request with each cache status (the gateway's cache is another part: these are fed to
+    the analytics routes' writer and store directly); the cards show hits out of lookups and
+    what the hits saved."""
+    server = ReportsServer(SQLiteAnalyticsStore(tmp_path / "analytics.db"))
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    saved = {"hit": (40, Decimal("0.000012")), "semantic-hit": (25, Decimal("0.000008"))}
+    statuses = ("off", "miss", "hit", "semantic-hit", "bypass", "refresh")
+    server.submit(
+        *(
+            usage_record(
+                f"r-{status}",
+                created_at=at,
+                cache_status=status,
+                saved_tokens=saved.get(status, (0, None))[0],
+                saved_cost_usd=saved.get(status, (0, None))[1],
+            )
+            for status in statuses
+        )
+    )
+    tab = Page(browser, server.url)
+    try:
+        tab.page.goto(f"{server.url}/dashboard")  # no master key on these routes
+        tab.wait_state("ready")
+        assert tab.text("#card-requests") == "6"
+        assert tab.text("#card-cache").split("\n") == ["50%", "2 of 4 lookups"]
+        assert tab.text("#card-saved").split("\n") == ["$0.00002", "65 tokens"]
+        title = tab.attr("#card-saved", "title") or ""
+        assert title.startswith("65 prompt + completion tokens served from the cache")
+        assert tab.problems == []
+    finally:
+        tab.close()
+        server.stop()

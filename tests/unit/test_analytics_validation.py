@@ -230,9 +230,32 @@ def test_cost_totals_are_exact_decimal_strings() -> None:
         "cache_write_tokens": 4,
         "reasoning_tokens": 1,
         "unpriced_requests": 2,
+        "cache_hits": 0,
+        "cache_lookups": 0,
+        "saved_tokens": 0,
         "total_tokens": 25,
         "cost_usd": "1.5",
+        "cache_hit_rate": None,
+        "saved_cost_usd": "0",
     }
+
+
+def test_cache_totals_are_hits_over_all_lookups_and_exact_savings() -> None:
+    rows = [
+        {"group": "a", "requests": 4, "cache_hits": 1, "cache_lookups": 1, "saved_tokens": 30,
+         "saved_cost_usd": "0.1"},
+        {"group": "b", "requests": 5, "cache_hits": 1, "cache_lookups": 3, "saved_tokens": 12,
+         "saved_cost_usd": "0.2"},
+        {"group": "c", "requests": 2, "cache_hits": 0, "cache_lookups": 0, "saved_tokens": 0,
+         "saved_cost_usd": None},
+    ]  # fmt: skip
+    totals = usage_totals(rows)
+    # 2 hits of 4 lookups, not the mean of the groups' rates (1.0 and 0.33)
+    assert (totals["cache_hits"], totals["cache_lookups"]) == (2, 4)
+    assert totals["cache_hit_rate"] == 0.5
+    assert totals["saved_tokens"] == 42
+    assert totals["saved_cost_usd"] == "0.3"  # exact: a float sum gives 0.30000000000000004
+    assert usage_totals(rows[2:])["cache_hit_rate"] is None  # no lookups: no rate, not 0
 
 
 def test_feedback_totals_weight_each_group_by_its_count() -> None:

@@ -55,6 +55,9 @@ _SUMMED = (
     "cache_write_tokens",
     "reasoning_tokens",
     "unpriced_requests",
+    "cache_hits",
+    "cache_lookups",
+    "saved_tokens",
 )
 _RANGE = ("start", "end")
 
@@ -100,10 +103,16 @@ def _int(value: object) -> int:
 
 
 def usage_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The sums over every group; the cost is exact (decimal strings added as decimals)."""
-    totals = {name: sum(_int(r.get(name)) for r in rows) for name in _SUMMED}
+    """The sums over every group; costs are exact (decimal strings added as decimals)."""
+    totals: dict[str, Any] = {name: sum(_int(r.get(name)) for r in rows) for name in _SUMMED}
     totals["total_tokens"] = totals["prompt_tokens"] + totals["completion_tokens"]
-    return {**totals, "cost_usd": cost_sum([r.get("cost_usd") for r in rows])}
+    lookups = totals["cache_lookups"]
+    return {
+        **totals,
+        "cost_usd": cost_sum([r.get("cost_usd") for r in rows]),
+        "cache_hit_rate": totals["cache_hits"] / lookups if lookups else None,
+        "saved_cost_usd": cost_sum([r.get("saved_cost_usd") for r in rows]),
+    }
 
 
 def feedback_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:

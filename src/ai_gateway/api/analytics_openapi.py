@@ -90,7 +90,8 @@ def analytics_paths() -> dict[str, Any]:
     return {
         "/ai/analytics/usage": _report(
             "usage",
-            "Requests, errors, tokens and cost by group, with totals",
+            "Requests, errors, tokens, cost, and response-cache hit rate and savings by group, "
+            "with totals",
             [usage_group],
             "UsageReport",
         ),
@@ -105,7 +106,8 @@ def analytics_paths() -> dict[str, Any]:
         ),
         "/ai/analytics/requests": _report(
             "requests",
-            "The usage records of one request id (the gateway's) or client request id",
+            "The usage records of one request id (the gateway's) or client request id, with "
+            "their cache status and savings",
             [
                 _query(
                     "request_id",
@@ -134,7 +136,8 @@ def analytics_paths() -> dict[str, Any]:
         ),
         "/ai/analytics/timeseries": _report(
             "timeseries",
-            "Requests, errors, tokens, cost and latency per time bucket and model",
+            "Requests, errors, tokens, cost, latency, cache hits and savings per time bucket and "
+            "model",
             [bucket],
             "TimeseriesReport",
         ),

@@ -24,6 +24,8 @@ from pydantic import (
     field_validator,
 )
 
+from ai_gateway.usage.records import CacheStatus
+
 MAX_COMMENT_CHARS = 4000
 MAX_TAGS = 20
 MAX_TAG_CHARS = 64
@@ -125,6 +127,34 @@ class Feedback(BaseModel):
 # model has no price in the registry.
 
 Cost = Annotated[str | None, Field(description="USD as a decimal string (exact)")]
+CacheHits = Annotated[
+    int, Field(description="Requests served from the response cache (hit or semantic-hit)")
+]
+CacheLookups = Annotated[
+    int,
+    Field(
+        description="Requests the response cache answered or could have answered (status "
+        "miss, hit, semantic-hit or refresh): what the hit rate is out of"
+    ),
+]
+CacheHitRate = Annotated[
+    float | None,
+    Field(ge=0, le=1, description="cache_hits / cache_lookups; null when there were no lookups"),
+]
+SavedTokens = Annotated[
+    int,
+    Field(
+        description="Prompt + completion tokens of the cached answers served instead of "
+        "calling the provider"
+    ),
+]
+SavedCost = Annotated[
+    str | None,
+    Field(
+        description="USD as a decimal string (exact): what the cached answers served cost "
+        "when they were generated; null when none of them had a price"
+    ),
+]
 
 
 class _Row(BaseModel):
@@ -145,6 +175,11 @@ class UsageRow(_Row):
     reasoning_tokens: int
     cost_usd: Cost
     unpriced_requests: int = Field(description="Requests whose model has no price (cost unknown)")
+    cache_hits: CacheHits
+    cache_lookups: CacheLookups
+    cache_hit_rate: CacheHitRate
+    saved_tokens: SavedTokens
+    saved_cost_usd: SavedCost
 
 
 class UsageTotals(BaseModel):
@@ -160,6 +195,13 @@ class UsageTotals(BaseModel):
     total_tokens: int = Field(description="prompt_tokens + completion_tokens")
     cost_usd: str = Field(description="USD as a decimal string, exact; unpriced requests add 0")
     unpriced_requests: int
+    cache_hits: CacheHits
+    cache_lookups: CacheLookups
+    cache_hit_rate: CacheHitRate
+    saved_tokens: SavedTokens
+    saved_cost_usd: str = Field(
+        description="USD as a decimal string, exact; cached answers without a price add 0"
+    )
 
 
 class _Report(BaseModel):
@@ -251,6 +293,13 @@ class RequestRow(_Row):
     user: str | None
     key_id: str | None
     team: str | None
+    cache_status: CacheStatus = Field(
+        description="What the response cache did: off (no cache), miss (looked up, answer "
+        "stored), hit / semantic-hit (served from the cache, no upstream call), bypass (the "
+        "cache was skipped), refresh (the client's no-cache: no lookup, answer stored)"
+    )
+    saved_tokens: SavedTokens
+    saved_cost_usd: SavedCost
 
 
 class RequestsReport(_Report):
@@ -295,6 +344,11 @@ class TimeseriesRow(_Row):
     cost_usd: Cost
     p50_latency_ms: float | None
     p95_latency_ms: float | None
+    cache_hits: CacheHits
+    cache_lookups: CacheLookups
+    cache_hit_rate: CacheHitRate
+    saved_tokens: SavedTokens
+    saved_cost_usd: SavedCost
 
 
 class TimeseriesReport(_Report):

@@ -42,7 +42,8 @@ class AnalyticsStore(Protocol):
         self, start: datetime, end: datetime, group_by: UsageGroup
     ) -> list[dict[str, Any]]:
         """Per group: requests, errors, prompt/completion/cached/reasoning tokens, cost_usd (a
-        decimal string), ordered by group."""
+        decimal string), and the response cache's hits, lookups (the requests a hit rate is out
+        of), hit rate, saved tokens and saved_cost_usd; ordered by group."""
         ...
 
     async def models(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -65,7 +66,8 @@ class AnalyticsStore(Protocol):
     ) -> list[dict[str, Any]]:
         """The records whose `key` (the gateway's request id, or the client's) is `value`,
         newest first: ids, time, models, deployment, status, error, tokens, cost, whether the
-        tokens were counted by the gateway (`usage_estimated`), latency and the caller."""
+        tokens were counted by the gateway (`usage_estimated`), latency, the caller, and the
+        cache status with what a hit saved (tokens, cost)."""
         ...
 
     async def error_counts(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -81,8 +83,8 @@ class AnalyticsStore(Protocol):
     async def timeseries(
         self, start: datetime, end: datetime, bucket_s: int
     ) -> list[dict[str, Any]]:
-        """Per time bucket and model: requests, errors, tokens, cost, p50/p95 latency (for the
-        dashboard)."""
+        """Per time bucket and model: requests, errors, tokens, cost, p50/p95 latency, cache hits
+        and lookups, saved tokens and cost (for the dashboard)."""
         ...
 
     async def schema_version(self) -> int:

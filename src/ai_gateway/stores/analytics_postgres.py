@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from ai_gateway.stores import analytics_queries as q
+from ai_gateway.stores import analytics_results as out
 from ai_gateway.stores.analytics import FeedbackGroup, RequestKey, UsageGroup
 from ai_gateway.stores.migrations import latest
 from ai_gateway.stores.migrations.postgres import MIGRATIONS
@@ -90,33 +91,33 @@ class PostgresAnalyticsStore:
         self, start: datetime, end: datetime, group_by: UsageGroup
     ) -> list[dict[str, Any]]:
         rows = await self._fetch(q.usage_sql(D, group_by), q.utc(start), q.utc(end))
-        return [q.usage_row(row) for row in rows]
+        return [out.usage_row(row) for row in rows]
 
     async def models(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         rows = await self._fetch(q.models_sql(D), q.utc(start), q.utc(end))
-        return [q.models_row(row) for row in rows]
+        return [out.models_row(row) for row in rows]
 
     async def errors(self, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
         rows = await self._fetch(q.errors_sql(D), q.utc(start), q.utc(end), limit)
-        return [q.error_row(row, q.utc) for row in rows]
+        return [out.error_row(row, q.utc) for row in rows]
 
     async def requests(
         self, start: datetime, end: datetime, key: RequestKey, value: str, limit: int
     ) -> list[dict[str, Any]]:
         sql = q.requests_sql(D, key)
         rows = await self._fetch(sql, q.utc(start), q.utc(end), value, limit)
-        return [q.request_row(row, q.utc) for row in rows]
+        return [out.request_row(row, q.utc) for row in rows]
 
     async def error_counts(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Failed requests in the window by error type, most frequent first."""
         rows = await self._fetch(q.error_counts_sql(D), q.utc(start), q.utc(end))
-        return [q.error_count_row(row) for row in rows]
+        return [out.error_count_row(row) for row in rows]
 
     async def feedback(
         self, start: datetime, end: datetime, group_by: FeedbackGroup
     ) -> list[dict[str, Any]]:
         rows = await self._fetch(q.feedback_sql(D, group_by), q.utc(start), q.utc(end))
-        return [q.feedback_row(row) for row in rows]
+        return [out.feedback_row(row) for row in rows]
 
     async def timeseries(
         self, start: datetime, end: datetime, bucket_s: int
@@ -124,7 +125,7 @@ class PostgresAnalyticsStore:
         if bucket_s < 1:
             raise ValueError("bucket_s must be at least 1")
         rows = await self._fetch(q.timeseries_sql(D), q.utc(start), q.utc(end), bucket_s)
-        return [q.timeseries_row(row) for row in rows]
+        return [out.timeseries_row(row) for row in rows]
 
     async def purge(self, before: datetime) -> int:
         cutoff = q.utc(before)

@@ -1,5 +1,5 @@
-"""What the two analytics backends share: the SQL they run (one text per dialect), exact decimal
-arithmetic, percentiles, and the shape of every query's result.
+"""What the two analytics backends share: the SQL they run (one text per dialect), the rows they
+insert, exact decimal arithmetic and percentiles. (What a query's rows become: `analytics_results`.)
 
 Both backends run the same queries, so they answer alike; only a few expressions differ:
 
@@ -14,9 +14,7 @@ Both backends run the same queries, so they answer alike; only a few expressions
 - absent values in inserted rows: None for PostgreSQL; for SQLite a NUL character that the INSERT
   turns into NULL (see `Dialect.absent`).
 
-Results are JSON-ready: `str`, `int`, `float`, `None`. Costs are decimal strings without exponent
-or trailing zeros ("0.001234"), `None` when no request of the group had a price. Times are
-ISO-8601 strings in UTC. A request is an error when its status is >= 400 or it has an error type.
+A request is an error when its status is >= 400 or it has an error type.
 Feedback is positive when its normalised score is above 0.5, negative below 0.5 (0.5 is neutral).
 """
 
@@ -30,17 +28,16 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any, Literal
 
 from ai_gateway.stores.analytics import FeedbackGroup, RequestKey, UsageGroup
-from ai_gateway.usage.records import FeedbackRecord, UsageRecord
+from ai_gateway.usage.records import CACHE_HITS, CACHE_LOOKUPS, FeedbackRecord, UsageRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TEXT = 1024  # longer strings (a client-chosen model name) are cut, never rejected
 MAX_COMMENT = 16_384
 DIGITS = 200  # significant digits for cost arithmetic: far beyond any real sum
-PER_1K_QUANTUM = Decimal("1e-10")
 
 USAGE_COLUMNS = (
     *("request_id", "created_at", "route", "model", "served_model", "provider", "deployment"),
@@ -48,21 +45,20 @@ USAGE_COLUMNS = (
     *("completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens"),
     *("cost_usd", "latency_ms", "ttft_ms", "attempts", "fallbacks", "cache_status"),
     *("user_id", "key_id", "team", "template", "client_request_id", "usage_estimated"),
+    *("saved_tokens", "saved_cost_usd"),
 )
 # Usage columns that may be NULL (an absent value); see `Dialect.absent`.
 USAGE_NULLABLE = frozenset(
     (
         *("error_type", "error_code", "cost_usd", "ttft_ms", "user_id", "key_id", "team"),
-        *("template", "client_request_id"),
+        *("template", "client_request_id", "saved_cost_usd"),
     )
 )
 FEEDBACK_COLUMNS = ("request_id", "created_at", "score", "raw_score", "comment", "tags")
 IS_ERROR = "(status >= 400 OR error_type IS NOT NULL)"
-
-_USAGE_COUNTS = (
-    *("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens"),
-    *("cache_write_tokens", "reasoning_tokens"),
-)
+# Cache statuses are a closed set of constants (usage.records), safe to write into SQL.
+IS_CACHE_HIT = "cache_status IN (" + ", ".join(f"'{x}'" for x in CACHE_HITS) + ")"
+IS_CACHE_LOOKUP = "cache_status IN (" + ", ".join(f"'{x}'" for x in CACHE_LOOKUPS) + ")"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +168,16 @@ def _group(group_by: str, **expressions: str) -> str:
     return expressions[group_by]
 
 
+def _cache_sums(d: Dialect) -> str:
+    """Hits, the requests a hit rate is out of, saved tokens and saved cost (the last four
+    columns of the usage and timeseries queries)."""
+    return (
+        f"sum(CASE WHEN {IS_CACHE_HIT} THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN {IS_CACHE_LOOKUP} THEN 1 ELSE 0 END), "
+        f"sum(saved_tokens), {d.cost_sum('saved_cost_usd')}"
+    )
+
+
 def usage_sql(d: Dialect, group_by: UsageGroup) -> str:
     group = _group(
         group_by,
@@ -187,7 +193,7 @@ def usage_sql(d: Dialect, group_by: UsageGroup) -> str:
         f"SELECT {group}, count(*), sum(CASE WHEN {IS_ERROR} THEN 1 ELSE 0 END), "
         "sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), "
         f"sum(cache_write_tokens), sum(reasoning_tokens), {d.cost_sum('cost_usd')}, "
-        "sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) "
+        f"sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END), {_cache_sums(d)} "
         f"FROM usage_records WHERE {_window(d)} GROUP BY {group} ORDER BY {d.order(group)}"
     )
 
@@ -215,7 +221,8 @@ def errors_sql(d: Dialect) -> str:
 _REQUEST_COLUMNS = (
     "request_id, client_request_id, created_at, route, model, served_model, provider, "
     "deployment, stream, status, error_type, error_code, prompt_tokens, completion_tokens, "
-    "cost_usd, usage_estimated, latency_ms, user_id, key_id, team"
+    "cost_usd, usage_estimated, latency_ms, user_id, key_id, team, cache_status, saved_tokens, "
+    "saved_cost_usd"
 )
 
 
@@ -252,7 +259,7 @@ def timeseries_sql(d: Dialect) -> str:
     return (
         f"SELECT {bucket}, model, count(*), sum(CASE WHEN {IS_ERROR} THEN 1 ELSE 0 END), "
         f"sum(prompt_tokens), sum(completion_tokens), {d.cost_sum('cost_usd')}, "
-        f"{d.percentile('latency_ms', 0.5)}, {d.percentile('latency_ms', 0.95)} "
+        f"{d.percentile('latency_ms', 0.5)}, {d.percentile('latency_ms', 0.95)}, {_cache_sums(d)} "
         f"FROM usage_records WHERE {_window(d)} GROUP BY {bucket}, model "
         f"ORDER BY {bucket}, {d.order('model')}"
     )
@@ -305,6 +312,7 @@ def usage_values(
     t = clean_text
     none = d.absent
     price = clean_cost(r.cost_usd)
+    saved = clean_cost(r.saved_cost_usd)
     ttft = _finite(r.ttft_ms)
     return (
         t(r.request_id),
@@ -336,6 +344,8 @@ def usage_values(
         none if r.template is None else t(r.template),
         none if r.client_request_id is None else t(r.client_request_id),
         r.usage_estimated if none is None else int(r.usage_estimated),
+        r.saved_tokens,
+        none if saved is None else cost(saved),
     )
 
 
@@ -403,115 +413,3 @@ class Percentile:
     def finalize(self) -> float | None:
         self.values.sort()
         return percentile(self.values, self.q)
-
-
-# --- values out --------------------------------------------------------------------------------
-
-
-def iso(moment: datetime) -> str:
-    return utc(moment).isoformat()
-
-
-def _cost(value: object) -> str | None:
-    return None if value is None else decimal_text(Decimal(str(value)))
-
-
-def _float(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float | Decimal):
-        return float(value)
-    raise TypeError(f"not a number: {type(value).__name__}")
-
-
-def usage_row(row: Sequence[Any]) -> dict[str, Any]:
-    counts = {name: int(value) for name, value in zip(_USAGE_COUNTS, row[1:8], strict=True)}
-    return {"group": row[0], **counts, "cost_usd": _cost(row[8]), "unpriced_requests": int(row[9])}
-
-
-def models_row(row: Sequence[Any]) -> dict[str, Any]:
-    requests, errors, cost = int(row[3]), int(row[4]), _cost(row[9])
-    per_1k = None
-    if cost is not None:
-        wide = Context(prec=DIGITS)  # the one rounded figure
-        quotient = wide.divide(wide.multiply(Decimal(cost), 1000), requests)
-        per_1k = decimal_text(quotient.quantize(PER_1K_QUANTUM, ROUND_HALF_EVEN, wide))
-    return {
-        "model": row[0],
-        "deployment": row[1],
-        "provider": row[2],
-        "requests": requests,
-        "errors": errors,
-        "error_rate": errors / requests,
-        "p50_latency_ms": _float(row[5]),
-        "p95_latency_ms": _float(row[6]),
-        "p50_ttft_ms": _float(row[7]),
-        "p95_ttft_ms": _float(row[8]),
-        "cost_usd": cost,
-        "cost_per_1k_requests": per_1k,
-    }
-
-
-def error_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> dict[str, Any]:
-    return {
-        "request_id": row[0],
-        "created_at": iso(when(row[1])),
-        "model": row[2],
-        "provider": row[3],
-        "status": int(row[4]),
-        "error_type": row[5],
-        "error_code": row[6],
-    }
-
-
-def request_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> dict[str, Any]:
-    return {
-        "request_id": row[0],
-        "client_request_id": row[1],
-        "created_at": iso(when(row[2])),
-        "route": row[3],
-        "model": row[4],
-        "served_model": row[5],
-        "provider": row[6],
-        "deployment": row[7],
-        "stream": bool(row[8]),
-        "status": int(row[9]),
-        "error_type": row[10],
-        "error_code": row[11],
-        "prompt_tokens": int(row[12]),
-        "completion_tokens": int(row[13]),
-        "cost_usd": _cost(row[14]),
-        "usage_estimated": bool(row[15]),
-        "latency_ms": _float(row[16]),
-        "user": row[17],
-        "key_id": row[18],
-        "team": row[19],
-    }
-
-
-def error_count_row(row: Sequence[Any]) -> dict[str, Any]:
-    return {"error_type": row[0], "count": int(row[1])}
-
-
-def feedback_row(row: Sequence[Any]) -> dict[str, Any]:
-    return {
-        "group": row[0],
-        "count": int(row[1]),
-        "mean_score": _float(row[2]),
-        "positive": int(row[3]),
-        "negative": int(row[4]),
-    }
-
-
-def timeseries_row(row: Sequence[Any]) -> dict[str, Any]:
-    return {
-        "bucket": iso(EPOCH + timedelta(seconds=int(row[0]))),
-        "model": row[1],
-        "requests": int(row[2]),
-        "errors": int(row[3]),
-        "prompt_tokens": int(row[4]),
-        "completion_tokens": int(row[5]),
-        "cost_usd": _cost(row[6]),
-        "p50_latency_ms": _float(row[7]),
-        "p95_latency_ms": _float(row[8]),
-    }

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ai_gateway.stores import analytics_queries as q
+from ai_gateway.stores import analytics_results as out
 from ai_gateway.stores.analytics import FeedbackGroup, RequestKey, UsageGroup
 from ai_gateway.stores.migrations import latest
 from ai_gateway.stores.migrations.sqlite import MIGRATIONS
@@ -27,7 +28,7 @@ from ai_gateway.stores.sqlite_worker import SQLiteWorker, transaction
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 
 D = q.SQLITE
-ROWS_PER_INSERT = 100  # x 29 columns: far below SQLite's 32,766 bound parameters
+ROWS_PER_INSERT = 100  # x 31 columns: far below SQLite's 32,766 bound parameters
 
 
 def _aggregates(conn: sqlite3.Connection) -> None:
@@ -96,32 +97,32 @@ class SQLiteAnalyticsStore:
         self, start: datetime, end: datetime, group_by: UsageGroup
     ) -> list[dict[str, Any]]:
         rows = await self._fetch(q.usage_sql(D, group_by), self._window(start, end))
-        return [q.usage_row(row) for row in rows]
+        return [out.usage_row(row) for row in rows]
 
     async def models(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         rows = await self._fetch(q.models_sql(D), self._window(start, end))
-        return [q.models_row(row) for row in rows]
+        return [out.models_row(row) for row in rows]
 
     async def errors(self, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
         rows = await self._fetch(q.errors_sql(D), (*self._window(start, end), limit))
-        return [q.error_row(row, q.from_micros) for row in rows]
+        return [out.error_row(row, q.from_micros) for row in rows]
 
     async def requests(
         self, start: datetime, end: datetime, key: RequestKey, value: str, limit: int
     ) -> list[dict[str, Any]]:
         rows = await self._fetch(q.requests_sql(D, key), (*self._window(start, end), value, limit))
-        return [q.request_row(row, q.from_micros) for row in rows]
+        return [out.request_row(row, q.from_micros) for row in rows]
 
     async def error_counts(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Failed requests in the window by error type, most frequent first."""
         rows = await self._fetch(q.error_counts_sql(D), self._window(start, end))
-        return [q.error_count_row(row) for row in rows]
+        return [out.error_count_row(row) for row in rows]
 
     async def feedback(
         self, start: datetime, end: datetime, group_by: FeedbackGroup
     ) -> list[dict[str, Any]]:
         rows = await self._fetch(q.feedback_sql(D, group_by), self._window(start, end))
-        return [q.feedback_row(row) for row in rows]
+        return [out.feedback_row(row) for row in rows]
 
     async def timeseries(
         self, start: datetime, end: datetime, bucket_s: int
@@ -129,7 +130,7 @@ class SQLiteAnalyticsStore:
         if bucket_s < 1:
             raise ValueError("bucket_s must be at least 1")
         rows = await self._fetch(q.timeseries_sql(D), (*self._window(start, end), bucket_s))
-        return [q.timeseries_row(row) for row in rows]
+        return [out.timeseries_row(row) for row in rows]
 
     async def purge(self, before: datetime) -> int:
         cutoff = q.to_micros(before)

@@ -12,12 +12,22 @@ from decimal import Decimal
 from typing import Literal
 
 Route = Literal["chat", "embeddings"]
-CacheStatus = Literal["off", "miss", "hit"]
+# What the response cache did for a request:
+#   off           no response cache for this request (none configured, or off for its model)
+#   miss          looked up, not found; the answer was stored
+#   hit           served from the cache (an exact match), no upstream call
+#   semantic-hit  served from the cache (a similar prompt), no upstream call
+#   bypass        the cache was skipped: its backend was down, or the request is not cacheable
+#   refresh       no lookup (the client sent `Cache-Control: no-cache`); the answer was stored
+CacheStatus = Literal["off", "miss", "hit", "semantic-hit", "bypass", "refresh"]
+CACHE_HITS: tuple[CacheStatus, ...] = ("hit", "semantic-hit")
+# The requests a hit rate is out of: those the cache answered or could have answered.
+CACHE_LOOKUPS: tuple[CacheStatus, ...] = ("miss", "hit", "semantic-hit", "refresh")
 
 
 @dataclass(slots=True)
 class UsageRecord:
-    """Treat as immutable once built. Not `frozen`: a frozen dataclass of 27 fields costs four
+    """Treat as immutable once built. Not `frozen`: a frozen dataclass of 31 fields costs four
     times as much to build (every field through object.__setattr__), once per request."""
 
     request_id: str  # the gateway's own id (x-gateway-request-id), unique
@@ -43,6 +53,10 @@ class UsageRecord:
     attempts: int
     fallbacks: int
     cache_status: CacheStatus = "off"
+    # On a hit: the prompt + completion tokens of the cached answer that was served instead of
+    # calling the provider, and what that answer cost when it was generated (None: unpriced).
+    saved_tokens: int = 0
+    saved_cost_usd: Decimal | None = None
     user: str | None = None  # filled in once keys/JWTs exist (the `user` field is not trusted)
     key_id: str | None = None
     team: str | None = None

@@ -62,6 +62,14 @@ function fillTable(id, rows, cells, emptyText) {
   }
 }
 
+// A summary card: its figure, and a smaller line under it.
+function setCard(id, figure, detail) {
+  const line = document.createElement("span");
+  line.className = "detail";
+  line.textContent = detail;
+  $(id).replaceChildren(figure, line);
+}
+
 function render() {
   const d = state.data;
   if (!d) return;
@@ -81,6 +89,12 @@ function render() {
   $("card-tokens").textContent = fmtCompact(t.total_tokens);
   $("card-tokens").title = `${fmtInt(t.prompt_tokens)} prompt + ${fmtInt(t.completion_tokens)} completion`;
   $("card-cost").textContent = fmtUsd(num(t.cost_usd));
+  // Hits out of lookups (requests the cache answered or could have answered), and what the
+  // answers served from the cache cost when they were generated.
+  setCard("card-cache", t.cache_lookups ? fmtPct(t.cache_hit_rate) : "–",
+    t.cache_lookups ? `${fmtInt(t.cache_hits)} of ${plural(t.cache_lookups, "lookup")}` : "no lookups");
+  setCard("card-saved", fmtUsd(num(t.saved_cost_usd)), `${fmtCompact(t.saved_tokens)} tokens`);
+  $("card-saved").title = `${fmtInt(t.saved_tokens)} prompt + completion tokens served from the cache instead of the provider`;
   const f = d.feedback.totals;
   $("card-feedback").textContent = f.count ? `${fmtScore(f.mean_score)} (n=${fmtInt(f.count)})` : "none yet";
 

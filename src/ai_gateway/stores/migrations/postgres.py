@@ -1,4 +1,4 @@
-"""The PostgreSQL schema (analytics: versions 1, 3 and 4; API keys and the audit log: version
+"""The PostgreSQL schema (analytics: versions 1, 3, 4 and 5; API keys and the audit log: version
 2), and the runner that applies it (every store of the database runs it).
 
 The tables live in their own schema (`ai_gateway` unless configured), so a database shared with
@@ -131,6 +131,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE usage_records ADD COLUMN usage_estimated boolean NOT NULL DEFAULT false",
             "CREATE INDEX usage_records_client_request_id ON usage_records (client_request_id) "
             "WHERE client_request_id IS NOT NULL",
+        ),
+    ),
+    Migration(
+        5,
+        "usage_records: what a response-cache hit saved",
+        # Rows before this version saved nothing: 0 tokens, no cost.
+        (
+            "ALTER TABLE usage_records ADD COLUMN saved_tokens bigint NOT NULL DEFAULT 0",
+            "ALTER TABLE usage_records ADD COLUMN saved_cost_usd numeric",
         ),
     ),
 )

@@ -1,4 +1,4 @@
-"""The SQLite schema (analytics: versions 1, 3 and 4; API keys and the audit log: version
+"""The SQLite schema (analytics: versions 1, 3, 4 and 5; API keys and the audit log: version
 2), and the runner that applies it (on a store's worker thread; every store of the file runs it).
 
 Times are INTEGER microseconds since the epoch (UTC); costs are TEXT decimals (exact; summed by
@@ -127,6 +127,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE usage_records ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0",
             "CREATE INDEX usage_records_client_request_id ON usage_records (client_request_id) "
             "WHERE client_request_id IS NOT NULL",
+        ),
+    ),
+    Migration(
+        5,
+        "usage_records: what a response-cache hit saved",
+        # Rows before this version saved nothing: 0 tokens, no cost.
+        (
+            "ALTER TABLE usage_records ADD COLUMN saved_tokens INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE usage_records ADD COLUMN saved_cost_usd TEXT",
         ),
     ),
 )
