@@ -115,3 +115,13 @@ def test_the_usage_record_says_what_the_cache_did(
     assert rows["hit"]["completion_tokens"] == 0  # nothing was generated for it
     assert rows["hit"]["cost_usd"] is None
     assert rows["hit"]["status"] == 200
+    assert (rows["miss"]["cache_status"], rows["hit"]["cache_status"]) == ("miss", "hit")
+    # What the hit saved: the miss's tokens and cost.
+    miss_tokens = rows["miss"]["prompt_tokens"] + rows["miss"]["completion_tokens"]
+    assert rows["hit"]["saved_tokens"] == miss_tokens
+    assert rows["hit"]["saved_cost_usd"] == rows["miss"]["cost_usd"]
+    usage = httpx.get(
+        f"{gw.url}/ai/analytics/usage", params={"start": "1h", "group_by": "model"}, headers=ADMIN
+    ).json()
+    assert usage["totals"]["cache_hits"] == 1
+    assert usage["totals"]["cache_hit_rate"] == 0.5

@@ -25,7 +25,8 @@ from ai_gateway.providers.base import JSONObject
 
 
 class Flight:
-    def __init__(self) -> None:
+    def __init__(self, stream: bool = False) -> None:
+        self.stream = stream  # the leader streams: followers may get its chunks as they come
         self.answer: bytes | None = None  # a JSON answer, encoded
         self.chunks: list[bytes] = []  # a stream's chunks so far, encoded
         self.error: GatewayError | None = None
@@ -96,11 +97,13 @@ class Flight:
             self.followers -= 1
 
     def entry(self, now: float) -> Entry | None:
-        """The leader's JSON answer as an entry (its cost is what a follower saved)."""
-        if self.answer is None:
+        """The leader's complete answer as an entry (its cost is what a follower saved)."""
+        if not self.complete:
             return None
         cost, tokens = self.spent
-        return Entry(now, orjson.loads(self.answer), None, cost, tokens)
+        if self.answer is not None:
+            return Entry(now, orjson.loads(self.answer), None, cost, tokens)
+        return Entry(now, None, [orjson.loads(c) for c in self.chunks], cost, tokens)
 
 
 async def drain(chunks: AsyncIterator[JSONObject], kept: list[bytes], flight: Flight) -> bool:
@@ -137,12 +140,14 @@ class Flights:
     def __init__(self) -> None:
         self._flights: dict[str, Flight] = {}
 
-    def join(self, digest: str) -> tuple[Flight, bool]:
-        """The key's flight, and whether the caller leads it (it was not flying)."""
+    def join(self, digest: str, *, stream: bool = False) -> tuple[Flight, bool]:
+        """The key's flight, and whether the caller leads it (it was not flying). A flight that
+        completed stays joinable until its answer is stored (`land`), so that a request arriving
+        in between does not call the upstream again."""
         flight = self._flights.get(digest)
-        if flight is not None and not flight.ended:
+        if flight is not None and (not flight.ended or flight.complete):
             return flight, False
-        flight = self._flights[digest] = Flight()
+        flight = self._flights[digest] = Flight(stream)
         return flight, True
 
     def land(self, digest: str, flight: Flight) -> None:

@@ -193,7 +193,7 @@ class Cache:
         if not self._config.coalesce:
             return await self._call(exchange, policy, next, None)
         while True:
-            flight, leading = self._flights.join(digest)
+            flight, leading = self._flights.join(digest, stream=exchange.stream)
             if leading:
                 return await self._lead(exchange, policy, next, flight)
             outcome = await self._follow(exchange, flight)
@@ -207,6 +207,7 @@ class Cache:
         try:
             if await self._elsewhere(exchange, policy):
                 flight.abandoned()
+                self._flights.land(digest, flight)
                 return self._serve(exchange)
             outcome = await self._call(exchange, policy, next, flight)
         except GatewayError as exc:
@@ -217,8 +218,6 @@ class Cache:
             flight.abandoned()
             self._flights.land(digest, flight)
             raise
-        if isinstance(outcome, dict):
-            self._flights.land(digest, flight)
         return outcome
 
     async def _elsewhere(self, exchange: Exchange, policy: Policy) -> bool:
@@ -245,9 +244,7 @@ class Cache:
 
     async def _follow(self, exchange: Exchange, flight: Flight) -> Outcome | None:
         """The leader's answer; None when the leader gave up before it (try again)."""
-        if exchange.stream:
-            if flight.answer is not None:
-                return None  # a JSON flight ended: its answer is stored, or try again
+        if exchange.stream and flight.stream:  # the chunks as they arrive
             exchange.cache_status = "hit"
             exchange.headers["x-gateway-cache"] = "hit"
             exchange.headers["x-gateway-cache-coalesced"] = "true"
@@ -280,8 +277,9 @@ class Cache:
         if isinstance(outcome, dict):
             if flight is not None:
                 flight.answered(outcome, *_spent(exchange))
-            if policy.store and is_complete(outcome):
-                self._keep(exchange, policy, Entry(self._clock(), outcome, None, *_spent(exchange)))
+            stored = policy.store and is_complete(outcome)
+            entry = Entry(self._clock(), outcome, None, *_spent(exchange)) if stored else None
+            self._keep(exchange, policy, entry, flight)
             return outcome
         return self._recorded(exchange, policy, outcome, flight)
 
@@ -312,25 +310,31 @@ class Cache:
                     flight.finished(*_spent(exchange))
                 else:
                     flight.abandoned()
-                self._flights.land(policy.key.digest, flight)
             streamed = [orjson.loads(data) for data in kept] if completed else []
+            entry = None
             if completed and policy.store and stream_finished(streamed):
                 entry = Entry(self._clock(), None, streamed, *_spent(exchange))
-                self._keep(exchange, policy, entry)
-            else:
-                self._unlock(exchange)
+            self._keep(exchange, policy, entry, flight)
 
-    def _keep(self, exchange: Exchange, policy: Policy, entry: Entry) -> None:
-        """Store the entry without holding up the answer (a task; errors are counted)."""
-        data = entry.encode()
-        if len(data) > self._config.max_entry_bytes:
+    def _keep(
+        self, exchange: Exchange, policy: Policy, entry: Entry | None, flight: Flight | None
+    ) -> None:
+        """Store the entry (None: nothing to store) without holding up the answer (a task;
+        errors are counted); then the flight lands, so that a request arriving before the entry
+        is stored still shares the flight's answer."""
+        data = entry.encode() if entry is not None else None
+        if data is None or len(data) > self._config.max_entry_bytes:
             self._unlock(exchange)
+            if flight is not None:
+                self._flights.land(policy.key.digest, flight)
             return
-        task = asyncio.ensure_future(self._write(exchange, policy, data))
+        task = asyncio.ensure_future(self._write(exchange, policy, data, flight))
         self._storing.add(task)
         task.add_done_callback(self._storing.discard)
 
-    async def _write(self, exchange: Exchange, policy: Policy, data: bytes) -> None:
+    async def _write(
+        self, exchange: Exchange, policy: Policy, data: bytes, flight: Flight | None
+    ) -> None:
         key = policy.key
         try:
             await self._store.set(key.namespace, key.digest, data, policy.ttl_s)
@@ -344,6 +348,8 @@ class Cache:
             self._unavailable("store", exc)
         finally:
             self._unlock(exchange)
+            if flight is not None:
+                self._flights.land(key.digest, flight)
 
     def _unlock(self, exchange: Exchange) -> None:
         name = exchange.cache_lock

@@ -158,5 +158,7 @@ class UsageRecorder:
                 client_request_id=info.client_request_id,
                 usage_estimated=estimated,
                 cache_status=cast(CacheStatus, cache_status),
+                saved_tokens=saved_tokens,
+                saved_cost_usd=saved_cost_usd,
             )
         )
