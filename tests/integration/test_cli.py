@@ -124,7 +124,8 @@ def test_multiple_workers_serve(tmp_path: Path, emulator: EmulatorServer, worker
             str(workers),
         ]
     ) as proc:
-        wait_http(f"http://127.0.0.1:{port}/health", proc=proc, timeout=90)  # two workers start slowly on a busy machine
+        # Two workers start slowly on a busy machine: a start-up wait, not a timing assertion.
+        wait_http(f"http://127.0.0.1:{port}/health", proc=proc, timeout=90)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
             for _ in range(6):
                 resp = c.post(
