@@ -20,7 +20,9 @@ from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.routing.deployments import Deployment
 from ai_gateway.routing.request import RouteRequest, Trace
 from ai_gateway.routing.router import Router
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.chat import ChatCompletionRequest
+from ai_gateway.schemas.embeddings import EmbeddingsRequest
 from ai_gateway.usage.recorder import UsageRecorder
 
 
@@ -141,6 +143,20 @@ class Call:
                 exchange.usage_estimated = True
                 opened.metrics.observe_usage(info.model, deployment.provider, usage)
             self._measured(exchange, usage)
+
+    async def embed(self, model: str, text: str) -> list[float]:
+        """The embedding of `text` with `model`, routed like any embeddings request (for the
+        semantic cache; not recorded as a request of its own)."""
+        info = RequestInfo(request_id="semantic-cache")
+        body = {"model": model, "input": text}
+        request = EmbeddingsCall(body=body, parsed=EmbeddingsRequest.model_validate(body))
+        exchange = Exchange(Kind.EMBEDDINGS, request, info, model, (model,))
+        info.trace = Trace(requested=model)
+        result = await self._embeddings(exchange)
+        vector = result["data"][0]["embedding"]
+        if not isinstance(vector, list):
+            raise TypeError("the embedding model did not answer with a list of floats")
+        return [float(x) for x in vector]
 
     def _measured(self, exchange: Exchange, usage: object) -> None:
         exchange.usage = usage
