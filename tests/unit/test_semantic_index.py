@@ -169,6 +169,19 @@ async def test_concurrent_first_adds_of_a_size_all_land(index: SemanticIndex) ->
         assert match.key == f"key-{i}"
 
 
+async def test_a_lookup_cancelled_midway_leaves_the_index_working(index: SemanticIndex) -> None:
+    """A client that goes away cancels its lookup; the others, and later ones, go on."""
+    await add(index, A, "key-a")
+    lookups = [asyncio.create_task(search(index, A)) for _ in range(6)]
+    await asyncio.sleep(0)
+    for lookup in lookups[::2]:
+        lookup.cancel()
+    results = await asyncio.gather(*lookups, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results[::2])
+    assert all(isinstance(r, SemanticMatch) and r.key == "key-a" for r in results[1::2])
+    assert await search(index, A) is not None
+
+
 async def test_an_empty_vector_is_an_index_error(index: SemanticIndex) -> None:
     with pytest.raises(SemanticIndexError, match="empty vector"):
         await add(index, [], "key")
