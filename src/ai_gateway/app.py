@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -28,6 +29,8 @@ from ai_gateway.api.render import route_headers
 from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.app_security import build_security, needs_store, start_store
+from ai_gateway.cache.semantic import SemanticIndex
+from ai_gateway.cache.semantic_query import SemanticLookup
 from ai_gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from ai_gateway.demo import DEMO_HEADER
 from ai_gateway.errors import (
@@ -178,6 +181,18 @@ def cache_store(config: Config, redis_client: Redis | None) -> CacheStore:
     return MemoryStore(config.cache.max_bytes)
 
 
+def semantic_lookup(config: Config, call: Call) -> SemanticLookup | None:
+    """The semantic cache, when a model name or a key turns it on: its index (embedded Qdrant
+    under the data directory, or a server), queries embedded by `cache.semantic.embedding_model`
+    through the gateway's own routing."""
+    rules = (*config.cache.models.values(), *config.cache.keys.values())
+    if not any(rule.semantic for rule in rules):
+        return None
+    semantic = config.cache.semantic
+    index = SemanticIndex.open(semantic, config.gateway.data_dir)
+    return SemanticLookup(index, partial(call.embed, semantic.embedding_model), semantic)
+
+
 def create_app(
     config: Config,
     registry: ModelRegistry | None = None,
@@ -258,7 +273,9 @@ def create_app(
     )
     charges = Charges(deployments, recorder)
     record = Record(recorder)
-    cache = Cache(config.cache, cache_store(config, redis_client), metrics)
+    call = Call(router, Attempts(providers, metrics, tracing), charges, recorder)
+    semantic = semantic_lookup(config, call)
+    cache = Cache(config.cache, cache_store(config, redis_client), metrics, semantic)
     chains = Chains.build(
         Stages(
             record=record,
@@ -266,7 +283,7 @@ def create_app(
             fanout=Fanout(record),
             guard=Guard(security.guardrails, metrics, security.audit),
             cache=cache,
-            call=Call(router, Attempts(providers, metrics, tracing), charges, recorder),
+            call=call,
         )
     )
     gateway = Gateway(config, deployments, providers, registry, metrics, chains, breaker)
@@ -350,6 +367,8 @@ def create_app(
             yield
         finally:
             await cache.aclose()  # entries being stored
+            if semantic is not None:
+                await semantic.aclose()
             if writer is not None:
                 await writer.aclose(30)  # uvicorn has drained the requests: flush every record
             if store is not None:

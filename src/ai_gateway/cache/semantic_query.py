@@ -53,6 +53,8 @@ class SemanticIndex(Protocol):
 
     async def clear(self, partition: str | None = None) -> None: ...
 
+    async def aclose(self) -> None: ...
+
 
 _REMEMBERED = 1024  # vectors of recent misses, kept to store their answer without embedding again
 
@@ -130,6 +132,9 @@ class SemanticLookup:
         """Drop every point. (A namespace's or one entry's points need no clearing: a match is
         served only from the exact entry it points to, which the store no longer has.)"""
         await self._index.clear(None)
+
+    async def aclose(self) -> None:
+        await self._index.aclose()
 
     def _remember(self, digest: str, vector: Sequence[float]) -> None:
         self._vectors[digest] = vector

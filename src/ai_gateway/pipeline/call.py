@@ -17,10 +17,10 @@ from ai_gateway.pipeline.chain import Next
 from ai_gateway.pipeline.charges import Charges
 from ai_gateway.pipeline.exchange import Chunks, Exchange, Kind, Outcome
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
+from ai_gateway.request_info import RequestInfo
 from ai_gateway.routing.deployments import Deployment
 from ai_gateway.routing.request import RouteRequest, Trace
 from ai_gateway.routing.router import Router
-from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
 from ai_gateway.usage.recorder import UsageRecorder
