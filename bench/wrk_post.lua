@@ -8,11 +8,15 @@ end
 wrk.body = os.getenv("BENCH_BODY") or '{"model": "bench", "messages": [{"role": "user", "content": "Say hello"}]}'
 
 -- BENCH_UNIQUE: every request asks a different question (a response cache then always misses).
+-- Unique across runs too: a run's questions start from the clock and a random number.
 if os.getenv("BENCH_UNIQUE") then
+  math.randomseed(os.time())
+  local run = os.time() .. "-" .. math.random(1, 1000000000)
   local count = 0
   function request()
     count = count + 1
-    local body = string.gsub(wrk.body, '"content": "', '"content": "' .. count .. ' ', 1)
+    local tag = run .. "-" .. count .. " "
+    local body = string.gsub(wrk.body, '"content": "', '"content": "' .. tag, 1)
     return wrk.format(nil, nil, nil, body)
   end
 end

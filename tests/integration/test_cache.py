@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -15,9 +16,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import redis
 
 from ai_gateway.emulator.app import EmulatorSettings
-from conftest import GatewayFactory, emulator_yaml
+from conftest import REDIS_URL, GatewayFactory, emulator_yaml
 from harness import EmulatorServer, GatewayServer
 
 pytestmark = pytest.mark.integration
@@ -179,35 +181,38 @@ def test_identical_requests_in_flight_reach_the_upstream_once(
     try:
         gw = start_gateway(emulator_yaml(slow, CACHE), master_key=MASTER)
 
-        async def many(stream: bool) -> list[str]:
+        async def many(stream: bool) -> list[tuple[str, str]]:
+            """100 identical requests at once: (answer, what the cache said) of each."""
             async with openai.AsyncOpenAI(
                 base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0
             ) as sdk:
+                messages: Any = [{"role": "user", "content": f"coalesce me {stream} [[words:50]]"}]
 
-                async def one() -> str:
-                    messages = [{"role": "user", "content": f"coalesce me {stream} [[words:50]]"}]
-                    if not stream:
-                        done = await sdk.chat.completions.create(model="fast", messages=messages)
-                        return done.choices[0].message.content or ""
-                    parts = await sdk.chat.completions.create(
-                        model="fast", messages=messages, stream=True
+                async def one() -> tuple[str, str]:
+                    raw = await sdk.chat.completions.with_raw_response.create(
+                        model="fast", messages=messages, stream=stream
                     )
+                    said = raw.headers.get("x-gateway-cache", "") + (
+                        "+coalesced" if raw.headers.get("x-gateway-cache-coalesced") else ""
+                    )
+                    parsed: Any = raw.parse()
+                    if not stream:
+                        return parsed.choices[0].message.content or "", said
                     text = ""
-                    async for chunk in parts:
+                    async for chunk in parsed:
                         if chunk.choices and chunk.choices[0].delta.content:
                             text += chunk.choices[0].delta.content
-                    return text
+                    return text, said
 
                 return await asyncio.gather(*(one() for _ in range(100)))
 
-        answers = asyncio.run(many(stream=False))
-        assert len(set(answers)) == 1
-        assert answers[0]
-        assert upstream_calls(slow) == 1
-        streamed = asyncio.run(many(stream=True))
-        assert len(set(streamed)) == 1
-        assert streamed[0]
-        assert upstream_calls(slow) == 2
+        for stream, calls in ((False, 1), (True, 2)):
+            replies = asyncio.run(many(stream))
+            said = Counter(status for _, status in replies)
+            assert len({answer for answer, _ in replies}) == 1, said
+            assert replies[0][0]
+            assert upstream_calls(slow) == calls, said  # one miss, the rest shared or hits
+            assert said["miss"] == 1, said
     finally:
         slow.stop()
 
@@ -276,3 +281,72 @@ def test_an_error_is_never_stored(gw: GatewayServer, emu: EmulatorServer) -> Non
         model="fast", messages=[{"role": "user", "content": "cut [[words:30]]"}]
     )
     assert again.headers["x-gateway-cache"] == "miss"  # the cut stream was not stored
+
+
+def test_a_hit_passes_through_the_caller_s_current_output_rules(
+    emu: EmulatorServer, start_gateway: GatewayFactory
+) -> None:
+    rules = """
+security:
+  rate_limits: {user: {rps: 100000, burst: 100000}}
+  guardrails:
+    policies:
+      - name: answers
+        rules: [{name: out-emails, detector: email, action: redact, on: output}]
+cache: {enabled: true}
+"""
+    config = emulator_yaml(emu, rules)
+    gw = start_gateway(config, master_key=MASTER)
+    plain = key_for(gw, "ulla", "blue")
+    guarded = httpx.post(
+        f"{gw.url}/admin/keys",
+        json={"user": "olaf", "team": "blue", "guardrails": ["answers"]},
+        headers=ADMIN,
+    ).json()["key"]
+    question = [{"role": "user", "content": "write to jane.doe@example.com please"}]
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=plain, max_retries=0) as sdk:
+        first = sdk.chat.completions.with_raw_response.create(model="fast", messages=question)
+    assert "jane.doe@example.com" in (first.parse().choices[0].message.content or "")
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=guarded, max_retries=0) as sdk:
+        hit = sdk.chat.completions.with_raw_response.create(model="fast", messages=question)
+    assert hit.headers["x-gateway-cache"] == "hit"
+    content = hit.parse().choices[0].message.content or ""
+    assert "jane.doe@example.com" not in content
+    assert "[REDACTED:email]" in content
+
+
+def test_per_model_and_per_key_rules(emu: EmulatorServer, start_gateway: GatewayFactory) -> None:
+    extra = f"""
+  - name: fresh
+    provider: openai
+    model: gpt-4o-mini
+    api_base: {emu.url}/v1
+    api_key: sk-emulator
+security: {{rate_limits: {{user: {{rps: 100000, burst: 100000}}}}}}
+cache: {{enabled: true, models: {{fresh: {{enabled: false}}}}}}
+"""
+    gw = start_gateway(emulator_yaml(emu, extra), master_key=MASTER)
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0) as sdk:
+        ask(sdk)
+        assert ask(sdk).headers["x-gateway-cache"] == "hit"
+        fresh = sdk.chat.completions.with_raw_response.create(model="fresh", messages=QUESTION)
+        assert "x-gateway-cache" not in fresh.headers  # off for that model name
+
+
+def test_an_entry_that_cannot_be_decoded_is_dropped_and_counted(
+    emu: EmulatorServer, start_gateway: GatewayFactory, redis_prefix: str
+) -> None:
+    gw = start_gateway(emulator_yaml(emu, CACHE), master_key=MASTER)
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0) as sdk:
+        key = ask(sdk).headers["x-gateway-cache-key"]
+        client = redis.Redis.from_url(REDIS_URL)
+        deadline = time.monotonic() + 5
+        while not client.exists(f"{redis_prefix}:cache:default:{key}"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        client.set(f"{redis_prefix}:cache:default:{key}", b"\x00 not an entry")
+        again = ask(sdk)
+    assert again.headers["x-gateway-cache"] == "miss"
+    assert again.parse().choices[0].message.content
+    metrics = httpx.get(f"{gw.url}/metrics").text
+    assert 'ai_gateway_cache_errors_total{kind="undecodable"} 1.0' in metrics

@@ -36,16 +36,9 @@ class Entry:
     tokens: int  # its prompt + completion tokens
 
     def encode(self) -> bytes:
-        return orjson.dumps(
-            {
-                "v": VERSION,
-                "created": self.created,
-                "answer": self.answer,
-                "chunks": self.chunks,
-                "cost_usd": str(self.cost_usd) if self.cost_usd is not None else None,
-                "tokens": self.tokens,
-            }
-        )
+        answer = orjson.dumps(self.answer) if self.answer is not None else None
+        chunks = [orjson.dumps(c) for c in self.chunks] if self.chunks is not None else None
+        return encode_entry(self.created, answer, chunks, self.cost_usd, self.tokens)
 
     @classmethod
     def decode(cls, data: bytes) -> Entry:
@@ -82,6 +75,27 @@ class Entry:
             return copy(self.chunks)
         assert self.answer is not None
         return chunks_of(self.answer)
+
+
+def encode_entry(
+    created: float,
+    answer: bytes | None,
+    chunks: list[bytes] | None,
+    cost_usd: Decimal | None,
+    tokens: int,
+) -> bytes:
+    """An entry's bytes from its answer or chunks already encoded as JSON (each is encoded once,
+    as it passes through)."""
+    return orjson.dumps(
+        {
+            "v": VERSION,
+            "created": created,
+            "answer": orjson.Fragment(answer) if answer is not None else None,
+            "chunks": [orjson.Fragment(c) for c in chunks] if chunks is not None else None,
+            "cost_usd": str(cost_usd) if cost_usd is not None else None,
+            "tokens": tokens,
+        }
+    )
 
 
 def copy(value: T) -> T:

@@ -38,8 +38,9 @@ class Flight:
 
     # -- the leader ----------------------------------------------------------------------------
 
-    def answered(self, answer: JSONObject, cost_usd: Decimal | None, tokens: int) -> None:
-        self.answer = orjson.dumps(answer)
+    def answered(self, answer: bytes, cost_usd: Decimal | None, tokens: int) -> None:
+        """The leader's JSON answer, encoded."""
+        self.answer = answer
         self.spent = (cost_usd, tokens)
         self._end(complete=True)
 

@@ -22,6 +22,10 @@ class CacheUnavailableError(Exception):
 
 
 class CacheStore(Protocol):
+    # Writes take a round trip: the stage stores entries in the background rather than
+    # holding up the answer for them.
+    deferred: bool
+
     async def get(self, namespace: str, digest: str) -> bytes | None: ...
 
     async def set(self, namespace: str, digest: str, value: bytes, ttl_s: float) -> None: ...
@@ -40,6 +44,8 @@ class CacheStore(Protocol):
 class MemoryStore:
     """A least-recently-used map bounded by the bytes of its values, with a TTL per entry. One
     event loop's: no locks needed."""
+
+    deferred = False
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
@@ -97,6 +103,8 @@ class MemoryStore:
 
 class RedisStore:
     """Entries at `<prefix>:cache:<namespace>:<digest>` with Redis's own expiry."""
+
+    deferred = True
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis

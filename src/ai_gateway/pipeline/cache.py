@@ -16,15 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar
 
 import orjson
 
 from ai_gateway.cache.config import CacheConfig, CacheRule
-from ai_gateway.cache.entry import BadEntryError, Entry, is_complete, replay, stream_finished
+from ai_gateway.cache.entry import (
+    BadEntryError,
+    Entry,
+    encode_entry,
+    is_complete,
+    replay,
+    stream_finished,
+)
 from ai_gateway.cache.flight import Flight, FlightAbandoned, Flights, abandoned_error, drain
 from ai_gateway.cache.key import DEFAULT_NAMESPACE, CacheKey, cache_key, scope_of
 from ai_gateway.cache.semantic_query import SemanticLookup
@@ -35,7 +42,6 @@ from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.chain import Next
 from ai_gateway.pipeline.exchange import Chunks, Exchange, Kind, Outcome
 
-T = TypeVar("T")
 log = get_logger(__name__)
 LOG_EVERY_S = 10.0
 LOCK_POLL_S = 0.05
@@ -69,7 +75,14 @@ class Cache:
         self._flights = Flights()
         self._clock = clock
         self._last_logged: dict[str, float] = {}
-        self._storing: set[asyncio.Task[None]] = set()
+        self._storing: set[asyncio.Task[None]] = set()  # lock releases
+        # Entries waiting to be stored in the background, and the task storing them (one for
+        # a burst of them, not one per request).
+        self._writes: deque[_Write] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._counts = {status: metrics.cache_lookups.labels(status) for status in STATUSES}
+        self._stored_bytes = metrics.cache_bytes.labels("stored")
+        self._served_bytes = metrics.cache_bytes.labels("served")
         # Off unless something turns it on: then this stage is one call per request.
         rules = (*config.models.values(), *config.keys.values())
         self._on = config.enabled or any(rule.enabled for rule in rules)
@@ -99,13 +112,15 @@ class Cache:
         model_rule = config.models.get(exchange.model, _NO_RULE)
         key_id = principal.key_id if principal is not None else None
         key_rule = config.keys.get(key_id, _NO_RULE) if key_id else _NO_RULE
-        enabled = _first(key_rule.enabled, model_rule.enabled, config.enabled)
+        enabled = key_rule.enabled
+        if enabled is None:
+            enabled = model_rule.enabled if model_rule.enabled is not None else config.enabled
         if not enabled:
             return None
         chat = exchange.chat
         options = chat.parsed.cache
         control = exchange.cache_control
-        ttl = _first(options.ttl if options else None, key_rule.ttl_s, model_rule.ttl_s)
+        ttl = (options.ttl if options else None) or key_rule.ttl_s or model_rule.ttl_s
         scope = key_rule.scope or model_rule.scope or config.scope
         namespace = (options.namespace if options else None) or DEFAULT_NAMESPACE
         tenant = scope_of(principal, scope)
@@ -114,8 +129,8 @@ class Cache:
             lookup=not (control.no_cache or (options is not None and options.no_cache)),
             store=not (control.no_store or (options is not None and options.no_store)),
             max_age_s=control.max_age_s,
-            semantic=bool(_first(key_rule.semantic, model_rule.semantic, False))
-            and self._semantic is not None,
+            semantic=self._semantic is not None
+            and bool(key_rule.semantic if key_rule.semantic is not None else model_rule.semantic),
             key=cache_key(chat.body, tenant, namespace),
         )
 
@@ -156,7 +171,7 @@ class Cache:
             return None
         if policy.max_age_s is not None and self._clock() - entry.created > policy.max_age_s:
             return None
-        self._metrics.cache_bytes.labels("served").inc(len(data))
+        self._served_bytes.inc(len(data))
         return entry
 
     def _found(self, exchange: Exchange, entry: Entry, status: str) -> None:
@@ -169,7 +184,7 @@ class Cache:
         """The entry as the answer: it costs nothing now; it saved what it cost then."""
         entry = exchange.cache_entry
         assert entry is not None
-        self._metrics.cache_lookups.labels(exchange.cache_status).inc()
+        self._counts[exchange.cache_status].inc()
         exchange.saved_tokens = entry.tokens
         exchange.saved_cost_usd = entry.cost_usd
         if exchange.stream:
@@ -181,14 +196,14 @@ class Cache:
     async def _bypass(self, exchange: Exchange, next: Next) -> Outcome:
         exchange.cache_status = "bypass"
         exchange.headers["x-gateway-cache"] = "bypass"
-        self._metrics.cache_lookups.labels("bypass").inc()
+        self._counts["bypass"].inc()
         return await next(exchange)
 
     async def _miss(self, exchange: Exchange, policy: Policy, next: Next) -> Outcome:
         status = "miss" if policy.lookup else "refresh"
         exchange.cache_status = status
         exchange.headers["x-gateway-cache"] = status
-        self._metrics.cache_lookups.labels(status).inc()
+        self._counts[status].inc()
         digest = policy.key.digest
         if not self._config.coalesce:
             return await self._call(exchange, policy, next, None)
@@ -262,7 +277,7 @@ class Cache:
         return self._serve(exchange)
 
     async def _followed(self, exchange: Exchange, flight: Flight) -> Chunks:
-        self._metrics.cache_lookups.labels("hit").inc()
+        self._counts["hit"].inc()
         try:
             async for chunk in flight.follow():
                 yield chunk
@@ -275,11 +290,13 @@ class Cache:
     ) -> Outcome:
         outcome = await next(exchange)
         if isinstance(outcome, dict):
+            answer = orjson.dumps(outcome)  # once, for the followers and the entry
             if flight is not None:
-                flight.answered(outcome, *_spent(exchange))
-            stored = policy.store and is_complete(outcome)
-            entry = Entry(self._clock(), outcome, None, *_spent(exchange)) if stored else None
-            self._keep(exchange, policy, entry, flight)
+                flight.answered(answer, *_spent(exchange))
+            entry = None
+            if policy.store and is_complete(outcome):
+                entry = encode_entry(self._clock(), answer, None, *_spent(exchange))
+            await self._keep(exchange, policy, entry, flight)
             return outcome
         return self._recorded(exchange, policy, outcome, flight)
 
@@ -288,13 +305,14 @@ class Cache:
     ) -> Chunks:
         """The stream, kept as it goes; stored when it completed."""
         kept: list[bytes] = []  # as they came, before the content rules outside this stage
-        completed = False
+        completed = finished = False
         try:
             async for chunk in chunks:
                 data = orjson.dumps(chunk)
                 kept.append(data)
                 if flight is not None:
                     flight.chunk(data)
+                finished = finished or stream_finished([chunk])
                 yield chunk
             completed = True
         except GatewayError as exc:
@@ -303,34 +321,43 @@ class Cache:
             raise
         finally:
             if not completed and flight is not None and flight.followers and not flight.ended:
-                completed = await drain(chunks, kept, flight)  # the followers still read
+                completed = finished = await drain(chunks, kept, flight)  # followers still read
             await chunks.aclose()
             if flight is not None:
                 if completed:
                     flight.finished(*_spent(exchange))
                 else:
                     flight.abandoned()
-            streamed = [orjson.loads(data) for data in kept] if completed else []
             entry = None
-            if completed and policy.store and stream_finished(streamed):
-                entry = Entry(self._clock(), None, streamed, *_spent(exchange))
-            self._keep(exchange, policy, entry, flight)
+            if completed and finished and policy.store:
+                entry = encode_entry(self._clock(), None, kept, *_spent(exchange))
+            await self._keep(exchange, policy, entry, flight)
 
-    def _keep(
-        self, exchange: Exchange, policy: Policy, entry: Entry | None, flight: Flight | None
+    async def _keep(
+        self, exchange: Exchange, policy: Policy, data: bytes | None, flight: Flight | None
     ) -> None:
-        """Store the entry (None: nothing to store) without holding up the answer (a task;
-        errors are counted); then the flight lands, so that a request arriving before the entry
-        is stored still shares the flight's answer."""
-        data = entry.encode() if entry is not None else None
+        """Store the entry's bytes (None: nothing to store), then land the flight, so that a
+        request arriving before the entry is stored still shares the flight's answer. A store
+        whose writes take a round trip (Redis), and the semantic index, are written in the
+        background, without holding up the answer."""
         if data is None or len(data) > self._config.max_entry_bytes:
             self._unlock(exchange)
             if flight is not None:
                 self._flights.land(policy.key.digest, flight)
             return
-        task = asyncio.ensure_future(self._write(exchange, policy, data, flight))
-        self._storing.add(task)
-        task.add_done_callback(self._storing.discard)
+        if not self._store.deferred and not policy.semantic:
+            await self._write(exchange, policy, data, flight)
+            return
+        self._writes.append((exchange, policy, data, flight))
+        if self._writer is None:
+            self._writer = asyncio.ensure_future(self._write_all())
+
+    async def _write_all(self) -> None:
+        try:
+            while self._writes:
+                await self._write(*self._writes.popleft())
+        finally:
+            self._writer = None
 
     async def _write(
         self, exchange: Exchange, policy: Policy, data: bytes, flight: Flight | None
@@ -338,7 +365,7 @@ class Cache:
         key = policy.key
         try:
             await self._store.set(key.namespace, key.digest, data, policy.ttl_s)
-            self._metrics.cache_bytes.labels("stored").inc(len(data))
+            self._stored_bytes.inc(len(data))
             if policy.semantic and self._semantic is not None:
                 try:
                     await self._semantic.add(exchange.chat.body, key, exchange.model, policy.ttl_s)
@@ -375,6 +402,8 @@ class Cache:
 
     async def aclose(self) -> None:
         """Finish the entries being stored (at shutdown)."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
         if self._storing:
             await asyncio.gather(*self._storing, return_exceptions=True)
 
@@ -388,10 +417,9 @@ class Cache:
 
 
 _NO_RULE = CacheRule()
-
-
-def _first(*values: T | None) -> T | None:
-    return next((v for v in values if v is not None), None)
+STATUSES = ("hit", "semantic-hit", "miss", "refresh", "bypass")
+# An entry to store: the request, its policy, the entry's bytes, the flight to land after.
+_Write = tuple[Exchange, Policy, bytes, "Flight | None"]
 
 
 def _spent(exchange: Exchange) -> tuple[Decimal | None, int]:
