@@ -34,7 +34,7 @@ class Flight:
         self.complete = False  # done: the answer or the whole stream is here
         self.followers = 0
         self.spent: tuple[Decimal | None, int] = (None, 0)  # the answer's cost and tokens
-        self._changed = asyncio.Event()
+        self._changed: asyncio.Event | None = None  # made when a follower first waits
 
     # -- the leader ----------------------------------------------------------------------------
 
@@ -67,15 +67,21 @@ class Flight:
         self._wake()
 
     def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        if self._changed is not None:  # someone waits: wake them (later waiters wait anew)
+            self._changed.set()
+            self._changed = None
+
+    def _changes(self) -> asyncio.Event:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
 
     # -- a follower ----------------------------------------------------------------------------
 
     async def wait(self) -> None:
         """Until the flight has ended."""
         while not self.ended:
-            await self._changed.wait()
+            await self._changes().wait()
 
     async def follow(self) -> AsyncGenerator[JSONObject, None]:
         """The stream's chunks, from the first; raises the leader's error if it failed, and
@@ -89,7 +95,7 @@ class Flight:
                     yield orjson.loads(self.chunks[sent - 1])
                 if self.ended:
                     break
-                await self._changed.wait()
+                await self._changes().wait()
             if self.error is not None:
                 raise self.error
             if not self.complete:

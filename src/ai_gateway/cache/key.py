@@ -29,7 +29,7 @@ NAMESPACE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 DEFAULT_NAMESPACE = "default"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CacheKey:
     """`digest`: the entry's opaque id (hex), shown as `x-gateway-cache-key`. `partition`: who
     may share it (scope and namespace). `namespace`: the client's, for `DELETE /admin/cache`."""

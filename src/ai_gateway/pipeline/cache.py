@@ -47,7 +47,7 @@ LOG_EVERY_S = 10.0
 LOCK_POLL_S = 0.05
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Policy:
     """What the cache does for one request."""
 
@@ -220,7 +220,7 @@ class Cache:
     ) -> Outcome:
         digest = policy.key.digest
         try:
-            if await self._elsewhere(exchange, policy):
+            if self._config.coalesce_lock_s > 0 and await self._elsewhere(exchange, policy):
                 flight.abandoned()
                 self._flights.land(digest, flight)
                 return self._serve(exchange)
