@@ -6,6 +6,7 @@ cache did."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -73,6 +74,10 @@ def test_with_a_lock_time_instances_share_one_upstream_call(
         answers = asyncio.run(burst())
         assert len(set(answers)) == 1
         assert upstream_calls(slow) == 1
+        counted = "\n".join(httpx.get(f"{gw.url}/metrics").text for gw in gateways)
+        assert counted.count('ai_gateway_cache_requests_total{status="miss"} 1.0') == 1
+        hits = re.findall(r'ai_gateway_cache_requests_total\{status="hit"\} (\S+)', counted)
+        assert sum(float(h) for h in hits) == 19
     finally:
         slow.stop()
 

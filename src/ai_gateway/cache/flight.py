@@ -53,6 +53,15 @@ class Flight:
         self.spent = (cost_usd, tokens)
         self._end(complete=True)
 
+    def found(self, entry: Entry) -> None:
+        """The answer came from the store (another instance's identical request stored it):
+        the followers share it as if the leader had called the upstream."""
+        if self.stream:  # followers read chunks
+            self.chunks.extend(orjson.dumps(c) for c in entry.as_chunks())
+        else:
+            self.answer = orjson.dumps(entry.as_answer())
+        self.finished(entry.cost_usd, entry.tokens)
+
     def failed(self, error: GatewayError) -> None:
         self.error = error
         self._end(complete=False)

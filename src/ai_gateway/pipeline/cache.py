@@ -203,7 +203,6 @@ class Cache:
         status = "miss" if policy.lookup else "refresh"
         exchange.cache_status = status
         exchange.headers["x-gateway-cache"] = status
-        self._counts[status].inc()
         digest = policy.key.digest
         if not self._config.coalesce:
             return await self._call(exchange, policy, next, None)
@@ -220,16 +219,23 @@ class Cache:
     ) -> Outcome:
         digest = policy.key.digest
         try:
-            if self._config.coalesce_lock_s > 0 and await self._elsewhere(exchange, policy):
-                flight.abandoned()
+            if (
+                self._config.coalesce_lock_s > 0
+                and policy.lookup  # a refresh wants a new answer, not the stored one
+                and await self._elsewhere(exchange, policy)
+            ):
+                assert exchange.cache_entry is not None
+                flight.found(exchange.cache_entry)  # this instance's followers share it
                 self._flights.land(digest, flight)
                 return self._serve(exchange)
             outcome = await self._call(exchange, policy, next, flight)
         except GatewayError as exc:
+            self._unlock(exchange)  # another instance's request may call the upstream now
             flight.failed(exc)
             self._flights.land(digest, flight)
             raise
         except BaseException:
+            self._unlock(exchange)
             flight.abandoned()
             self._flights.land(digest, flight)
             raise
@@ -242,17 +248,26 @@ class Cache:
         if lock_s <= 0:
             return False
         key = policy.key
+        deadline = self._clock() + lock_s
+        waited = False
         try:
-            if await self._store.try_lock(key.digest, lock_s):
-                exchange.cache_lock = key.digest
-                return False
-            deadline = self._clock() + lock_s
-            while self._clock() < deadline:
-                await asyncio.sleep(LOCK_POLL_S)
+            while True:
+                if await self._store.try_lock(key.digest, lock_s):
+                    exchange.cache_lock = key.digest  # released when the answer is stored
+                # the lock's holder may have stored its answer and let go since the lookup
                 entry = await self._get(key.namespace, key.digest, policy)
                 if entry is not None:
+                    self._unlock(exchange)
+                    if waited:
+                        exchange.headers["x-gateway-cache-coalesced"] = "true"
                     self._found(exchange, entry, "hit")
                     return True
+                if exchange.cache_lock is not None:  # this request calls the upstream
+                    return False
+                if self._clock() >= deadline:
+                    return False
+                waited = True
+                await asyncio.sleep(LOCK_POLL_S)
         except CacheUnavailableError as exc:
             self._unavailable("store", exc)
         return False
@@ -288,6 +303,7 @@ class Cache:
     async def _call(
         self, exchange: Exchange, policy: Policy, next: Next, flight: Flight | None
     ) -> Outcome:
+        self._counts[exchange.cache_status].inc()  # a miss or refresh: once per request
         outcome = await next(exchange)
         if isinstance(outcome, dict):
             answer = orjson.dumps(outcome)  # once, for the followers and the entry
