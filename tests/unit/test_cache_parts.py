@@ -176,7 +176,8 @@ def test_entries_round_trip_and_bad_bytes_are_refused() -> None:
     back = Entry.decode(entry.encode())
     assert back == entry
     assert back.as_answer() == ANSWER
-    assert back.as_answer() is not back.answer  # a copy the caller may change
+    again = Entry.decode(entry.encode())
+    assert again.as_answer() is not back.as_answer()  # each request decodes its own to change
     for bad in (b"not json", b"{}", orjson.dumps({"v": 99}), orjson.dumps({"v": 1, "created": 1})):
         with pytest.raises(BadEntryError):
             Entry.decode(bad)

@@ -12,13 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TypeVar
 
 import orjson
 
 from ai_gateway.providers.base import JSONObject
 
-T = TypeVar("T")
 VERSION = 1
 PIECE_CHARS = 64  # the size of the text pieces a JSON answer is replayed in
 
@@ -63,16 +61,17 @@ class Entry:
             raise BadEntryError("undecodable") from None
 
     def as_answer(self) -> JSONObject:
-        """A fresh copy of the answer (the caller may change it)."""
+        """The answer, the caller's to change: an entry is decoded for one request and serves
+        it once (stored bytes and a flight's answer are decoded anew for each)."""
         if self.answer is not None:
-            return copy(self.answer)
+            return self.answer
         assert self.chunks is not None
         return answer_of(self.chunks)
 
     def as_chunks(self) -> list[JSONObject]:
-        """Fresh copies of the chunks, the usage chunk last."""
+        """The chunks, the usage chunk last; the caller's, as with `as_answer`."""
         if self.chunks is not None:
-            return copy(self.chunks)
+            return self.chunks
         assert self.answer is not None
         return chunks_of(self.answer)
 
@@ -96,12 +95,6 @@ def encode_entry(
             "tokens": tokens,
         }
     )
-
-
-def copy(value: T) -> T:
-    """A deep copy of JSON data."""
-    copied: T = orjson.loads(orjson.dumps(value))
-    return copied
 
 
 def answer_of(chunks: list[JSONObject]) -> JSONObject:
