@@ -49,7 +49,6 @@ class ServiceHTTP:
                 connector=connector,
                 headers=self._headers,
                 skip_auto_headers=("User-Agent",),
-                json_serialize=lambda value: orjson.dumps(value).decode(),
             )
         return self._session
 
