@@ -65,10 +65,30 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=["json", "console"])
 
     emulate = sub.add_parser(
-        "emulate", help="run the provider emulator (OpenAI, Anthropic, Gemini wire formats)"
+        "emulate",
+        help="run the provider emulator (OpenAI, Anthropic, Gemini wire formats), or with "
+        "--services the DevMentor Memory, Project and Learning service emulators",
+        description="Run the provider emulator on --port. With --services, run instead the "
+        "emulators of the DevMentor Memory, Project and Learning services (docs/integrations.md) "
+        "on --memory-port, --project-port and --learning-port; their faults are set through "
+        "each one's /_emulator/faults.",
     )
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, default=8089)
+    emulate.add_argument(
+        "--services",
+        action="store_true",
+        help="run the Memory, Project and Learning service emulators instead",
+    )
+    emulate.add_argument("--memory-port", type=int, default=3003, help="with --services")
+    emulate.add_argument("--project-port", type=int, default=3004, help="with --services")
+    emulate.add_argument("--learning-port", type=int, default=3005, help="with --services")
+    emulate.add_argument(
+        "--service-token",
+        action="append",
+        default=[],
+        help="with --services: accept only this bearer token (repeatable; default: none needed)",
+    )
     emulate.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
     emulate.add_argument(
         "--chunk-delay", type=float, default=0.0, help="seconds between stream chunks"
@@ -240,8 +260,26 @@ def _run(args: argparse.Namespace, config: Config, app: Any, overrides: dict[str
     return 0
 
 
+def _emulate_services(args: argparse.Namespace) -> int:
+    from ai_gateway.emulator.services import ServiceFaults, ServiceName, ServiceSettings, run
+
+    settings = ServiceSettings(
+        faults=ServiceFaults(latency_s=args.latency), tokens=frozenset(args.service_token)
+    )
+    ports: dict[ServiceName, int] = {
+        "memory": args.memory_port,
+        "project": args.project_port,
+        "learning": args.learning_port,
+    }
+    run(settings, args.host, ports)
+    return 0
+
+
 def _emulate(args: argparse.Namespace) -> int:
     from ai_gateway.emulator.app import EmulatorSettings, run
+
+    if args.services:
+        return _emulate_services(args)
 
     settings = EmulatorSettings(
         latency_s=args.latency,

@@ -38,7 +38,9 @@ def test_help_lists_the_documented_commands_and_flags() -> None:
     serve = run("serve", "--help").stdout
     for flag in ("--config", "--host", "--port", "--workers", "--insecure-no-auth"):
         assert flag in serve
-    assert "--port" in run("emulate", "--help").stdout
+    emulate = run("emulate", "--help").stdout
+    for flag in ("--port", "--services", "--memory-port", "--project-port", "--learning-port"):
+        assert flag in emulate
 
 
 def test_serve_starts_logs_and_answers(tmp_path: Path, emulator: EmulatorServer) -> None:

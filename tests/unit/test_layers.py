@@ -21,6 +21,7 @@ PACKAGE = "ai_gateway"
 # validators), never the code that acts on them.
 CONFIG_SCHEMA = (
     "cache.config",
+    "integrations.config",
     "routing.config",
     "security.config",
     "security.jwt_config",
