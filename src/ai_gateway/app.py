@@ -28,6 +28,7 @@ from ai_gateway.api.paths import ExactPathRouter
 from ai_gateway.api.render import route_headers
 from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
+from ai_gateway.app_context import context_stage
 from ai_gateway.app_security import build_security, needs_store, start_store
 from ai_gateway.cache.semantic import SemanticIndex
 from ai_gateway.cache.semantic_query import SemanticLookup
@@ -276,6 +277,7 @@ def create_app(
     call = Call(router, Attempts(providers, metrics, tracing), charges, recorder)
     semantic = semantic_lookup(config, call)
     cache = Cache(config.cache, cache_store(config, redis_client), metrics, semantic)
+    context = context_stage(config, deployments, registry, counter, metrics)
     chains = Chains.build(
         Stages(
             record=record,
@@ -283,6 +285,7 @@ def create_app(
             fanout=Fanout(record),
             guard=Guard(security.guardrails, metrics, security.audit),
             cache=cache,
+            context=context,
             call=call,
         )
     )
@@ -367,6 +370,7 @@ def create_app(
             yield
         finally:
             await cache.aclose()  # entries being stored
+            await context.aclose()  # exchanges being given to the Memory service
             if semantic is not None:
                 await semantic.aclose()
             if writer is not None:

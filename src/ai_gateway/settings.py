@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ai_gateway.cache.config import CacheConfig
+from ai_gateway.integrations.config import IntegrationsConfig
 from ai_gateway.model_names import model_name_problem
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
@@ -212,6 +213,7 @@ class _FileConfig(BaseModel):
     router: RouterConfig = Field(default_factory=RouterConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig)
 
     @field_validator("models")
     @classmethod
@@ -252,6 +254,7 @@ class Config:
     router: RouterConfig = field(default_factory=RouterConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    integrations: IntegrationsConfig = field(default_factory=IntegrationsConfig)
     source: str = "environment"
     # Demo mode (ai_gateway/demo.py): where the built-in emulator that serves the demo model
     # names listens; None when demo mode is off.
@@ -400,5 +403,6 @@ def load_config(
         router=file_config.router,
         security=file_config.security,
         cache=file_config.cache,
+        integrations=file_config.integrations,
         source=str(path) if path else "environment",
     )

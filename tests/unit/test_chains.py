@@ -28,7 +28,10 @@ from ai_gateway.security.config import RequestLimits
 
 Events = list[str]
 # What the fake stages note for one request (a fan-out's branches add theirs)
-ORDER = ["record>", "admit>", "guard>", "cache>", "call", "cache<", "guard<", "admit<", "record<"]
+ORDER = [
+    *("record>", "admit>", "guard>", "cache>", "context>", "call"),
+    *("context<", "cache<", "guard<", "admit<", "record<"),
+]
 
 
 class Around:
@@ -87,6 +90,7 @@ def fake_stages(events: Events) -> Stages:
         fanout=Fanout(record),
         guard=Around("guard", events),
         cache=Around("cache", events),
+        context=Around("context", events),
         call=Answer(events),
     )
 
@@ -110,10 +114,10 @@ async def run(chain: Chain, exchange: Exchange) -> Outcome:
 
 
 def test_the_model_endpoints_run_the_declared_list() -> None:
-    assert MODEL_STAGES == ("record", "admit", "fanout", "guard", "cache", "call")
+    assert MODEL_STAGES == ("record", "admit", "fanout", "guard", "cache", "context", "call")
     built = Chains.build(fake_stages([]))
     names = [type(s).__name__ for s in built.chat.stages]
-    assert names == ["Around", "Around", "Fanout", "Around", "Around", "Answer"]
+    assert names == ["Around", "Around", "Fanout", "Around", "Around", "Around", "Answer"]
     assert built.embeddings.stages == built.chat.stages
 
 
@@ -136,7 +140,7 @@ def test_a_stream_s_after_work_runs_when_it_ends_innermost_first() -> None:
         return before
 
     before = asyncio.run(opened_then_read())
-    assert before == ORDER[:5]
+    assert before == ORDER[:6]
     assert events == ORDER
 
 
@@ -151,7 +155,7 @@ def test_a_stream_closed_after_its_first_chunk_runs_every_stage_s_clean_up() -> 
         await outcome.aclose()
 
     asyncio.run(first_chunk_then_close())
-    assert events[-4:] == ORDER[-4:]
+    assert events[-5:] == ORDER[-5:]
 
 
 def test_embeddings_run_the_same_stages() -> None:
@@ -172,10 +176,11 @@ def test_a_fanout_runs_the_stages_after_it_once_per_model_each_branch_recorded(
     assert events[-2:] == ["admit<", "record<"]
     for model in ("a", "b"):
         branch = [e for e in events if e.endswith(f"[{model}]")]
-        inner = [f"record>[{model}]", f"guard>[{model}]", f"cache>[{model}]", f"call[{model}]"]
-        assert branch[:4] == inner
+        down = ("record>", "guard>", "cache>", "context>", "call")
+        assert branch[:5] == [f"{name}[{model}]" for name in down]
         if not stream or model == "a":  # a losing stream may be closed at any point
-            assert branch[4:] == [f"cache<[{model}]", f"guard<[{model}]", f"record<[{model}]"]
+            up = ("context<", "cache<", "guard<", "record<")
+            assert branch[5:] == [f"{name}[{model}]" for name in up]
 
 
 def test_one_name_added_to_the_list_takes_effect_for_every_kind_of_request(

@@ -59,7 +59,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Assembly: the command line and the app factory wire the layers together.
     (
         "assembly",
-        ("app", "app_security", "cli", "cli_banner", "cli_keys", "demo", "serving", "__main__"),
+        (
+            *("app", "app_context", "app_security", "cli", "cli_banner", "cli_keys", "demo"),
+            *("serving", "__main__"),
+        ),
     ),
 )
 # The provider emulator is a separate tool (`ai-gateway emulate`, the tests' upstream): it may

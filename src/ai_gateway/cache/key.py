@@ -64,9 +64,11 @@ def canonical(body: dict[str, Any]) -> bytes:
     return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
 
 
-def cache_key(body: dict[str, Any], tenant: str, namespace: str) -> CacheKey:
+def cache_key(body: dict[str, Any], tenant: str, namespace: str, extra: bytes = b"") -> CacheKey:
+    """`extra`: what else the answer depends on that the body does not say (the context the
+    gateway builds into the prompt, and whose)."""
     partition = f"{tenant}|{namespace}"
-    digest = hashlib.sha256(partition.encode() + b"\n" + canonical(body)).hexdigest()
+    digest = hashlib.sha256(partition.encode() + b"\n" + canonical(body) + extra).hexdigest()
     return CacheKey(digest=digest, partition=partition, namespace=namespace)
 
 

@@ -41,6 +41,17 @@ class SourceBreakerConfig(_Frozen):
     cooldown_s: float = Field(default=30.0, gt=0)
 
 
+class BlockBudgets(_Frozen):
+    """The context builder's token budgets: the most each block may take (its items are cut to
+    fit, docs/integrations.md says how), and `window_share`, the most all the blocks together may
+    take of the model's context window (the blocks before are served first)."""
+
+    learning: int = Field(default=300, ge=0)
+    memory: int = Field(default=1000, ge=0)
+    project: int = Field(default=2000, ge=0)
+    window_share: float = Field(default=0.5, gt=0, le=1)
+
+
 class IntegrationsConfig(_Frozen):
     """The DevMentor services the gateway builds prompt context from.
 
@@ -48,7 +59,8 @@ class IntegrationsConfig(_Frozen):
     request together (they are asked in parallel). `store_timeout_s`: the most storing a
     finished exchange in the Memory service may take (off the client's path). `token`: sent as
     `Authorization: Bearer <token>` to every service when set. `memory_limit` and
-    `snippet_limit`: how many memories and project snippets to ask for."""
+    `snippet_limit`: how many memories and project snippets to ask for. `blocks`: what the
+    context builder may put in the prompt."""
 
     enabled: bool = False
     budget_s: float = Field(default=0.3, gt=0, le=60)
@@ -62,6 +74,7 @@ class IntegrationsConfig(_Frozen):
     max_connections: int = Field(default=100, ge=1)
     memory_limit: int = Field(default=5, ge=1, le=100)
     snippet_limit: int = Field(default=5, ge=1, le=100)
+    blocks: BlockBudgets = BlockBudgets()
 
     @field_validator("token", mode="before")
     @classmethod

@@ -127,6 +127,7 @@ def secrets_of(config: Config) -> tuple[str, ...]:
     found += [_secret_value(p.api_key) for p in config.providers.values()]
     for group in config.models:
         found += [_secret_value(d.api_key) for d in group.deployments]
+    found.append(_secret_value(config.integrations.token))
     jwt = config.security.jwt
     if jwt is not None:
         found.append(_secret_value(jwt.secret))

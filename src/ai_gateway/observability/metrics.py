@@ -223,6 +223,13 @@ class Metrics:
             ("kind",),
             registry=r,
         )
+        self.context_sources = Counter(
+            "ai_gateway_context_sources_total",
+            "What became of each context source a request asked (Memory, Project, Learning): "
+            "ok, or why it was left out (timeout, unavailable, bad_response, circuit_open, ...).",
+            ("source", "reason"),
+            registry=r,
+        )
         self._direct_models: set[str] = set()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._request_children: dict[tuple[str, ...], Counter] = {}

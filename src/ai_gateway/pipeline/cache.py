@@ -131,7 +131,7 @@ class Cache:
             max_age_s=control.max_age_s,
             semantic=self._semantic is not None
             and bool(key_rule.semantic if key_rule.semantic is not None else model_rule.semantic),
-            key=cache_key(chat.body, tenant, namespace),
+            key=cache_key(chat.body, tenant, namespace, _context_of(exchange)),
         )
 
     # -- lookups -------------------------------------------------------------------------------
@@ -441,3 +441,15 @@ _Write = tuple[Exchange, Policy, bytes, "Flight | None"]
 def _spent(exchange: Exchange) -> tuple[Decimal | None, int]:
     info = exchange.info
     return info.cost_usd, info.total_tokens
+
+
+def _context_of(exchange: Exchange) -> bytes:
+    """A request with `context` is answered from its user's memories, project and profile:
+    its key says which, and for whom (the context stage runs after this one)."""
+    options = exchange.chat.parsed.context
+    if options is None:
+        return b""
+    principal = exchange.info.principal
+    user = principal.user if principal is not None else None
+    whose = [user, exchange.chat.body.get("user")]
+    return b"\ncontext:" + orjson.dumps([options.model_dump(), *whose])

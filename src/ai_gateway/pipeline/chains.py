@@ -6,6 +6,7 @@ streamed or not, fanned out or not, and embeddings) runs `MODEL_STAGES`, outermo
     fanout   several models: the rest of the chain once per model             pipeline/fanout.py
     guard    content rules on the prompt, then on the answer or each chunk    pipeline/guard.py
     cache    answer from the response cache, or share or store the answer      pipeline/cache.py
+    context  context blocks from the Memory, Project and Learning services    pipeline/context.py
     call     route, call the provider (each attempt instrumented), measure    pipeline/call.py
 
 Before the chain, the HTTP layer authenticates the caller (middleware), reads and parses the body
@@ -20,19 +21,20 @@ from dataclasses import dataclass
 
 from ai_gateway.pipeline.chain import Chain, Stage
 
-MODEL_STAGES = ("record", "admit", "fanout", "guard", "cache", "call")
+MODEL_STAGES = ("record", "admit", "fanout", "guard", "cache", "context", "call")
 
 
 @dataclass(frozen=True)
 class Stages:
     """The stage objects, by the names the lists above use (built by app assembly: `Record`,
-    `Admit`, `Fanout`, `Guard`, `Cache` and `Call`)."""
+    `Admit`, `Fanout`, `Guard`, `Cache`, `Context` and `Call`)."""
 
     record: Stage
     admit: Stage
     fanout: Stage
     guard: Stage
     cache: Stage
+    context: Stage
     call: Stage
 
     def chain(self, names: tuple[str, ...]) -> Chain:

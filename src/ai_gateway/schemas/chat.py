@@ -148,7 +148,20 @@ class CacheOptions(BaseModel):
     namespace: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-GATEWAY_FIELDS = ("context_strategy", "models", "fanout", "cache")
+class ContextOptions(BaseModel):
+    """The context the request asks the gateway to build from the DevMentor services
+    (docs/integrations.md): the user's relevant memories, a project's context, the learner's
+    profile; `store`: give the finished exchange to the Memory service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory: bool = False
+    project_id: str | None = Field(default=None, min_length=1, max_length=256)
+    learning: bool = False
+    store: bool = False
+
+
+GATEWAY_FIELDS = ("context_strategy", "models", "fanout", "cache", "context")
 
 
 class ChatCompletionRequest(BaseModel):
@@ -181,6 +194,7 @@ class ChatCompletionRequest(BaseModel):
     models: list[ModelName] | None = Field(default=None, min_length=1, max_length=8)
     fanout: Literal["first", "all"] | None = None
     cache: CacheOptions | None = None
+    context: ContextOptions | None = None
 
     @model_validator(mode="after")
     def _fanout(self) -> ChatCompletionRequest:
