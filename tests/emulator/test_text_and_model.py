@@ -41,6 +41,16 @@ def test_words_marker_sets_the_reply_length() -> None:
     assert "[[" not in completion.text
 
 
+def test_reply_marker_scripts_the_reply_verbatim() -> None:
+    script = "Here it is:\n```python\ndef f() -> int:\n    return 1\n```\n"
+    marker = base64.urlsafe_b64encode(script.encode()).decode()
+    (completion,) = m.complete(_prompt(_user(f"write f [[reply:{marker}]]")))
+    assert completion.text == script
+    assert "".join(completion.pieces) == script
+    (plain,) = m.complete(_prompt(_user("write f [[reply:%%%]]")))  # not base64: the usual reply
+    assert plain.text.startswith("Emulated reply to:")
+
+
 def test_max_tokens_truncates_with_length() -> None:
     (completion,) = m.complete(_prompt(_user("hello"), max_tokens=3))
     assert completion.text == "Emulated reply to:"

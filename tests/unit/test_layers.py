@@ -51,7 +51,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "request_info",
             *("routing", "providers", "security", "usage", "cache", "prompts", "rag"),
-            *("notify", "hooks", "integrations"),
+            *("notify", "hooks", "integrations", "codegen"),
         ),
     ),
     ("pipeline", ("pipeline",)),

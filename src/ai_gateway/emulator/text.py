@@ -21,11 +21,13 @@ Generated text is ``"Emulated reply to: <first 8 words of the last user text> <f
 after a tool result it is ``"Emulated reply to tool result: <first 32 words of the results>
 <filler>"``.  The filler is ``DEFAULT_FILLER_WORDS`` words of lorem ipsum (rotated by the
 choice index), or N words when the user text holds the marker ``[[words:N]]``.
-The marker ``[[parallel_tools]]`` in the user text asks for a parallel call of two tools.
+The marker ``[[parallel_tools]]`` in the user text asks for a parallel call of two tools, and
+``[[reply:<urlsafe base64>]]`` for that text as the reply, verbatim (a scripted answer, e.g. code).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -43,7 +45,8 @@ MAX_FILLER_WORDS = 4096
 FILLER = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
 PARALLEL_TOOLS_MARKER = "[[parallel_tools]]"
 _WORDS_MARKER = re.compile(r"\[\[words:(\d+)\]\]")
-_MARKERS = re.compile(r"\[\[(?:parallel_tools|words:\d+)\]\]")
+_REPLY_MARKER = re.compile(r"\[\[reply:([A-Za-z0-9_=-]+)\]\]")
+_MARKERS = re.compile(r"\[\[(?:parallel_tools|words:\d+|reply:[A-Za-z0-9_=-]+)\]\]")
 _PIECE = re.compile(r"\S+\s*")
 _MAX_SCHEMA_DEPTH = 8
 
@@ -79,8 +82,22 @@ def snippet(text: str, words: int) -> str:
     return " ".join(_MARKERS.sub(" ", text).split()[:words])
 
 
+def scripted_reply(text: str) -> str | None:
+    """The reply the marker ``[[reply:<urlsafe base64 of UTF-8 text>]]`` asks for, verbatim."""
+    match = _REPLY_MARKER.search(text)
+    if match is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(match.group(1)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def compose_reply(subject: str, *, markers: str, choice: int, tool_result: bool) -> str:
     """The full (untruncated) reply text for one choice."""
+    scripted = scripted_reply(markers)
+    if scripted is not None and not tool_result:
+        return scripted
     if tool_result:
         head = "Emulated reply to tool result:"
         quoted = snippet(subject, RESULT_SNIPPET_WORDS)

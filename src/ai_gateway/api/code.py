@@ -1,0 +1,181 @@
+"""POST /ai/code/generate (also /v1/code/generate): the design's code generation flow.
+
+Parse the request (schemas/code.py) -> fetch context (the Project service, through the chain's
+context stage, when it names a project) -> select the model (the request's, else the configured
+code model name, else the first model name of the config) -> generate the prompt (the
+`code-generate` template of the prompt store, by label, codegen/template.py) -> stream the answer
+-> format it as files with their syntax checked (codegen/format.py) -> return.
+
+The request runs the chat chain as a chat request with the template as its `prompt`, so limits,
+budgets, content rules, the cache, usage records and the prompt version's analytics apply as to
+any chat. Answers:
+
+- JSON: `{"id", "object": "code.generation", "created", "model", "files": [{path, language,
+  content, check, error?}], "explanation", "finish_reason", "usage"}`;
+- `"stream": true`: SSE events `{"type": "delta", "text": ...}` as the answer comes, then one
+  `{"type": "result", ...}` with the JSON answer's fields, then `data: [DONE]`; an error after
+  the first event is a final `{"error": ...}` event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ai_gateway.api.common import BodyLimit, JSONResponse, cancel_on_disconnect, read_json
+from ai_gateway.api.render import SSE, SSE_HEADERS, open_stream, route_headers
+from ai_gateway.api.route_table import UNMATCHED, matched_route
+from ai_gateway.codegen.format import format_answer
+from ai_gateway.codegen.template import TEMPLATE_ID
+from ai_gateway.errors import GatewayError
+from ai_gateway.observability.metrics import Metrics
+from ai_gateway.pipeline.chains import Chains
+from ai_gateway.pipeline.exchange import Chunks, chat_exchange
+from ai_gateway.providers.base import JSONObject
+from ai_gateway.request_info import RequestInfo
+from ai_gateway.schemas.code import CodeGenerateRequest
+from ai_gateway.schemas.validation import parse_body
+from ai_gateway.security.config import RequestLimits
+from ai_gateway.streaming.sse import DONE, encode_data
+
+
+class CodeAPI:
+    def __init__(
+        self,
+        chains: Chains,
+        limits: RequestLimits,
+        body: BodyLimit,
+        metrics: Metrics,
+        model_of: Callable[[str | None], str],
+        template_label: str,
+        ensure_template: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._chains = chains
+        self._limits = limits
+        self._body = body
+        self._metrics = metrics
+        self._model_of = model_of
+        self._label = template_label
+        self._ensure_template = ensure_template
+
+    async def generate(self, request: Request) -> Response:
+        parsed = parse_body(CodeGenerateRequest, await read_json(request, self._body))
+        await self._ensure_template()
+        exchange = chat_exchange(
+            self._chat_body(parsed), RequestInfo.from_scope(request.scope), self._limits
+        )
+        formatter = partial(_formatted, parsed)
+        if not parsed.stream:
+            answer = await cancel_on_disconnect(self._chains.chat(exchange), request.receive)
+            assert isinstance(answer, dict)
+            text, finish = _text_of(answer)
+            result = formatter(answer, text, finish, answer.get("usage"))
+            return JSONResponse(
+                result, headers={**exchange.headers, **route_headers(exchange.info)}
+            )
+        chunks, first = await cancel_on_disconnect(
+            open_stream(self._chains.chat, exchange), request.receive
+        )
+        body = _events(chunks, first, formatter, partial(self._count_error, request))
+        return StreamingResponse(
+            body,
+            media_type=SSE,
+            headers={**SSE_HEADERS, **exchange.headers, **route_headers(exchange.info)},
+            background=BackgroundTask(_close, body, chunks),
+        )
+
+    def _chat_body(self, parsed: CodeGenerateRequest) -> JSONObject:
+        body: JSONObject = {
+            "model": self._model_of(parsed.model),
+            "messages": [],  # the template's
+            "prompt": {"id": TEMPLATE_ID, "label": self._label, "variables": parsed.variables()},
+            "stream": parsed.stream,
+        }
+        if parsed.stream:
+            body["stream_options"] = {"include_usage": True}
+        if parsed.project_id is not None:
+            body["context"] = {"project_id": parsed.project_id}
+        for name in ("user", "max_tokens", "temperature"):
+            value = getattr(parsed, name)
+            if value is not None:
+                body[name] = value
+        return body
+
+    def _count_error(self, request: Request, exc: GatewayError) -> None:
+        route = matched_route(request.scope)
+        self._metrics.observe_error(route.label if route else UNMATCHED, exc.type, exc.code)
+
+
+def _formatted(
+    parsed: CodeGenerateRequest, answer: JSONObject, text: str, finish: Any, usage: Any
+) -> JSONObject:
+    named = tuple(f.path for f in parsed.files)
+    if parsed.selection is not None:
+        named = (parsed.selection.path,)
+    around = (parsed.prefix or "", parsed.suffix or "") if parsed.fim else None
+    formatted = format_answer(text, parsed.language, named, around)
+    return {
+        "id": "codegen-" + str(answer.get("id") or ""),
+        "object": "code.generation",
+        "created": answer.get("created") or int(time.time()),
+        "model": answer.get("model"),
+        **formatted.to_json(),
+        "finish_reason": finish,
+        "usage": usage,
+    }
+
+
+def _text_of(answer: JSONObject) -> tuple[str, Any]:
+    choices = answer.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    content = (choice.get("message") or {}).get("content")
+    return (content if isinstance(content, str) else ""), choice.get("finish_reason")
+
+
+Formatter = Callable[[JSONObject, str, Any, Any], JSONObject]
+
+
+async def _events(
+    chunks: Chunks,
+    first: JSONObject | None,
+    formatter: Formatter,
+    count_error: Callable[[GatewayError], None],
+) -> AsyncGenerator[bytes, None]:
+    parts: list[str] = []
+    finish: Any = None
+    usage: Any = None
+    head: JSONObject = {}
+    try:
+        chunk = first
+        while chunk is not None:
+            head = head or chunk
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or ():
+                if choice.get("index", 0) != 0:
+                    continue
+                finish = choice.get("finish_reason") or finish
+                text = (choice.get("delta") or {}).get("content")
+                if isinstance(text, str) and text:
+                    parts.append(text)
+                    yield encode_data({"type": "delta", "text": text})
+            chunk = await anext(chunks, None)
+    except GatewayError as exc:
+        count_error(exc)
+        yield encode_data(exc.to_dict())
+        return
+    finally:
+        await chunks.aclose()
+    result = formatter(head, "".join(parts), finish, usage)
+    yield encode_data({"type": "result", **result})
+    yield DONE
+
+
+async def _close(body: AsyncGenerator[bytes, None], chunks: Chunks) -> None:
+    await body.aclose()
+    await chunks.aclose()
