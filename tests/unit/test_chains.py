@@ -28,7 +28,10 @@ from ai_gateway.security.config import RequestLimits
 
 Events = list[str]
 # What the fake stages note for one request (a fan-out's branches add theirs)
-ORDER = ["record>", "admit>", "guard>", "cache>", "call", "cache<", "guard<", "admit<", "record<"]
+ORDER = [
+    *("record>", "prompt>", "admit>", "guard>", "cache>", "call"),
+    *("cache<", "guard<", "admit<", "prompt<", "record<"),
+]
 
 
 class Around:
@@ -83,6 +86,7 @@ def fake_stages(events: Events) -> Stages:
     record = Around("record", events)
     return Stages(
         record=record,
+        prompt=Around("prompt", events),
         admit=Around("admit", events),
         fanout=Fanout(record),
         guard=Around("guard", events),
@@ -110,10 +114,10 @@ async def run(chain: Chain, exchange: Exchange) -> Outcome:
 
 
 def test_the_model_endpoints_run_the_declared_list() -> None:
-    assert MODEL_STAGES == ("record", "admit", "fanout", "guard", "cache", "call")
+    assert MODEL_STAGES == ("record", "prompt", "admit", "fanout", "guard", "cache", "call")
     built = Chains.build(fake_stages([]))
     names = [type(s).__name__ for s in built.chat.stages]
-    assert names == ["Around", "Around", "Fanout", "Around", "Around", "Answer"]
+    assert names == ["Around", "Around", "Around", "Fanout", "Around", "Around", "Answer"]
     assert built.embeddings.stages == built.chat.stages
 
 
@@ -136,7 +140,7 @@ def test_a_stream_s_after_work_runs_when_it_ends_innermost_first() -> None:
         return before
 
     before = asyncio.run(opened_then_read())
-    assert before == ORDER[:5]
+    assert before == ORDER[:6]
     assert events == ORDER
 
 
@@ -151,7 +155,7 @@ def test_a_stream_closed_after_its_first_chunk_runs_every_stage_s_clean_up() -> 
         await outcome.aclose()
 
     asyncio.run(first_chunk_then_close())
-    assert events[-4:] == ORDER[-4:]
+    assert events[-5:] == ORDER[-5:]
 
 
 def test_embeddings_run_the_same_stages() -> None:
@@ -168,8 +172,8 @@ def test_a_fanout_runs_the_stages_after_it_once_per_model_each_branch_recorded(
     chain = Chains.build(fake_stages(events)).chat
     mode = "first" if stream else "all"
     asyncio.run(run(chain, chat(models=["a", "b"], fanout=mode, stream=stream)))
-    assert events[:2] == ["record>", "admit>"]
-    assert events[-2:] == ["admit<", "record<"]
+    assert events[:3] == ["record>", "prompt>", "admit>"]
+    assert events[-3:] == ["admit<", "prompt<", "record<"]
     for model in ("a", "b"):
         branch = [e for e in events if e.endswith(f"[{model}]")]
         inner = [f"record>[{model}]", f"guard>[{model}]", f"cache>[{model}]", f"call[{model}]"]

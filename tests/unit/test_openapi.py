@@ -21,6 +21,9 @@ def test_every_route_is_documented_under_both_prefixes() -> None:
 def test_request_schema_names_the_real_fields() -> None:
     schemas = build_openapi()["components"]["schemas"]
     chat = schemas["ChatCompletionRequest"]
-    assert set(chat["required"]) == {"model", "messages"}
+    # Both required, unless the request names a prompt template (docs/prompts.md).
+    assert chat["if"] == {"not": {"required": ["prompt"]}}
+    assert set(chat["then"]["required"]) == {"model", "messages"}
+    assert "prompt" in chat["properties"]
     assert "stream_options" in chat["properties"]
     assert chat["additionalProperties"] is True
