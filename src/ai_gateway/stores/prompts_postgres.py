@@ -53,11 +53,13 @@ class PostgresPromptStore:
     ) -> PromptRecord:
         first = PromptVersion(prompt_id, 1, template, variables, at, note)
         row = q.version_values(first, aq.utc)
+        # Raised after the transaction: an error inside it means "the database failed".
         async with self._db.transaction() as conn:
             status = await conn.execute(q.insert_prompt_sql(D), prompt_id, description, row[-1])
-            if status == "INSERT 0 0":
-                raise PromptExistsError(prompt_id)
-            await conn.execute(q.insert_version_sql(D), *row)
+            if status != "INSERT 0 0":
+                await conn.execute(q.insert_version_sql(D), *row)
+        if status == "INSERT 0 0":
+            raise PromptExistsError(prompt_id)
         return PromptRecord(prompt_id, description, at, 1, {})
 
     async def add_version(
@@ -95,12 +97,15 @@ class PostgresPromptStore:
     async def set_label(
         self, prompt_id: str, label: str, version: int, at: datetime
     ) -> PromptRecord | None:
+        labels: list[Any] = []
         async with self._db.transaction() as conn:
             row = await conn.fetchrow(q.get_prompt_sql(D) + " FOR UPDATE", prompt_id)
-            if row is None:
-                return None
-            if int(row[3]) < version or version < 1:
-                raise VersionMissingError(prompt_id, version)
-            await conn.execute(q.set_label_sql(D), prompt_id, label, version, aq.utc(at))
-            labels = await conn.fetch(q.labels_sql(D), prompt_id)
+            exists = row is not None and 1 <= version <= int(row[3])
+            if exists:
+                await conn.execute(q.set_label_sql(D), prompt_id, label, version, aq.utc(at))
+                labels = await conn.fetch(q.labels_sql(D), prompt_id)
+        if row is None:
+            return None
+        if not exists:
+            raise VersionMissingError(prompt_id, version)
         return q.record_from_row(row, labels, aq.utc)
