@@ -18,6 +18,26 @@ def test_every_route_is_documented_under_both_prefixes() -> None:
         assert extra in paths
 
 
+def test_every_prompt_route_of_the_route_table_is_documented() -> None:
+    paths = build_openapi()["paths"]
+    for prefix in ("/ai", "/v1"):
+        documented = {
+            (path.removeprefix(prefix), method.upper())
+            for path, ops in paths.items()
+            if path.startswith(f"{prefix}/prompts")
+            for method in ops
+        }
+        assert documented == {
+            ("/prompts", "POST"),
+            ("/prompts", "GET"),
+            ("/prompts/{prompt_id}", "GET"),
+            ("/prompts/{prompt_id}/versions", "POST"),
+            ("/prompts/{prompt_id}/versions/{version}", "GET"),
+            ("/prompts/{prompt_id}/labels/{label}", "PUT"),
+            ("/prompts/{prompt_id}/render", "POST"),
+        }
+
+
 def test_request_schema_names_the_real_fields() -> None:
     schemas = build_openapi()["components"]["schemas"]
     chat = schemas["ChatCompletionRequest"]

@@ -179,7 +179,10 @@ class ChatCompletionRequest(BaseModel):
         strict=True,
         json_schema_extra={
             "if": {"not": {"required": ["prompt"]}},
-            "then": {"required": ["model", "messages"]},
+            "then": {
+                "required": ["model", "messages"],
+                "properties": {"messages": {"minItems": 1}},
+            },
         },
     )
 
