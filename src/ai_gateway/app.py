@@ -29,6 +29,7 @@ from ai_gateway.api.render import route_headers
 from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.app_context import context_stage
+from ai_gateway.app_prompts import build_prompts
 from ai_gateway.app_security import build_security, needs_store, start_store
 from ai_gateway.cache.semantic import SemanticIndex
 from ai_gateway.cache.semantic_query import SemanticLookup
@@ -278,9 +279,12 @@ def create_app(
     semantic = semantic_lookup(config, call)
     cache = Cache(config.cache, cache_store(config, redis_client), metrics, semantic)
     context = context_stage(config, deployments, registry, counter, metrics)
+    body = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)
+    prompts = build_prompts(config, redis_client, body)
     chains = Chains.build(
         Stages(
             record=record,
+            prompt=prompts.stage,
             admit=Admit(security.admission, charges),
             fanout=Fanout(record),
             guard=Guard(security.guardrails, metrics, security.audit),
@@ -291,7 +295,6 @@ def create_app(
     )
     gateway = Gateway(config, deployments, providers, registry, metrics, chains, breaker)
 
-    body = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)
     completions = CompletionsAPI(chains, config.security.request_limits, body, metrics)
     tokens = TokensAPI(deployments, counter, body)
     models = ModelsAPI(
@@ -338,6 +341,7 @@ def create_app(
             dashboard=DashboardAPI(),
             admin=security.admin,
             cache_admin=CacheAdminAPI(cache.clear),
+            prompts=prompts.api,
         )
     )
 
@@ -364,6 +368,7 @@ def create_app(
                 # Start anyway: records wait in the writer's buffer until the store is back.
                 log.warning("analytics_store_unavailable_at_start", error=str(exc))
         await start_store(keys)
+        await prompts.start()
         if writer is not None:
             await writer.start()
         try:
@@ -379,6 +384,7 @@ def create_app(
                 await store.aclose()
             if keys is not None:
                 await keys.aclose()
+            await prompts.aclose()
             await security.aclose()
             await breaker.aclose()
             await providers.aclose()

@@ -1,4 +1,4 @@
-"""The `ai-gateway` command: serve, emulate, check-config, keys."""
+"""The `ai-gateway` command: serve, emulate, check-config, keys, prompts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ai_gateway import __version__, cli_keys
+from ai_gateway import __version__, cli_keys, cli_prompts
 from ai_gateway.cli_banner import start_banner
 from ai_gateway.demo import UPSTREAM_ENV, DemoUpstream, wants_demo, with_demo
 from ai_gateway.settings import Config, ConfigError, load_config
@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate configuration and exit")
     check.add_argument("--config", help="YAML config file")
     cli_keys.add_parser(sub)
+    cli_prompts.add_parser(sub)
     return parser
 
 
@@ -308,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _emulate(args)
     if args.command == "keys":
         return cli_keys.run(args)
+    if args.command == "prompts":
+        return cli_prompts.run(args)
     return _check(args)
 
 

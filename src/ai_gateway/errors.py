@@ -102,6 +102,14 @@ class ModelNotFoundError(NotFoundError):
     default_code = "model_not_found"
 
 
+class ConflictError(GatewayError):
+    """The request conflicts with what exists (a name already taken)."""
+
+    status = 409
+    type = "invalid_request_error"
+    default_code = "conflict"
+
+
 class MethodNotAllowedError(GatewayError):
     status = 405
     type = "invalid_request_error"

@@ -42,6 +42,8 @@ class RequestInfo:
     priced_only: bool = False  # a budget applies: only models with a price may be called
     metered: bool = False  # a budget or token limit applies: a cut stream must be counted
     reach: Reach | None = None  # asked before moving to a fallback (set at admission)
+    prompt_id: str | None = None  # the prompt template the request was rendered from
+    prompt_version: int | None = None
 
     @classmethod
     def from_scope(cls, scope: MutableMapping[str, Any]) -> RequestInfo:

@@ -51,11 +51,11 @@ def test_a_record_is_inserted_with_its_cache_status_and_savings(
     )
     assert inserted(d, saved_cost_usd=Decimal("NaN"))["saved_cost_usd"] == absent
     sql = q.insert_usage_sql(d)
-    assert "saved_tokens, saved_cost_usd)" in sql
-    last = len(q.USAGE_COLUMNS)
-    assert sql.count(d.p(last)) == 1
+    assert "saved_tokens, saved_cost_usd, prompt_id, prompt_version)" in sql
+    saved = q.USAGE_COLUMNS.index("saved_cost_usd") + 1
+    assert sql.count(d.p(saved)) == 1
     if d is q.SQLITE:  # the saved cost may be absent: the marker becomes NULL
-        assert f"NULLIF(?{last}, char(0))" in sql
+        assert f"NULLIF(?{saved}, char(0))" in sql
 
 
 @pytest.mark.parametrize("d", [q.SQLITE, q.POSTGRES])
@@ -67,7 +67,8 @@ def test_usage_and_timeseries_sum_hits_lookups_and_savings_in_sql(d: q.Dialect) 
     )
     assert sums in q.usage_sql(d, "model")
     assert sums in q.timeseries_sql(d)
-    assert "cache_status, saved_tokens, saved_cost_usd FROM" in q.requests_sql(d, "request_id")
+    selected = "cache_status, saved_tokens, saved_cost_usd, prompt_id, prompt_version FROM"
+    assert selected in q.requests_sql(d, "request_id")
 
 
 USAGE = ("fast", 6, 0, 60, 30, 0, 0, 0, "0.6", 0)  # the columns before the cache's
@@ -108,7 +109,8 @@ def test_a_request_row_has_its_cache_status_and_savings() -> None:
     when = datetime(2025, 3, 1, 12, tzinfo=UTC)
     before = ("gw-1", None, when, "chat", "fast", "fast", "openai", "fast/0", False, 200)
     after = (None, None, 10, 5, None, False, 3.5, None, None, None)
-    row = request_row((*before, *after, "hit", 15, "0.0000123"), lambda t: t)
+    row = request_row((*before, *after, "hit", 15, "0.0000123", "review", 3), lambda t: t)
+    assert (row["prompt_id"], row["prompt_version"]) == ("review", 3)
     assert (row["request_id"], row["latency_ms"], row["team"]) == ("gw-1", 3.5, None)
     assert (row["cache_status"], row["saved_tokens"], row["saved_cost_usd"]) == (
         "hit",

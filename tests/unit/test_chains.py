@@ -29,8 +29,8 @@ from ai_gateway.security.config import RequestLimits
 Events = list[str]
 # What the fake stages note for one request (a fan-out's branches add theirs)
 ORDER = [
-    *("record>", "admit>", "guard>", "cache>", "context>", "call"),
-    *("context<", "cache<", "guard<", "admit<", "record<"),
+    *("record>", "prompt>", "admit>", "guard>", "cache>", "context>", "call"),
+    *("context<", "cache<", "guard<", "admit<", "prompt<", "record<"),
 ]
 
 
@@ -86,6 +86,7 @@ def fake_stages(events: Events) -> Stages:
     record = Around("record", events)
     return Stages(
         record=record,
+        prompt=Around("prompt", events),
         admit=Around("admit", events),
         fanout=Fanout(record),
         guard=Around("guard", events),
@@ -114,10 +115,11 @@ async def run(chain: Chain, exchange: Exchange) -> Outcome:
 
 
 def test_the_model_endpoints_run_the_declared_list() -> None:
-    assert MODEL_STAGES == ("record", "admit", "fanout", "guard", "cache", "context", "call")
+    declared = ("record", "prompt", "admit", "fanout", "guard", "cache", "context", "call")
+    assert declared == MODEL_STAGES
     built = Chains.build(fake_stages([]))
     names = [type(s).__name__ for s in built.chat.stages]
-    assert names == ["Around", "Around", "Fanout", "Around", "Around", "Around", "Answer"]
+    assert names == ["Around", "Around", "Around", "Fanout", "Around", "Around", "Around", "Answer"]
     assert built.embeddings.stages == built.chat.stages
 
 
@@ -140,7 +142,7 @@ def test_a_stream_s_after_work_runs_when_it_ends_innermost_first() -> None:
         return before
 
     before = asyncio.run(opened_then_read())
-    assert before == ORDER[:6]
+    assert before == ORDER[:7]
     assert events == ORDER
 
 
@@ -155,7 +157,7 @@ def test_a_stream_closed_after_its_first_chunk_runs_every_stage_s_clean_up() -> 
         await outcome.aclose()
 
     asyncio.run(first_chunk_then_close())
-    assert events[-5:] == ORDER[-5:]
+    assert events[-6:] == ORDER[-6:]
 
 
 def test_embeddings_run_the_same_stages() -> None:
@@ -172,8 +174,8 @@ def test_a_fanout_runs_the_stages_after_it_once_per_model_each_branch_recorded(
     chain = Chains.build(fake_stages(events)).chat
     mode = "first" if stream else "all"
     asyncio.run(run(chain, chat(models=["a", "b"], fanout=mode, stream=stream)))
-    assert events[:2] == ["record>", "admit>"]
-    assert events[-2:] == ["admit<", "record<"]
+    assert events[:3] == ["record>", "prompt>", "admit>"]
+    assert events[-3:] == ["admit<", "prompt<", "record<"]
     for model in ("a", "b"):
         branch = [e for e in events if e.endswith(f"[{model}]")]
         down = ("record>", "guard>", "cache>", "context>", "call")

@@ -30,7 +30,7 @@ CONFIG_SCHEMA = (
 )
 # The records the stores persist are infrastructure: plain data with its validation, beside the
 # feature that makes them, importing only the base layer (the stores read and write them).
-STORED_RECORDS = ("usage.records", "security.audit", "security.keys")
+STORED_RECORDS = ("usage.records", "security.audit", "security.keys", "prompts.records")
 # The layers, lowest first. A module may import its own layer and the layers before it, except the
 # emulator, which is a tool apart (see EMULATOR below).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -60,8 +60,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "assembly",
         (
-            *("app", "app_context", "app_security", "cli", "cli_banner", "cli_keys", "demo"),
-            *("serving", "__main__"),
+            *("app", "app_context", "app_prompts", "app_security", "cli", "cli_banner"),
+            *("cli_keys", "cli_prompts", "demo", "serving", "__main__"),
         ),
     ),
 )

@@ -18,9 +18,32 @@ def test_every_route_is_documented_under_both_prefixes() -> None:
         assert extra in paths
 
 
+def test_every_prompt_route_of_the_route_table_is_documented() -> None:
+    paths = build_openapi()["paths"]
+    for prefix in ("/ai", "/v1"):
+        documented = {
+            (path.removeprefix(prefix), method.upper())
+            for path, ops in paths.items()
+            if path.startswith(f"{prefix}/prompts")
+            for method in ops
+        }
+        assert documented == {
+            ("/prompts", "POST"),
+            ("/prompts", "GET"),
+            ("/prompts/{prompt_id}", "GET"),
+            ("/prompts/{prompt_id}/versions", "POST"),
+            ("/prompts/{prompt_id}/versions/{version}", "GET"),
+            ("/prompts/{prompt_id}/labels/{label}", "PUT"),
+            ("/prompts/{prompt_id}/render", "POST"),
+        }
+
+
 def test_request_schema_names_the_real_fields() -> None:
     schemas = build_openapi()["components"]["schemas"]
     chat = schemas["ChatCompletionRequest"]
-    assert set(chat["required"]) == {"model", "messages"}
+    # Both required, unless the request names a prompt template (docs/prompts.md).
+    assert chat["if"] == {"not": {"required": ["prompt"]}}
+    assert set(chat["then"]["required"]) == {"model", "messages"}
+    assert "prompt" in chat["properties"]
     assert "stream_options" in chat["properties"]
     assert chat["additionalProperties"] is True

@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from ai_gateway import __version__
 from ai_gateway.api.analytics_openapi import ANALYTICS_SCHEMAS, analytics_paths
+from ai_gateway.api.prompts_openapi import PROMPT_SCHEMAS, prompt_paths
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.schemas.chat_response import ChatCompletion, ChatCompletionChunk
 from ai_gateway.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse
@@ -20,6 +21,7 @@ from ai_gateway.schemas.tokens import TokenCountRequest, TokenCountResponse
 _REF = "#/components/schemas/{model}"
 _MODELS: list[type[BaseModel]] = [
     *ANALYTICS_SCHEMAS,
+    *PROMPT_SCHEMAS,
     ChatCompletionRequest,
     ChatCompletion,
     ChatCompletionChunk,
@@ -33,14 +35,17 @@ _MODELS: list[type[BaseModel]] = [
 ]
 
 _ERRORS = {
-    "400": "Malformed JSON, a field that fails validation (invalid_model_name for a model name) "
+    "400": "Malformed JSON, a field that fails validation (invalid_model_name for a model name), "
+    "a prompt template's variables that fail its schema or a template that does not render "
+    "(invalid_prompt_variables, prompt_render_error; `param` names the variable), "
     "or a request limit (the message names it), a prompt too long for the model's context "
     "window (context_length_exceeded), or content refused by a content rule (content_filter).",
     "401": "Missing or refused credential (master key, virtual key or Auth-service JWT), when "
     "authentication is on.",
     "402": "The key's, user's or team's budget for the period is used up (budget_exceeded).",
     "403": "The credential may not use this model (model_not_allowed) or this admin route.",
-    "404": "Unknown model; list models with GET /v1/models.",
+    "404": "Unknown model (list models with GET /v1/models), or an unknown prompt template, "
+    "version or label (prompt_not_found, prompt_version_not_found, prompt_label_not_found).",
     "405": "The route does not accept this HTTP method.",
     "408": "The request body did not arrive within body_timeout_s (request_timeout).",
     "413": "The request body is larger than the gateway accepts.",
@@ -176,6 +181,7 @@ def build_openapi() -> dict[str, Any]:
         }
     }
     paths.update(analytics_paths())
+    paths.update(prompt_paths())
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",

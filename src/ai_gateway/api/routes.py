@@ -16,11 +16,12 @@ from ai_gateway.api.chat import CompletionsAPI
 from ai_gateway.api.dashboard import DashboardAPI
 from ai_gateway.api.health import HealthAPI
 from ai_gateway.api.models import ModelsAPI
+from ai_gateway.api.prompts import PromptsAPI
 from ai_gateway.api.route_table import Access, Endpoint, RouteEntry, RouteTable
 from ai_gateway.api.tokens import TokensAPI
 
 PUBLIC, CALLER, ADMIN = Access.PUBLIC, Access.CALLER, Access.ADMIN
-GET, POST, DELETE = ("GET",), ("POST",), ("DELETE",)
+GET, POST, PUT, DELETE = ("GET",), ("POST",), ("PUT",), ("DELETE",)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Handlers:
     dashboard: DashboardAPI
     admin: AdminAPI | None
     cache_admin: CacheAdminAPI
+    prompts: PromptsAPI
 
 
 def gateway_routes(h: Handlers) -> RouteTable:
@@ -47,6 +49,7 @@ def gateway_routes(h: Handlers) -> RouteTable:
         E("/models/{model_id:path}", GET, h.models.retrieve, CALLER, "/models/{id}", api=True),
         E("/tokens/count", POST, h.tokens.count, CALLER, "/tokens/count", api=True),
         *analytics_entries(h.analytics, h.dashboard),
+        *prompt_entries(h.prompts),
         *(admin_entries(h.admin) if h.admin is not None else ()),
         E("/admin/cache", DELETE, h.cache_admin.delete, ADMIN, "/admin"),
         E("/health", GET, h.health.live, PUBLIC, "/health", traced=False),
@@ -71,6 +74,21 @@ def analytics_entries(a: AnalyticsEndpoints, dashboard: DashboardAPI) -> list[Ro
         E("/ai/analytics/feedback", GET, a.feedback, ADMIN, "/analytics"),
         E("/ai/analytics/timeseries", GET, a.timeseries, ADMIN, "/analytics"),
         E("/ai/feedback", POST, a.create_feedback, CALLER, "/feedback"),
+    ]
+
+
+def prompt_entries(p: PromptsAPI) -> list[RouteEntry]:
+    """Prompt templates (docs/prompts.md): admin routes, under /ai and /v1."""
+    E = RouteEntry
+    one = "/prompts/{prompt_id}"
+    return [
+        E("/prompts", POST, p.create, ADMIN, "/prompts", api=True),
+        E("/prompts", GET, p.list, ADMIN, "/prompts", api=True),
+        E(one, GET, p.show, ADMIN, "/prompts", api=True),
+        E(one + "/versions", POST, p.add_version, ADMIN, "/prompts", api=True),
+        E(one + "/versions/{version}", GET, p.show_version, ADMIN, "/prompts", api=True),
+        E(one + "/labels/{label}", PUT, p.set_label, ADMIN, "/prompts", api=True),
+        E(one + "/render", POST, p.render, ADMIN, "/prompts", api=True),
     ]
 
 

@@ -8,7 +8,9 @@ the reasoning options and any other field the client sent, except those that can
 unknown field is part of the key: a field that might change the answer must not share one.
 
 It is computed within a partition: the tenant scope and the client's namespace, so that two
-callers of different scopes never share an entry, exact or semantic.
+callers of different scopes never share an entry, exact or semantic. A request rendered from a
+prompt template is keyed on the rendered request and on the template version (`<id>@<version>`):
+a new version never answers from an older one's entries.
 """
 
 from __future__ import annotations
@@ -64,11 +66,21 @@ def canonical(body: dict[str, Any]) -> bytes:
     return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
 
 
-def cache_key(body: dict[str, Any], tenant: str, namespace: str, extra: bytes = b"") -> CacheKey:
-    """`extra`: what else the answer depends on that the body does not say (the context the
-    gateway builds into the prompt, and whose)."""
+def cache_key(
+    body: dict[str, Any],
+    tenant: str,
+    namespace: str,
+    prompt: str | None = None,
+    extra: bytes = b"",
+) -> CacheKey:
+    """`prompt`: the template and version the request was rendered from; `extra`: what else
+    the answer depends on that the body does not say (the context the gateway builds into the
+    prompt, and whose)."""
     partition = f"{tenant}|{namespace}"
-    digest = hashlib.sha256(partition.encode() + b"\n" + canonical(body) + extra).hexdigest()
+    keyed = partition.encode() + b"\n" + canonical(body)
+    if prompt is not None:
+        keyed += b"\nprompt:" + prompt.encode()
+    digest = hashlib.sha256(keyed + extra).hexdigest()
     return CacheKey(digest=digest, partition=partition, namespace=namespace)
 
 

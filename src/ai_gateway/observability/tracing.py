@@ -128,6 +128,10 @@ class RequestFacts(Protocol):
     def deployment(self) -> str: ...
     @property
     def trace(self) -> _Attempts | None: ...
+    @property
+    def prompt_id(self) -> str | None: ...
+    @property
+    def prompt_version(self) -> int | None: ...
 
 
 class RequestSpan:
@@ -152,6 +156,9 @@ class RequestSpan:
                 span.set_attribute("ai_gateway.deployment", info.deployment)
             if info.trace is not None:
                 span.set_attribute("ai_gateway.attempts", info.trace.attempts)
+            if info.prompt_id is not None and info.prompt_version is not None:
+                span.set_attribute("ai_gateway.prompt.id", info.prompt_id)
+                span.set_attribute("ai_gateway.prompt.version", info.prompt_version)
             if error is not None:
                 span.set_attribute("ai_gateway.error.type", error[0])
                 if error[1]:

@@ -131,7 +131,7 @@ class Cache:
             max_age_s=control.max_age_s,
             semantic=self._semantic is not None
             and bool(key_rule.semantic if key_rule.semantic is not None else model_rule.semantic),
-            key=cache_key(chat.body, tenant, namespace, _context_of(exchange)),
+            key=cache_key(chat.body, tenant, namespace, exchange.prompt, _context_of(exchange)),
         )
 
     # -- lookups -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 streamed or not, fanned out or not, and embeddings) runs `MODEL_STAGES`, outermost first:
 
     record   one usage record per request, with the status the client got    pipeline/record.py
+    prompt   a prompt template: the request it renders replaces the request   pipeline/prompt.py
     admit    allowed models, rate limits and budgets; settled when it ends    pipeline/admit.py
     fanout   several models: the rest of the chain once per model             pipeline/fanout.py
     guard    content rules on the prompt, then on the answer or each chunk    pipeline/guard.py
@@ -13,6 +14,10 @@ Before the chain, the HTTP layer authenticates the caller (middleware), reads an
 (size, JSON, request limits, schema) into an `Exchange`; after it, a renderer turns the outcome
 into JSON or SSE (api/render.py). A stage that has nothing to do for a request (no limits for the
 caller, no content rules for the model, a single model) passes it through at the cost of a call.
+
+`prompt` comes before `admit` because a template may name the model and adds messages: the
+caller's allowed models, limits and budget apply to the request that will be sent, and so do the
+content rules and the cache key after it.
 """
 
 from __future__ import annotations
@@ -21,15 +26,16 @@ from dataclasses import dataclass
 
 from ai_gateway.pipeline.chain import Chain, Stage
 
-MODEL_STAGES = ("record", "admit", "fanout", "guard", "cache", "context", "call")
+MODEL_STAGES = ("record", "prompt", "admit", "fanout", "guard", "cache", "context", "call")
 
 
 @dataclass(frozen=True)
 class Stages:
     """The stage objects, by the names the lists above use (built by app assembly: `Record`,
-    `Admit`, `Fanout`, `Guard`, `Cache`, `Context` and `Call`)."""
+    `Prompt`, `Admit`, `Fanout`, `Guard`, `Cache`, `Context` and `Call`)."""
 
     record: Stage
+    prompt: Stage
     admit: Stage
     fanout: Stage
     guard: Stage

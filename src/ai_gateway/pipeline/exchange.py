@@ -64,6 +64,8 @@ class Exchange:
     cache_lock: str | None = None  # a shared coalescing lock this request holds
     saved_tokens: int = 0  # a hit: the tokens the cached answer cost when generated
     saved_cost_usd: Decimal | None = None
+    # The prompt template version the request was rendered from (pipeline/prompt.py).
+    prompt: str | None = None  # "<id>@<version>"
 
     @property
     def chat(self) -> ChatRequest:
@@ -98,12 +100,15 @@ class Exchange:
                 priced_only=info.priced_only,
                 metered=info.metered,
                 reach=info.reach,  # a branch's fallbacks are admitted into the request's ticket
+                prompt_id=info.prompt_id,
+                prompt_version=info.prompt_version,
             ),
             model=model,
             models=(model,),
             stream=self.stream,
             include_usage=self.include_usage,
             cache_control=self.cache_control,
+            prompt=self.prompt,
         )
 
 
@@ -122,8 +127,9 @@ def chat_exchange(
         kind=Kind.CHAT,
         request=ChatRequest(body=body, parsed=parsed),
         info=info,
-        model=parsed.model,
-        models=tuple(parsed.models) if parsed.models else (parsed.model,),
+        # No model yet: a prompt template names it (pipeline/prompt.py).
+        model=parsed.model or "",
+        models=tuple(parsed.models) if parsed.models else (parsed.model or "",),
         stream=bool(parsed.stream),
         include_usage=bool(options and options.include_usage),
         cache_control=CacheControl.parse(cache_control),

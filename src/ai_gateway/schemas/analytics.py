@@ -300,6 +300,10 @@ class RequestRow(_Row):
     )
     saved_tokens: SavedTokens
     saved_cost_usd: SavedCost
+    prompt_id: str | None = Field(
+        default=None, description="The prompt template the request was rendered from, or null"
+    )
+    prompt_version: int | None = Field(default=None, description="That template's version")
 
 
 class RequestsReport(_Report):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails
 
 from ai_gateway.routing.config import ContextStrategy
 from ai_gateway.schemas.validation import ModelName
@@ -161,16 +162,46 @@ class ContextOptions(BaseModel):
     store: bool = False
 
 
-GATEWAY_FIELDS = ("context_strategy", "models", "fanout", "cache", "context")
+class PromptReference(BaseModel):
+    """The request's prompt template (docs/prompts.md): its messages come first, its model and
+    parameters apply unless the request sets them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    label: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one(self) -> PromptReference:
+        if self.version is not None and self.label is not None:
+            raise ValueError("send 'version' or 'label', not both")
+        return self
+
+
+GATEWAY_FIELDS = ("context_strategy", "models", "fanout", "cache", "prompt", "context")
 
 
 class ChatCompletionRequest(BaseModel):
     """POST /ai/chat/completions (and /v1/chat/completions)."""
 
-    model_config = _OPEN
+    # `model` and `messages` are required unless the request names a prompt template.
+    model_config = ConfigDict(
+        extra="allow",
+        strict=True,
+        json_schema_extra={
+            "if": {"not": {"required": ["prompt"]}},
+            "then": {
+                "required": ["model", "messages"],
+                "properties": {"messages": {"minItems": 1}},
+            },
+        },
+    )
 
-    model: ModelName
-    messages: list[Message] = Field(min_length=1)
+    # Both required, unless a prompt template supplies them (`prompt`).
+    model: ModelName | None = None
+    messages: list[Message] = Field(default_factory=list)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -195,6 +226,26 @@ class ChatCompletionRequest(BaseModel):
     fanout: Literal["first", "all"] | None = None
     cache: CacheOptions | None = None
     context: ContextOptions | None = None
+    prompt: PromptReference | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required(cls, data: Any) -> Any:
+        """`model` and `messages` (at least one) are required without a prompt template."""
+        if not isinstance(data, dict) or data.get("prompt") is not None:
+            return data
+        errors = [
+            InitErrorDetails(type="missing", loc=(name,), input=data)
+            for name in ("model", "messages")
+            if name not in data
+        ]
+        if data.get("messages") == []:
+            context = {"field_type": "List", "min_length": 1, "actual_length": 0}
+            short = InitErrorDetails(type="too_short", loc=("messages",), input=[], ctx=context)
+            errors.append(short)
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data
 
     @model_validator(mode="after")
     def _fanout(self) -> ChatCompletionRequest:

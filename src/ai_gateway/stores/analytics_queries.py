@@ -45,13 +45,13 @@ USAGE_COLUMNS = (
     *("completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens"),
     *("cost_usd", "latency_ms", "ttft_ms", "attempts", "fallbacks", "cache_status"),
     *("user_id", "key_id", "team", "template", "client_request_id", "usage_estimated"),
-    *("saved_tokens", "saved_cost_usd"),
+    *("saved_tokens", "saved_cost_usd", "prompt_id", "prompt_version"),
 )
 # Usage columns that may be NULL (an absent value); see `Dialect.absent`.
 USAGE_NULLABLE = frozenset(
     (
         *("error_type", "error_code", "cost_usd", "ttft_ms", "user_id", "key_id", "team"),
-        *("template", "client_request_id", "saved_cost_usd"),
+        *("template", "client_request_id", "saved_cost_usd", "prompt_id", "prompt_version"),
     )
 )
 FEEDBACK_COLUMNS = ("request_id", "created_at", "score", "raw_score", "comment", "tags")
@@ -222,7 +222,7 @@ _REQUEST_COLUMNS = (
     "request_id, client_request_id, created_at, route, model, served_model, provider, "
     "deployment, stream, status, error_type, error_code, prompt_tokens, completion_tokens, "
     "cost_usd, usage_estimated, latency_ms, user_id, key_id, team, cache_status, saved_tokens, "
-    "saved_cost_usd"
+    "saved_cost_usd, prompt_id, prompt_version"
 )
 
 
@@ -346,6 +346,8 @@ def usage_values(
         r.usage_estimated if none is None else int(r.usage_estimated),
         r.saved_tokens,
         none if saved is None else cost(saved),
+        none if r.prompt_id is None else t(r.prompt_id),
+        none if r.prompt_version is None else r.prompt_version,
     )
 
 

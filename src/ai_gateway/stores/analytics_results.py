@@ -122,6 +122,8 @@ def request_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> dict[str
         "cache_status": row[20],
         "saved_tokens": int(row[21]),
         "saved_cost_usd": _cost(row[22]),
+        "prompt_id": row[23],
+        "prompt_version": None if row[24] is None else int(row[24]),
     }
 
 

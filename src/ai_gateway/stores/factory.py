@@ -16,6 +16,9 @@ from ai_gateway.settings import ConfigError, GatewaySettings
 from ai_gateway.stores.analytics import AnalyticsStore
 from ai_gateway.stores.analytics_postgres import PostgresAnalyticsStore
 from ai_gateway.stores.analytics_sqlite import SQLiteAnalyticsStore
+from ai_gateway.stores.prompts import PromptStore
+from ai_gateway.stores.prompts_postgres import PostgresPromptStore
+from ai_gateway.stores.prompts_sqlite import SQLitePromptStore
 from ai_gateway.stores.security import SecurityStore
 from ai_gateway.stores.security_postgres import PostgresSecurityStore
 from ai_gateway.stores.security_sqlite import SQLiteSecurityStore
@@ -70,3 +73,12 @@ def open_security_store(settings: GatewaySettings) -> SecurityStore:
     if url is not None:
         return PostgresSecurityStore(url)
     return SQLiteSecurityStore(_sqlite_path(settings))
+
+
+def open_prompt_store(settings: GatewaySettings) -> PromptStore:
+    """The store of prompt templates, in the same database as the analytics store (not
+    started; same errors as `open_analytics_store`)."""
+    url = _postgres_url(settings)
+    if url is not None:
+        return PostgresPromptStore(url)
+    return SQLitePromptStore(_sqlite_path(settings))

@@ -160,5 +160,7 @@ class UsageRecorder:
                 cache_status=cast(CacheStatus, cache_status),
                 saved_tokens=saved_tokens,
                 saved_cost_usd=saved_cost_usd,
+                prompt_id=info.prompt_id,
+                prompt_version=info.prompt_version,
             )
         )

@@ -65,6 +65,9 @@ class UsageRecord:
     # True when the provider reported no usage (a stream that ended early) and the tokens are
     # the gateway's count of the prompt and of what was streamed.
     usage_estimated: bool = False
+    # The prompt template version the request was rendered from (docs/prompts.md).
+    prompt_id: str | None = None
+    prompt_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

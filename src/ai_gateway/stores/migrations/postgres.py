@@ -142,6 +142,44 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE usage_records ADD COLUMN saved_cost_usd numeric",
         ),
     ),
+    Migration(
+        6,
+        "prompt templates: their versions (immutable) and labels (moving)",
+        (
+            """CREATE TABLE prompt_templates (
+                id text NOT NULL PRIMARY KEY,
+                description text,
+                created_at timestamptz NOT NULL,
+                latest_version integer NOT NULL
+            )""",
+            """CREATE TABLE prompt_versions (
+                prompt_id text NOT NULL REFERENCES prompt_templates (id),
+                version integer NOT NULL,
+                template jsonb NOT NULL,
+                variables jsonb NOT NULL,
+                note text,
+                created_at timestamptz NOT NULL,
+                PRIMARY KEY (prompt_id, version)
+            )""",
+            """CREATE TABLE prompt_labels (
+                prompt_id text NOT NULL,
+                label text NOT NULL,
+                version integer NOT NULL,
+                updated_at timestamptz NOT NULL,
+                PRIMARY KEY (prompt_id, label),
+                FOREIGN KEY (prompt_id, version) REFERENCES prompt_versions (prompt_id, version)
+            )""",
+        ),
+    ),
+    Migration(
+        7,
+        "usage_records: the prompt template version a request rendered",
+        # Rows before this version, and requests without a template: NULL.
+        (
+            "ALTER TABLE usage_records ADD COLUMN prompt_id text",
+            "ALTER TABLE usage_records ADD COLUMN prompt_version integer",
+        ),
+    ),
 )
 
 

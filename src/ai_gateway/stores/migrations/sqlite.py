@@ -138,6 +138,44 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE usage_records ADD COLUMN saved_cost_usd TEXT",
         ),
     ),
+    Migration(
+        6,
+        "prompt templates: their versions (immutable) and labels (moving)",
+        (
+            """CREATE TABLE prompt_templates (
+                id TEXT NOT NULL PRIMARY KEY,
+                description TEXT,
+                created_at INTEGER NOT NULL,
+                latest_version INTEGER NOT NULL
+            )""",
+            """CREATE TABLE prompt_versions (
+                prompt_id TEXT NOT NULL REFERENCES prompt_templates (id),
+                version INTEGER NOT NULL,
+                template TEXT NOT NULL,
+                variables TEXT NOT NULL,
+                note TEXT,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (prompt_id, version)
+            )""",
+            """CREATE TABLE prompt_labels (
+                prompt_id TEXT NOT NULL,
+                label TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                PRIMARY KEY (prompt_id, label),
+                FOREIGN KEY (prompt_id, version) REFERENCES prompt_versions (prompt_id, version)
+            )""",
+        ),
+    ),
+    Migration(
+        7,
+        "usage_records: the prompt template version a request rendered",
+        # Rows before this version, and requests without a template: NULL.
+        (
+            "ALTER TABLE usage_records ADD COLUMN prompt_id TEXT",
+            "ALTER TABLE usage_records ADD COLUMN prompt_version INTEGER",
+        ),
+    ),
 )
 
 _TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

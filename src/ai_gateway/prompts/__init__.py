@@ -1,0 +1,1 @@
+"""Versioned prompt templates (docs/prompts.md): stored, cached, rendered in a sandbox."""
