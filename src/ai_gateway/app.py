@@ -28,6 +28,7 @@ from ai_gateway.api.paths import ExactPathRouter
 from ai_gateway.api.render import route_headers
 from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
+from ai_gateway.app_codegen import code_api
 from ai_gateway.app_context import context_stage
 from ai_gateway.app_prompts import build_prompts
 from ai_gateway.app_security import build_security, needs_store, start_store
@@ -342,6 +343,7 @@ def create_app(
             admin=security.admin,
             cache_admin=CacheAdminAPI(cache.clear),
             prompts=prompts.api,
+            code=code_api(config, chains, body, metrics, prompts.catalog),
         )
     )
 

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ai_gateway.cache.config import CacheConfig
+from ai_gateway.codegen.config import CodegenConfig
 from ai_gateway.integrations.config import IntegrationsConfig
 from ai_gateway.model_names import model_name_problem
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
@@ -214,6 +215,7 @@ class _FileConfig(BaseModel):
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig)
+    codegen: CodegenConfig = Field(default_factory=CodegenConfig)
 
     @field_validator("models")
     @classmethod
@@ -255,6 +257,7 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     integrations: IntegrationsConfig = field(default_factory=IntegrationsConfig)
+    codegen: CodegenConfig = field(default_factory=CodegenConfig)
     source: str = "environment"
     # Demo mode (ai_gateway/demo.py): where the built-in emulator that serves the demo model
     # names listens; None when demo mode is off.
@@ -404,5 +407,6 @@ def load_config(
         security=file_config.security,
         cache=file_config.cache,
         integrations=file_config.integrations,
+        codegen=file_config.codegen,
         source=str(path) if path else "environment",
     )

@@ -21,6 +21,7 @@ PACKAGE = "ai_gateway"
 # validators), never the code that acts on them.
 CONFIG_SCHEMA = (
     "cache.config",
+    "codegen.config",
     "integrations.config",
     "routing.config",
     "security.config",
@@ -60,7 +61,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "assembly",
         (
-            *("app", "app_context", "app_prompts", "app_security", "cli", "cli_banner"),
+            *("app", "app_codegen", "app_context", "app_prompts", "app_security", "cli"),
+            "cli_banner",
             *("cli_keys", "cli_prompts", "demo", "serving", "__main__"),
         ),
     ),

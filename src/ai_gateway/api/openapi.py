@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from ai_gateway import __version__
 from ai_gateway.api.analytics_openapi import ANALYTICS_SCHEMAS, analytics_paths
+from ai_gateway.api.code_openapi import CODE_SCHEMAS, code_paths
 from ai_gateway.api.prompts_openapi import PROMPT_SCHEMAS, prompt_paths
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.schemas.chat_response import ChatCompletion, ChatCompletionChunk
@@ -22,6 +23,7 @@ _REF = "#/components/schemas/{model}"
 _MODELS: list[type[BaseModel]] = [
     *ANALYTICS_SCHEMAS,
     *PROMPT_SCHEMAS,
+    *CODE_SCHEMAS,
     ChatCompletionRequest,
     ChatCompletion,
     ChatCompletionChunk,
@@ -182,6 +184,7 @@ def build_openapi() -> dict[str, Any]:
     }
     paths.update(analytics_paths())
     paths.update(prompt_paths())
+    paths.update(code_paths())
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",

@@ -13,6 +13,7 @@ from ai_gateway.api.admin import AdminAPI
 from ai_gateway.api.analytics_routes import AnalyticsEndpoints
 from ai_gateway.api.cache_admin import CacheAdminAPI
 from ai_gateway.api.chat import CompletionsAPI
+from ai_gateway.api.code import CodeAPI
 from ai_gateway.api.dashboard import DashboardAPI
 from ai_gateway.api.health import HealthAPI
 from ai_gateway.api.models import ModelsAPI
@@ -38,6 +39,7 @@ class Handlers:
     admin: AdminAPI | None
     cache_admin: CacheAdminAPI
     prompts: PromptsAPI
+    code: CodeAPI
 
 
 def gateway_routes(h: Handlers) -> RouteTable:
@@ -45,6 +47,7 @@ def gateway_routes(h: Handlers) -> RouteTable:
     entries = [
         E("/chat/completions", POST, h.completions.chat, CALLER, "/chat/completions", api=True),
         E("/embeddings", POST, h.completions.embeddings, CALLER, "/embeddings", api=True),
+        E("/code/generate", POST, h.code.generate, CALLER, "/code/generate", api=True),
         E("/models", GET, h.models.list, CALLER, "/models", api=True),
         E("/models/{model_id:path}", GET, h.models.retrieve, CALLER, "/models/{id}", api=True),
         E("/tokens/count", POST, h.tokens.count, CALLER, "/tokens/count", api=True),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ai_gateway.schemas.validation import ModelName
@@ -83,3 +85,28 @@ class CodeGenerateRequest(BaseModel):
             "suffix": self.suffix,
             "fim": self.fim,
         }
+
+
+class CodeFileOut(BaseModel):
+    """One file of the answer: `check` is `ok` or `error` (its parser's message in `error`)
+    for Python, JSON, YAML and TOML, `unchecked` for other languages."""
+
+    path: str
+    language: str
+    content: str
+    check: Literal["ok", "error", "unchecked"]
+    error: str | None = None
+
+
+class CodeGeneration(BaseModel):
+    """The answer of POST /code/generate (with `stream`: the `result` event's fields, after
+    `delta` events `{"type": "delta", "text": ...}`)."""
+
+    id: str
+    object: Literal["code.generation"]
+    created: int
+    model: str | None
+    files: list[CodeFileOut]
+    explanation: str
+    finish_reason: str | None
+    usage: dict[str, Any] | None
