@@ -14,6 +14,7 @@ all of them alike, but each gets a fraction of the core (which understates the r
     python -m bench.cpu --alternate --restarts 6 --rounds 8 --duration 1 \
         --build before=/tmp/wt-a1d19fc --build after=.
     python -m bench.cpu --build after=. --keys after   # authentication, key and limits on
+    python -m bench.cpu --alternate --build plain=. --build templated=. --prompt templated
 
 The first build is the reference: for each other build the median of the per-round ratios is
 printed too (rounds are interleaved, so each ratio compares runs a few seconds apart).
@@ -49,6 +50,19 @@ CACHE_MISSES_CONFIG = """\
 cache: {enabled: true, max_bytes: 4194304}
 """
 
+# --prompt: the benchmark's question through a prompt template (a system message with one
+# variable, rendered by the sandbox, then the request's own message).
+PROMPT_TEMPLATE = {
+    "template": {"messages": [{"role": "system", "content": "You are a {{ tone }} assistant."}]},
+    "variables": {"type": "object", "properties": {"tone": {"type": "string"}}},
+}
+PROMPT_BODY = json.dumps(
+    {
+        **json.loads(BODY),
+        "prompt": {"id": "bench", "version": 1, "variables": {"tone": "terse"}},
+    }
+)
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -57,8 +71,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
-def wrk(url: str, connections: int, seconds: int, auth: str | None, unique: bool = False) -> int:
-    env = {**os.environ, "BENCH_BODY": BODY}
+def wrk(
+    url: str,
+    connections: int,
+    seconds: int,
+    auth: str | None,
+    unique: bool = False,
+    body: str = BODY,
+) -> int:
+    env = {**os.environ, "BENCH_BODY": body}
     if auth:
         env["BENCH_AUTH"] = auth
     if unique:  # every request a different question (wrk_post.lua)
@@ -71,6 +92,14 @@ def wrk(url: str, connections: int, seconds: int, auth: str | None, unique: bool
     if raw["errors_status"]:
         raise RuntimeError(f"{raw['errors_status']} non-2xx answers: check the gateway's log")
     return int(raw["requests"])
+
+
+def create_template(tree: Path, data: Path) -> None:
+    """The template PROMPT_BODY names, in the build's database (as an operator would)."""
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "AI_GATEWAY_DATA_DIR": str(data)}
+    argv = [sys.executable, "-m", "ai_gateway.cli", "prompts", "create", "bench"]
+    argv += ["--file", json.dumps(PROMPT_TEMPLATE)]
+    subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
 
 
 def create_key(tree: Path, data: Path) -> str:
@@ -90,6 +119,11 @@ class Build:
     env: dict[str, str]
     cache: bool = False  # the response cache on
     unique: bool = False  # every request a different question (with cache: all misses)
+    prompt: bool = False  # every request renders a prompt template (PROMPT_BODY)
+
+    @property
+    def body(self) -> str:
+        return PROMPT_BODY if self.prompt else BODY
 
 
 @contextmanager
@@ -105,6 +139,8 @@ def started(build: Build, upstream_port: int, tmp: Path) -> Iterator[tuple[Serve
     env = {**os.environ, "PYTHONPATH": str(build.tree / "src"), "AI_GATEWAY_DATA_DIR": str(data)}
     env.update(build.env)
     auth = None
+    if build.prompt:
+        create_template(build.tree, data)
     if build.keys:
         env["AI_GATEWAY_MASTER_KEY"] = MASTER_KEY
         auth = create_key(build.tree, data)
@@ -126,7 +162,13 @@ def load_all(
         with ThreadPoolExecutor(len(gateways)) as pool:
             jobs = [
                 pool.submit(
-                    wrk, gw.base_url + CHAT_PATH, args.connections, seconds, auth, build.unique
+                    wrk,
+                    gw.base_url + CHAT_PATH,
+                    args.connections,
+                    seconds,
+                    auth,
+                    build.unique,
+                    build.body,
                 )
                 for (gw, auth), build in zip(gateways, builds, strict=True)
             ]
@@ -150,16 +192,16 @@ def alternate(
     core to itself while measured, and neighbouring slices share the machine's state."""
     results: dict[str, list[float]] = {b.name: [] for b in builds}
     with ExitStack() as stack:
-        unique = {b.name: b.unique for b in builds}
+        load = {b.name: (b.unique, b.body) for b in builds}
         gateways = [stack.enter_context(started(b, upstream_port, tmp)) for b in builds]
         for gw, auth in gateways:
-            wrk(gw.base_url + CHAT_PATH, args.connections, args.warmup, auth, unique[gw.name])
+            wrk(gw.base_url + CHAT_PATH, args.connections, args.warmup, auth, *load[gw.name])
         for i in range(args.rounds):
             order = gateways if i % 2 == 0 else gateways[::-1]
             for gw, auth in order:
                 before = cpu_seconds(gw.popen.pid)
                 url = gw.base_url + CHAT_PATH
-                served = wrk(url, args.connections, args.duration, auth, unique[gw.name])
+                served = wrk(url, args.connections, args.duration, auth, *load[gw.name])
                 value = (cpu_seconds(gw.popen.pid) - before) / served * 1e6
                 results[gw.name].append(value)
                 print(f"round {i + 1} {gw.name}: {value:.1f} µs/request", flush=True)
@@ -201,6 +243,12 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="NAME of a build whose every request asks a different question (cache misses)",
     )
+    parser.add_argument(
+        "--prompt",
+        action="append",
+        default=[],
+        help="NAME of a build whose every request renders a prompt template",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=3)
@@ -240,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
             envs[name],
             cache=name in args.cache,
             unique=name in args.unique,
+            prompt=name in args.prompt,
         )
         for name, tree in trees.items()
     ]
