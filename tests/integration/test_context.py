@@ -183,3 +183,40 @@ def test_cached_answers_built_on_context_are_never_shared_between_users(
     assert ask(gw)[1]["x-gateway-cache"] == "hit"
     assert ask(gw, user="u-alice")[1]["x-gateway-cache"] == "miss"
     assert ask(gw, context={"memory": True})[1]["x-gateway-cache"] == "miss"
+
+
+def test_a_template_can_ask_for_context_and_the_request_s_own_wins(
+    emu: EmulatorServer, services: ServiceEmulators, start_gateway: GatewayFactory
+) -> None:
+    gw = start_gateway(context_yaml(emu, services), master_key=MASTER)
+    created = httpx.post(
+        f"{gw.url}/v1/prompts",
+        headers={"Authorization": f"Bearer {MASTER}"},
+        json={
+            "id": "tutor",
+            "template": {
+                "messages": [{"role": "system", "content": "You are a tutor."}],
+                "context": {"learning": True},
+            },
+        },
+    )
+    assert created.status_code == 201, created.text
+    body = {
+        "model": "fast",
+        "user": "u-bob",
+        "messages": [{"role": "user", "content": QUESTION}],
+        "prompt": {"id": "tutor"},
+    }
+    headers = {"Authorization": f"Bearer {MASTER}"}
+    resp = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-gateway-context"] == "learning=ok"
+    sent = [r for r in emu.requests() if r["path"].endswith("/chat/completions")][-1]["body"]
+    assert "context" not in sent
+    assert [m["content"].split("\n")[0] for m in sent["messages"][:2]] == [
+        "You are a tutor.",
+        "About the learner (from the Learning service):",
+    ]
+    own = {**body, "context": {"memory": True}}
+    resp = httpx.post(f"{gw.url}/v1/chat/completions", json=own, headers=headers)
+    assert resp.headers["x-gateway-context"] == "memory=ok"

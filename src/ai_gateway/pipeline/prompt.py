@@ -62,8 +62,11 @@ class Prompt:
                 "cache": old.cache,
                 "context_strategy": old.context_strategy,
                 "prompt": ref,
+                # the template may ask for context (docs/integrations.md); the request's wins
+                "context": old.context if old.context is not None else parsed.context,
             }
         )
+        body.pop("context", None)  # a gateway field: never sent upstream
         exchange.request = ChatRequest(body=body, parsed=parsed)
         if old.model is None:  # the template named it
             assert parsed.model is not None
