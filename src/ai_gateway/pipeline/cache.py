@@ -18,12 +18,11 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 
 import orjson
 
-from ai_gateway.cache.config import CacheConfig, CacheRule
+from ai_gateway.cache.config import CacheConfig
 from ai_gateway.cache.entry import (
     BadEntryError,
     Entry,
@@ -33,30 +32,18 @@ from ai_gateway.cache.entry import (
     stream_finished,
 )
 from ai_gateway.cache.flight import Flight, FlightAbandoned, Flights, abandoned_error, drain
-from ai_gateway.cache.key import DEFAULT_NAMESPACE, CacheKey, cache_key, scope_of
 from ai_gateway.cache.semantic_query import SemanticLookup
 from ai_gateway.cache.store import CacheStore, CacheUnavailableError
 from ai_gateway.errors import GatewayError, ServiceUnavailableError
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
+from ai_gateway.pipeline.cache_policy import Policy, policy_of
 from ai_gateway.pipeline.chain import Next
 from ai_gateway.pipeline.exchange import Chunks, Exchange, Kind, Outcome
 
 log = get_logger(__name__)
 LOG_EVERY_S = 10.0
 LOCK_POLL_S = 0.05
-
-
-@dataclass(slots=True)
-class Policy:
-    """What the cache does for one request."""
-
-    ttl_s: int
-    lookup: bool  # False: `no-cache` (the answer is still stored)
-    store: bool  # False: `no-store`
-    max_age_s: float | None  # only entries younger than this (the client's max-age)
-    semantic: bool
-    key: CacheKey
 
 
 class Cache:
@@ -90,7 +77,7 @@ class Cache:
     async def __call__(self, exchange: Exchange, next: Next) -> Outcome:
         if not self._on or exchange.kind is not Kind.CHAT:
             return await next(exchange)
-        policy = self._policy(exchange)
+        policy = policy_of(self._config, exchange, semantic=self._semantic is not None)
         if policy is None:
             return await next(exchange)
         exchange.headers["x-gateway-cache-key"] = policy.key.digest
@@ -103,36 +90,6 @@ class Cache:
             self._unavailable("store", exc)
             return await self._bypass(exchange, next)
         return await self._miss(exchange, policy, next)
-
-    # -- the policy ----------------------------------------------------------------------------
-
-    def _policy(self, exchange: Exchange) -> Policy | None:
-        config = self._config
-        principal = exchange.info.principal
-        model_rule = config.models.get(exchange.model, _NO_RULE)
-        key_id = principal.key_id if principal is not None else None
-        key_rule = config.keys.get(key_id, _NO_RULE) if key_id else _NO_RULE
-        enabled = key_rule.enabled
-        if enabled is None:
-            enabled = model_rule.enabled if model_rule.enabled is not None else config.enabled
-        if not enabled:
-            return None
-        chat = exchange.chat
-        options = chat.parsed.cache
-        control = exchange.cache_control
-        ttl = (options.ttl if options else None) or key_rule.ttl_s or model_rule.ttl_s
-        scope = key_rule.scope or model_rule.scope or config.scope
-        namespace = (options.namespace if options else None) or DEFAULT_NAMESPACE
-        tenant = scope_of(principal, scope)
-        return Policy(
-            ttl_s=ttl or config.ttl_s,
-            lookup=not (control.no_cache or (options is not None and options.no_cache)),
-            store=not (control.no_store or (options is not None and options.no_store)),
-            max_age_s=control.max_age_s,
-            semantic=self._semantic is not None
-            and bool(key_rule.semantic if key_rule.semantic is not None else model_rule.semantic),
-            key=cache_key(chat.body, tenant, namespace, exchange.prompt, _context_of(exchange)),
-        )
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -432,7 +389,6 @@ class Cache:
             log.warning("cache_unavailable", part=kind, error=type(exc).__name__)
 
 
-_NO_RULE = CacheRule()
 STATUSES = ("hit", "semantic-hit", "miss", "refresh", "bypass")
 # An entry to store: the request, its policy, the entry's bytes, the flight to land after.
 _Write = tuple[Exchange, Policy, bytes, "Flight | None"]
@@ -441,15 +397,3 @@ _Write = tuple[Exchange, Policy, bytes, "Flight | None"]
 def _spent(exchange: Exchange) -> tuple[Decimal | None, int]:
     info = exchange.info
     return info.cost_usd, info.total_tokens
-
-
-def _context_of(exchange: Exchange) -> bytes:
-    """A request with `context` is answered from its user's memories, project and profile:
-    its key says which, and for whom (the context stage runs after this one)."""
-    options = exchange.chat.parsed.context
-    if options is None:
-        return b""
-    principal = exchange.info.principal
-    user = principal.user if principal is not None else None
-    whose = [user, exchange.chat.body.get("user")]
-    return b"\ncontext:" + orjson.dumps([options.model_dump(), *whose])
