@@ -28,6 +28,7 @@ from ai_gateway.schemas.analytics import (
     ErrorsReport,
     FeedbackReport,
     ModelsReport,
+    PromptsReport,
     RequestsReport,
     TimeseriesReport,
     UsageReport,
@@ -46,6 +47,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "feedback": FeedbackReport,
     "timeseries": TimeseriesReport,
     "requests": RequestsReport,
+    "prompts": PromptsReport,
 }
 
 

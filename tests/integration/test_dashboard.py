@@ -179,6 +179,7 @@ def test_dashboard_draws_the_gateways_traffic(
         models = tab.text("#models-table tbody")
         assert "fast\tfast/0\t5\t20%" in models  # the failed request is counted on fast/0
         assert failed_id in tab.text("#errors-table tbody")
+        assert "No requests rendered from a prompt template" in tab.text("#prompts-table tbody")
         assert "upstream_error" in tab.text("#error-types")
         # A shorter range re-queries (and narrower buckets spread the bars out).
         tab.page.select_option("#range", "1h")
@@ -280,6 +281,36 @@ def test_dashboard_shows_the_cache_hit_rate_and_savings(browser: Any, tmp_path: 
         assert tab.text("#card-saved").split("\n") == ["$0.00002", "65 tokens"]
         title = tab.attr("#card-saved", "title") or ""
         assert title.startswith("65 prompt + completion tokens served from the cache")
+        assert tab.problems == []
+    finally:
+        tab.close()
+        server.stop()
+
+
+def test_dashboard_compares_prompt_template_versions(browser: Any, tmp_path: Path) -> None:
+    """Requests rendered from two versions of a template (fed to the analytics routes' writer
+    and store, with feedback over the API): one table row per version, with its requests, error
+    rate, tokens, cost, latency and feedback."""
+    server = ReportsServer(SQLiteAnalyticsStore(tmp_path / "analytics.db"))
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    version = {"created_at": at, "prompt_id": "review", "cost_usd": Decimal("0.5")}
+    server.submit(
+        usage_record("p1", **version, prompt_version=1, latency_ms=100.0),
+        usage_record("p2", **version, prompt_version=1, latency_ms=300.0, status=500),
+        usage_record("p3", **version, prompt_version=2, latency_ms=1500.0),
+        usage_record("plain", created_at=at),  # no template: not a row
+    )
+    rated = server.http.post("/ai/feedback", json={"request_id": "p1", "score": "up"})
+    assert rated.status_code == 201
+    tab = Page(browser, server.url)
+    try:
+        tab.page.goto(f"{server.url}/dashboard")
+        tab.wait_state("ready")
+        rows = tab.text("#prompts-table tbody").split("\n")
+        assert rows == [
+            "review\t1\t2\t50%\t20\t10\t30\t$1.00\t200 ms\t290 ms\t1.00 (n=1)",
+            "review\t2\t1\t0%\t10\t5\t15\t$0.50\t1.50 s\t1.50 s\t\u2013",
+        ]
         assert tab.problems == []
     finally:
         tab.close()

@@ -65,6 +65,12 @@ class FakeStore:
         self.calls.append(("requests", key, value, limit))
         return [{"request_id": "gw-1", "client_request_id": value}]
 
+    async def prompts(
+        self, start: datetime, end: datetime, prompt_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        self.calls.append(("prompts", start, end, prompt_id))
+        return [{"prompt_id": "review", "prompt_version": 2, "requests": 1}]
+
     async def error_counts(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         return [{"error_type": "t", "count": 4}, {"error_type": None, "count": 1}]
 
@@ -172,6 +178,22 @@ def test_requests_report_finds_by_one_id_of_either_kind(
         assert resp.json()["error"]["param"] == "request_id"
 
 
+def test_prompts_report_passes_the_range_and_the_template_asked_for(
+    http: TestClient, parts: tuple[FakeStore, FakeWriter]
+) -> None:
+    params = {"start": "2025-01-01", "end": "2025-01-02", "prompt_id": "review"}
+    body = http.get("/ai/analytics/prompts", params=params).json()
+    assert parts[0].calls == [
+        ("flush",),
+        ("prompts", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC), "review"),
+    ]
+    assert body["object"] == "analytics.prompts"
+    assert body["prompt_id"] == "review"
+    assert body["data"] == [{"prompt_id": "review", "prompt_version": 2, "requests": 1}]
+    assert http.get("/ai/analytics/prompts").json()["prompt_id"] is None
+    assert parts[0].calls[-1][3] is None
+
+
 @pytest.mark.parametrize(
     ("path", "params", "param"),
     [
@@ -180,6 +202,8 @@ def test_requests_report_finds_by_one_id_of_either_kind(
         ("/ai/analytics/models", {"end": "soon"}, "end"),
         ("/ai/analytics/errors", {"limit": "all"}, "limit"),
         ("/ai/analytics/feedback", {"group_by": "user"}, "group_by"),
+        ("/ai/analytics/prompts", {"prompt_id": "no spaces/here"}, "prompt_id"),
+        ("/ai/analytics/prompts", {"group_by": "model"}, "group_by"),
         ("/ai/analytics/timeseries", {"bucket": "1s", "start": "30d"}, "bucket"),
         ("/ai/analytics/models", {"since": "1h"}, "since"),
     ],
@@ -268,6 +292,7 @@ def test_disabled_analytics_answer_404_with_the_reason() -> None:
     with TestClient(app) as client:
         for resp in (
             client.get("/ai/analytics/usage"),
+            client.get("/ai/analytics/prompts"),
             client.post("/ai/feedback", json={"request_id": "r", "score": 1}),
         ):
             assert resp.status_code == 404

@@ -46,6 +46,7 @@ LABELS = {
     "/dashboard/app.js": "/dashboard",
     "/ai/analytics/usage": "/analytics",
     "/ai/analytics/timeseries": "/analytics",
+    "/ai/analytics/prompts": "/analytics",
     "/admin/keys": "/admin",
     "/admin/keys/0123456789ab/rotate": "/admin",
     "/admin/audit": "/admin",

@@ -1,5 +1,5 @@
-"""GET /ai/analytics/{usage,models,errors,requests,feedback,timeseries}: reports over the
-analytics store.
+"""GET /ai/analytics/{usage,models,errors,requests,feedback,prompts,timeseries}: reports over
+the analytics store.
 
 Admin-only: they live under /ai/, which the master key guards.
 
@@ -32,6 +32,7 @@ from ai_gateway.api.analytics_query import (
 from ai_gateway.api.common import JSONResponse
 from ai_gateway.errors import GatewayError, InvalidRequestError
 from ai_gateway.observability.logging import get_logger
+from ai_gateway.prompts.records import NAME_RULE, is_name
 from ai_gateway.stores.analytics import (
     AnalyticsStore,
     FeedbackGroup,
@@ -233,6 +234,25 @@ class AnalyticsAPI:
             return {"group_by": group_by, "data": rows, "totals": feedback_totals(rows)}
 
         return JSONResponse(await self._report("feedback", window, work))
+
+    async def prompts(self, request: Request) -> Response:
+        """Per prompt template version: requests, tokens, cost, latency, errors and feedback
+        (of one template with `prompt_id`)."""
+        params = _params(request, (*_RANGE, "prompt_id"))
+        window = parse_range(params, self._clock())
+        prompt_id = params.get("prompt_id")
+        if prompt_id is not None and not is_name(prompt_id):
+            raise InvalidRequestError(
+                f"Invalid value for 'prompt_id': {prompt_id[:40]!r} is not a template id "
+                f"({NAME_RULE}).",
+                param="prompt_id",
+            )
+
+        async def work() -> Mapping[str, Any]:
+            rows = await self._store.prompts(window.start, window.end, prompt_id)
+            return {"prompt_id": prompt_id, "data": rows}
+
+        return JSONResponse(await self._report("prompts", window, work))
 
     async def timeseries(self, request: Request) -> Response:
         params = _params(request, (*_RANGE, "bucket"))

@@ -134,6 +134,19 @@ def analytics_paths() -> dict[str, Any]:
             [feedback_group],
             "FeedbackReport",
         ),
+        "/ai/analytics/prompts": _report(
+            "prompts",
+            "Per prompt template version: requests, tokens, cost, latency, error rate and the "
+            "feedback on its requests, to compare versions",
+            [
+                _query(
+                    "prompt_id",
+                    "One template's versions only (default: every template).",
+                    {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+                )
+            ],
+            "PromptsReport",
+        ),
         "/ai/analytics/timeseries": _report(
             "timeseries",
             "Requests, errors, tokens, cost, latency, cache hits and savings per time bucket and "

@@ -38,6 +38,7 @@ class AnalyticsEndpoints:
     errors: Endpoint
     requests: Endpoint
     feedback: Endpoint
+    prompts: Endpoint
     timeseries: Endpoint
     create_feedback: Endpoint
 
@@ -52,7 +53,7 @@ def analytics_endpoints(
     """With analytics disabled (`store` or `writer` None) every one answers 404
     analytics_disabled (the dashboard is still served and shows that message)."""
     if store is None or writer is None:
-        return AnalyticsEndpoints(*(_disabled,) * 7)
+        return AnalyticsEndpoints(*(_disabled,) * 8)
     reports = AnalyticsAPI(store, writer, flush_timeout_s=flush_timeout_s)
     feedback = FeedbackAPI(store, writer, body)
     return AnalyticsEndpoints(
@@ -61,6 +62,7 @@ def analytics_endpoints(
         errors=reports.errors,
         requests=reports.requests,
         feedback=reports.feedback,
+        prompts=reports.prompts,
         timeseries=reports.timeseries,
         create_feedback=feedback.create,
     )

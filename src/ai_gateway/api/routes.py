@@ -75,6 +75,7 @@ def analytics_entries(a: AnalyticsEndpoints, dashboard: DashboardAPI) -> list[Ro
         E("/ai/analytics/errors", GET, a.errors, ADMIN, "/analytics"),
         E("/ai/analytics/requests", GET, a.requests, ADMIN, "/analytics"),
         E("/ai/analytics/feedback", GET, a.feedback, ADMIN, "/analytics"),
+        E("/ai/analytics/prompts", GET, a.prompts, ADMIN, "/analytics"),
         E("/ai/analytics/timeseries", GET, a.timeseries, ADMIN, "/analytics"),
         E("/ai/feedback", POST, a.create_feedback, CALLER, "/feedback"),
     ]

@@ -338,6 +338,34 @@ class FeedbackReport(_Report):
     totals: FeedbackTotals
 
 
+class PromptVersionRow(_Row):
+    prompt_id: str = Field(description="The prompt template the requests were rendered from")
+    prompt_version: int = Field(description="Its version")
+    requests: int
+    errors: int = Field(description="Requests that failed (status >= 400 or an error type)")
+    error_rate: float = Field(ge=0, le=1, description="errors / requests")
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int = Field(description="prompt_tokens + completion_tokens")
+    cost_usd: Cost
+    unpriced_requests: int = Field(description="Requests whose model has no price (cost unknown)")
+    mean_latency_ms: float | None
+    p50_latency_ms: float | None
+    p95_latency_ms: float | None
+    feedback_count: int = Field(description="Feedback rows on these requests (POST /ai/feedback)")
+    mean_score: float | None = Field(
+        ge=0, le=1, description="Their mean normalised score; null without feedback"
+    )
+
+
+class PromptsReport(_Report):
+    object: Literal["analytics.prompts"]
+    prompt_id: str | None = Field(description="The template asked for; null for all of them")
+    data: list[PromptVersionRow] = Field(
+        description="One row per template version with requests in the range, by id and version"
+    )
+
+
 class TimeseriesRow(_Row):
     bucket: str = Field(description="The bucket's start, ISO-8601, UTC")
     model: str
@@ -369,5 +397,6 @@ ANALYTICS_SCHEMAS: list[type[BaseModel]] = [
     ErrorsReport,
     RequestsReport,
     FeedbackReport,
+    PromptsReport,
     TimeseriesReport,
 ]

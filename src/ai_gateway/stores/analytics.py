@@ -80,6 +80,16 @@ class AnalyticsStore(Protocol):
         """Per group: count, mean score, positive/negative counts."""
         ...
 
+    async def prompts(
+        self, start: datetime, end: datetime, prompt_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Per prompt template version (of one template with `prompt_id`), ordered by id and
+        version: requests, errors and error_rate, prompt/completion/total tokens, cost_usd,
+        unpriced requests, mean/p50/p95 latency_ms, and the count and mean score of the
+        feedback on those requests (`analytics_prompts`). Requests without a template are left
+        out."""
+        ...
+
     async def timeseries(
         self, start: datetime, end: datetime, bucket_s: int
     ) -> list[dict[str, Any]]:

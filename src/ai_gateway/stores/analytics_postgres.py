@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from ai_gateway.stores import analytics_prompts as prompts_report
 from ai_gateway.stores import analytics_queries as q
 from ai_gateway.stores import analytics_results as out
 from ai_gateway.stores.analytics import FeedbackGroup, RequestKey, UsageGroup
@@ -118,6 +119,15 @@ class PostgresAnalyticsStore:
     ) -> list[dict[str, Any]]:
         rows = await self._fetch(q.feedback_sql(D, group_by), q.utc(start), q.utc(end))
         return [out.feedback_row(row) for row in rows]
+
+    async def prompts(
+        self, start: datetime, end: datetime, prompt_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        window = (q.utc(start), q.utc(end))
+        by_id = prompt_id is not None
+        params = (*window, prompt_id) if by_id else window
+        rows = await self._fetch(prompts_report.prompts_sql(D, by_id), *params)
+        return [prompts_report.prompts_row(row) for row in rows]
 
     async def timeseries(
         self, start: datetime, end: datetime, bucket_s: int

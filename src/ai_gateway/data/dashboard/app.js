@@ -113,6 +113,15 @@ function render() {
     [fmtMs(num(r.p50_ttft_ms)), true], [fmtMs(num(r.p95_ttft_ms)), true],
     [fmtUsd(num(r.cost_usd)), true], [fmtUsd(num(r.cost_per_1k_requests)), true],
   ], `No requests in ${win.label}.`);
+  // One row per template version, so versions can be compared; feedback is the mean
+  // normalised score of the ratings on the version's requests, and how many there were.
+  fillTable("prompts-table", d.prompts.data, (r) => [
+    [r.prompt_id, false], [String(r.prompt_version), true], [fmtInt(num(r.requests)), true],
+    [fmtPct(num(r.error_rate)), true], [fmtInt(num(r.prompt_tokens)), true],
+    [fmtInt(num(r.completion_tokens)), true], [fmtInt(num(r.total_tokens)), true],
+    [fmtUsd(num(r.cost_usd)), true], [fmtMs(num(r.mean_latency_ms)), true], [fmtMs(num(r.p95_latency_ms)), true],
+    [r.feedback_count ? `${fmtScore(num(r.mean_score))} (n=${fmtInt(r.feedback_count)})` : "–", true],
+  ], `No requests rendered from a prompt template in ${win.label}.`);
   fillTable("errors-table", d.errors.data, (r) => [
     [fmtFull(Date.parse(r.created_at)), false], [r.request_id, false], [r.model || "–", false],
     [r.provider || "–", false], [String(r.status), true], [r.error_type || "–", false], [r.error_code || "–", false],
@@ -142,14 +151,15 @@ async function load() {
   const p = { start: range };
   document.body.setAttribute("aria-busy", "true");
   try {
-    const [usage, series, models, errors, feedback] = await Promise.all([
+    const [usage, series, models, errors, feedback, prompts] = await Promise.all([
       api("/usage", { ...p, group_by: "model" }), api("/timeseries", p), api("/models", p),
       api("/errors", { ...p, limit: "20" }), api("/feedback", { ...p, group_by: "model" }),
+      api("/prompts", p),
     ]);
-    state.data = { usage, series, models, errors, feedback };
+    state.data = { usage, series, models, errors, feedback, prompts };
     render();
     document.body.dataset.state = usage.totals.requests ? "ready" : "empty";
-    const lag = [usage, series, models, errors, feedback].some((r) => r.complete === false);
+    const lag = [usage, series, models, errors, feedback, prompts].some((r) => r.complete === false);
     setStatus(`Showing ${RANGES[range]} · updated ${new Date().toLocaleTimeString()}` +
       (usage.totals.requests ? "" : " · no requests recorded yet") +
       (lag ? " · the store is behind: the latest requests may be missing" : ""));
