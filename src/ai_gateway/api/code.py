@@ -24,12 +24,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from ai_gateway.api.common import BodyLimit, JSONResponse, cancel_on_disconnect, read_json
-from ai_gateway.api.render import SSE, SSE_HEADERS, open_stream, route_headers
+from ai_gateway.api.render import open_stream, route_headers, sse_response
 from ai_gateway.api.route_table import UNMATCHED, matched_route
 from ai_gateway.codegen.format import format_answer
 from ai_gateway.codegen.template import TEMPLATE_ID
@@ -83,12 +82,7 @@ class CodeAPI:
             open_stream(self._chains.chat, exchange), request.receive
         )
         body = _events(chunks, first, formatter, partial(self._count_error, request))
-        return StreamingResponse(
-            body,
-            media_type=SSE,
-            headers={**SSE_HEADERS, **exchange.headers, **route_headers(exchange.info)},
-            background=BackgroundTask(_close, body, chunks),
-        )
+        return sse_response(body, chunks, exchange)
 
     def _chat_body(self, parsed: CodeGenerateRequest) -> JSONObject:
         body: JSONObject = {
@@ -174,8 +168,3 @@ async def _events(
     result = formatter(head, "".join(parts), finish, usage)
     yield encode_data({"type": "result", **result})
     yield DONE
-
-
-async def _close(body: AsyncGenerator[bytes, None], chunks: Chunks) -> None:
-    await body.aclose()
-    await chunks.aclose()

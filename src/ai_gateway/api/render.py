@@ -80,6 +80,12 @@ def sse_answer(
     chunks: Chunks, first: JSONObject | None, exchange: Exchange, count_error: ErrorCount
 ) -> Response:
     body = _events(chunks, first, exchange.include_usage, count_error)
+    return sse_response(body, chunks, exchange)
+
+
+def sse_response(body: AsyncGenerator[bytes, None], chunks: Chunks, exchange: Exchange) -> Response:
+    """`body`, events made from the chain's `chunks`, as an SSE response with the exchange's
+    headers and the route taken."""
     return StreamingResponse(
         body,
         media_type=SSE,
