@@ -28,6 +28,7 @@ from ai_gateway.api.paths import ExactPathRouter
 from ai_gateway.api.render import route_headers
 from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
+from ai_gateway.app_chains import build_chains
 from ai_gateway.app_codegen import code_api
 from ai_gateway.app_context import context_stage
 from ai_gateway.app_prompts import build_prompts
@@ -295,6 +296,7 @@ def create_app(
         )
     )
     gateway = Gateway(config, deployments, providers, registry, metrics, chains, breaker)
+    chain_parts = build_chains(config, redis_client, chains, body, metrics)
 
     completions = CompletionsAPI(chains, config.security.request_limits, body, metrics)
     tokens = TokensAPI(deployments, counter, body)
@@ -344,6 +346,7 @@ def create_app(
             cache_admin=CacheAdminAPI(cache.clear),
             prompts=prompts.api,
             code=code_api(config, chains, body, metrics, prompts.catalog),
+            chains=chain_parts.api,
         )
     )
 
@@ -371,6 +374,7 @@ def create_app(
                 log.warning("analytics_store_unavailable_at_start", error=str(exc))
         await start_store(keys)
         await prompts.start()
+        await chain_parts.start()
         if writer is not None:
             await writer.start()
         try:
@@ -387,6 +391,7 @@ def create_app(
             if keys is not None:
                 await keys.aclose()
             await prompts.aclose()
+            await chain_parts.aclose()
             await security.aclose()
             await breaker.aclose()
             await providers.aclose()

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ai_gateway.cache.config import CacheConfig
+from ai_gateway.chains.config import ChainsConfig
 from ai_gateway.codegen.config import CodegenConfig
 from ai_gateway.integrations.config import IntegrationsConfig
 from ai_gateway.model_names import model_name_problem
@@ -216,6 +217,7 @@ class _FileConfig(BaseModel):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig)
     codegen: CodegenConfig = Field(default_factory=CodegenConfig)
+    chains: ChainsConfig = Field(default_factory=ChainsConfig)
 
     @field_validator("models")
     @classmethod
@@ -258,6 +260,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     integrations: IntegrationsConfig = field(default_factory=IntegrationsConfig)
     codegen: CodegenConfig = field(default_factory=CodegenConfig)
+    chains: ChainsConfig = field(default_factory=ChainsConfig)
     source: str = "environment"
     # Demo mode (ai_gateway/demo.py): where the built-in emulator that serves the demo model
     # names listens; None when demo mode is off.
@@ -408,5 +411,6 @@ def load_config(
         cache=file_config.cache,
         integrations=file_config.integrations,
         codegen=file_config.codegen,
+        chains=file_config.chains,
         source=str(path) if path else "environment",
     )

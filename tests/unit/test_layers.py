@@ -21,6 +21,7 @@ PACKAGE = "ai_gateway"
 # validators), never the code that acts on them.
 CONFIG_SCHEMA = (
     "cache.config",
+    "chains.config",
     "codegen.config",
     "integrations.config",
     "routing.config",
@@ -52,7 +53,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "request_info",
             *("routing", "providers", "security", "usage", "cache", "prompts", "rag"),
-            *("notify", "hooks", "integrations", "codegen"),
+            *("notify", "hooks", "integrations", "codegen", "chains"),
         ),
     ),
     ("pipeline", ("pipeline",)),
@@ -61,7 +62,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "assembly",
         (
-            *("app", "app_codegen", "app_context", "app_prompts", "app_security", "cli"),
+            *("app", "app_chains", "app_codegen", "app_context", "app_prompts", "app_security"),
+            "cli",
             "cli_banner",
             *("cli_keys", "cli_prompts", "demo", "serving", "__main__"),
         ),

@@ -83,8 +83,14 @@ def test_the_openapi_document_describes_only_routes_of_the_table(env: None) -> N
     for path, operations in build_openapi()["paths"].items():
         matched = table.match(path)
         assert matched.template == path, path
-        # The admin routes it documents: the analytics reports and the prompt templates.
-        documented_admin = ("/ai/analytics/", "/ai/prompts", "/v1/prompts")
+        # The admin routes it documents: the analytics reports, prompt templates and chains.
+        documented_admin = (
+            "/ai/analytics/",
+            "/ai/prompts",
+            "/v1/prompts",
+            "/ai/chains",
+            "/v1/chains",
+        )
         assert matched.access is not Access.ADMIN or path.startswith(documented_admin)
         for method in operations:
             assert any(

@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from ai_gateway import __version__
 from ai_gateway.api.analytics_openapi import ANALYTICS_SCHEMAS, analytics_paths
+from ai_gateway.api.chains_openapi import CHAIN_SCHEMAS, chain_paths
 from ai_gateway.api.code_openapi import CODE_SCHEMAS, code_paths
 from ai_gateway.api.prompts_openapi import PROMPT_SCHEMAS, prompt_paths
 from ai_gateway.schemas.chat import ChatCompletionRequest
@@ -24,6 +25,7 @@ _MODELS: list[type[BaseModel]] = [
     *ANALYTICS_SCHEMAS,
     *PROMPT_SCHEMAS,
     *CODE_SCHEMAS,
+    *CHAIN_SCHEMAS,
     ChatCompletionRequest,
     ChatCompletion,
     ChatCompletionChunk,
@@ -185,6 +187,7 @@ def build_openapi() -> dict[str, Any]:
     paths.update(analytics_paths())
     paths.update(prompt_paths())
     paths.update(code_paths())
+    paths.update(chain_paths())
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ai_gateway.api.admin import AdminAPI
 from ai_gateway.api.analytics_routes import AnalyticsEndpoints
 from ai_gateway.api.cache_admin import CacheAdminAPI
+from ai_gateway.api.chains import ChainsAPI
 from ai_gateway.api.chat import CompletionsAPI
 from ai_gateway.api.code import CodeAPI
 from ai_gateway.api.dashboard import DashboardAPI
@@ -40,6 +41,7 @@ class Handlers:
     cache_admin: CacheAdminAPI
     prompts: PromptsAPI
     code: CodeAPI
+    chains: ChainsAPI
 
 
 def gateway_routes(h: Handlers) -> RouteTable:
@@ -53,6 +55,7 @@ def gateway_routes(h: Handlers) -> RouteTable:
         E("/tokens/count", POST, h.tokens.count, CALLER, "/tokens/count", api=True),
         *analytics_entries(h.analytics, h.dashboard),
         *prompt_entries(h.prompts),
+        *chain_entries(h.chains),
         *(admin_entries(h.admin) if h.admin is not None else ()),
         E("/admin/cache", DELETE, h.cache_admin.delete, ADMIN, "/admin"),
         E("/health", GET, h.health.live, PUBLIC, "/health", traced=False),
@@ -93,6 +96,20 @@ def prompt_entries(p: PromptsAPI) -> list[RouteEntry]:
         E(one + "/versions/{version}", GET, p.show_version, ADMIN, "/prompts", api=True),
         E(one + "/labels/{label}", PUT, p.set_label, ADMIN, "/prompts", api=True),
         E(one + "/render", POST, p.render, ADMIN, "/prompts", api=True),
+    ]
+
+
+def chain_entries(c: ChainsAPI) -> list[RouteEntry]:
+    """Chains (docs/chains.md): admin routes, and the run for any caller; under /ai and /v1."""
+    E = RouteEntry
+    one = "/chains/{chain_id}"
+    return [
+        E("/chains", POST, c.create, ADMIN, "/chains", api=True),
+        E("/chains", GET, c.list, ADMIN, "/chains", api=True),
+        E(one, GET, c.show, ADMIN, "/chains", api=True),
+        E(one + "/versions", POST, c.add_version, ADMIN, "/chains", api=True),
+        E(one + "/labels/{label}", PUT, c.set_label, ADMIN, "/chains", api=True),
+        E(one + "/run", POST, c.run, CALLER, "/chains/run", api=True),
     ]
 
 

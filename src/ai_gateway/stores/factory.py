@@ -18,6 +18,7 @@ from ai_gateway.stores.analytics_postgres import PostgresAnalyticsStore
 from ai_gateway.stores.analytics_sqlite import SQLiteAnalyticsStore
 from ai_gateway.stores.prompts import PromptStore
 from ai_gateway.stores.prompts_postgres import PostgresPromptStore
+from ai_gateway.stores.prompts_queries import CHAINS
 from ai_gateway.stores.prompts_sqlite import SQLitePromptStore
 from ai_gateway.stores.security import SecurityStore
 from ai_gateway.stores.security_postgres import PostgresSecurityStore
@@ -82,3 +83,12 @@ def open_prompt_store(settings: GatewaySettings) -> PromptStore:
     if url is not None:
         return PostgresPromptStore(url)
     return SQLitePromptStore(_sqlite_path(settings))
+
+
+def open_chain_store(settings: GatewaySettings) -> PromptStore:
+    """The store of chains: the prompt store's class on the chains' own tables, in the same
+    database (not started; same errors as `open_analytics_store`)."""
+    url = _postgres_url(settings)
+    if url is not None:
+        return PostgresPromptStore(url, tables=CHAINS)
+    return SQLitePromptStore(_sqlite_path(settings), tables=CHAINS)

@@ -1,7 +1,12 @@
-"""The SQL of the prompt store, and its rows, for both dialects (see migration 6).
+"""The SQL of the prompt store, and its rows, for both dialects (see migrations 6 and 8).
 
-Templates and schemas are JSON text (jsonb in PostgreSQL, which asyncpg reads and writes as
-text); times are converted by the caller (SQLite: INTEGER microseconds, PostgreSQL: timestamptz).
+The same SQL serves every kind of versioned document the store keeps, each in its own three
+tables (`Tables`): prompt templates (migration 6) and chains (migration 8). A document has a head
+(its id, description and newest version), immutable versions (a JSON body and a JSON Schema of
+its variables) and labels pointing at versions.
+
+Bodies and schemas are JSON text (jsonb in PostgreSQL, which asyncpg reads and writes as text);
+times are converted by the caller (SQLite: INTEGER microseconds, PostgreSQL: timestamptz).
 """
 
 # ruff: noqa: S608 -- SQL here is assembled from constants only; every value is a bind parameter.
@@ -10,66 +15,88 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from ai_gateway.prompts.records import PromptRecord, PromptVersion
 from ai_gateway.stores.analytics_queries import Dialect
 
-VERSION_COLUMNS = ("prompt_id", "version", "template", "variables", "note", "created_at")
-_VERSIONS = ", ".join(VERSION_COLUMNS)
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """Where one kind of document lives: its heads, versions and labels tables, the column of
+    the versions and labels tables that names the document, and the column of its body."""
+
+    kind: str  # names the store's worker and pool ("prompts", "chains")
+    heads: str
+    versions: str
+    labels: str
+    owner: str
+    body: str
+
+    @property
+    def version_columns(self) -> tuple[str, ...]:
+        return (self.owner, "version", self.body, "variables", "note", "created_at")
 
 
-def insert_prompt_sql(d: Dialect) -> str:
+PROMPTS = Tables(
+    "prompts", "prompt_templates", "prompt_versions", "prompt_labels", "prompt_id", "template"
+)
+CHAINS = Tables("chains", "chains", "chain_versions", "chain_labels", "chain_id", "definition")
+
+
+def insert_prompt_sql(d: Dialect, t: Tables = PROMPTS) -> str:
     """$1 id, $2 description, $3 created_at; version 1 is inserted beside it."""
     return (
-        "INSERT INTO prompt_templates (id, description, created_at, latest_version) "
+        f"INSERT INTO {t.heads} (id, description, created_at, latest_version) "
         f"VALUES ({d.p(1)}, {d.p(2)}, {d.p(3)}, 1) ON CONFLICT (id) DO NOTHING"
     )
 
 
-def next_version_sql(d: Dialect) -> str:
-    """$1 id: the template's next version number, taken (the row lock serialises adds)."""
+def next_version_sql(d: Dialect, t: Tables = PROMPTS) -> str:
+    """$1 id: the document's next version number, taken (the row lock serialises adds)."""
     return (
-        "UPDATE prompt_templates SET latest_version = latest_version + 1 "
+        f"UPDATE {t.heads} SET latest_version = latest_version + 1 "
         f"WHERE id = {d.p(1)} RETURNING latest_version"
     )
 
 
-def insert_version_sql(d: Dialect) -> str:
-    params = ", ".join(d.p(i) for i in range(1, len(VERSION_COLUMNS) + 1))
-    return f"INSERT INTO prompt_versions ({_VERSIONS}) VALUES ({params})"
+def insert_version_sql(d: Dialect, t: Tables = PROMPTS) -> str:
+    columns = t.version_columns
+    params = ", ".join(d.p(i) for i in range(1, len(columns) + 1))
+    return f"INSERT INTO {t.versions} ({', '.join(columns)}) VALUES ({params})"
 
 
-def get_prompt_sql(d: Dialect) -> str:
+def get_prompt_sql(d: Dialect, t: Tables = PROMPTS) -> str:
+    return f"SELECT id, description, created_at, latest_version FROM {t.heads} WHERE id = {d.p(1)}"
+
+
+def list_prompts_sql(t: Tables = PROMPTS) -> str:
+    return f"SELECT id, description, created_at, latest_version FROM {t.heads} ORDER BY id"
+
+
+def all_labels_sql(t: Tables = PROMPTS) -> str:
+    return f"SELECT {t.owner}, label, version FROM {t.labels}"
+
+
+def labels_sql(d: Dialect, t: Tables = PROMPTS) -> str:
+    return f"SELECT {t.owner}, label, version FROM {t.labels} WHERE {t.owner} = {d.p(1)}"
+
+
+def get_version_sql(d: Dialect, t: Tables = PROMPTS) -> str:
     return (
-        f"SELECT id, description, created_at, latest_version FROM prompt_templates "
-        f"WHERE id = {d.p(1)}"
+        f"SELECT {', '.join(t.version_columns)} FROM {t.versions} "
+        f"WHERE {t.owner} = {d.p(1)} AND version = {d.p(2)}"
     )
 
 
-LIST_PROMPTS_SQL = (
-    "SELECT id, description, created_at, latest_version FROM prompt_templates ORDER BY id"
-)
-ALL_LABELS_SQL = "SELECT prompt_id, label, version FROM prompt_labels"
-
-
-def labels_sql(d: Dialect) -> str:
-    return f"SELECT prompt_id, label, version FROM prompt_labels WHERE prompt_id = {d.p(1)}"
-
-
-def get_version_sql(d: Dialect) -> str:
-    return (
-        f"SELECT {_VERSIONS} FROM prompt_versions WHERE prompt_id = {d.p(1)} AND version = {d.p(2)}"
-    )
-
-
-def set_label_sql(d: Dialect) -> str:
+def set_label_sql(d: Dialect, t: Tables = PROMPTS) -> str:
     """$1 id, $2 label, $3 version, $4 time."""
     return (
-        "INSERT INTO prompt_labels (prompt_id, label, version, updated_at) "
+        f"INSERT INTO {t.labels} ({t.owner}, label, version, updated_at) "
         f"VALUES ({d.p(1)}, {d.p(2)}, {d.p(3)}, {d.p(4)}) "
-        "ON CONFLICT (prompt_id, label) DO UPDATE SET version = excluded.version, "
+        f"ON CONFLICT ({t.owner}, label) DO UPDATE SET version = excluded.version, "
         "updated_at = excluded.updated_at"
     )
 
@@ -86,21 +113,21 @@ def version_values(version: PromptVersion, when: Callable[[datetime], Any]) -> t
 
 
 def version_from_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> PromptVersion:
-    values = dict(zip(VERSION_COLUMNS, row, strict=True))
+    owner, number, body, variables, note, created_at = row
     return PromptVersion(
-        prompt_id=values["prompt_id"],
-        version=int(values["version"]),
-        template=json.loads(values["template"]),
-        variables=json.loads(values["variables"]),
-        note=values["note"],
-        created_at=when(values["created_at"]),
+        prompt_id=owner,
+        version=int(number),
+        template=json.loads(body),
+        variables=json.loads(variables),
+        note=note,
+        created_at=when(created_at),
     )
 
 
 def record_from_row(
     row: Sequence[Any], labels: Iterable[Sequence[Any]], when: Callable[[Any], datetime]
 ) -> PromptRecord:
-    """A prompt_templates row with its prompt_labels rows (prompt_id, label, version)."""
+    """A heads row with its labels rows (owner id, label, version)."""
     prompt_id, description, created_at, latest = row
     return PromptRecord(
         id=prompt_id,

@@ -1,5 +1,6 @@
 """The prompt store in the analytics SQLite file (`<data_dir>/analytics.db` by default), on its
-own connection and worker thread (`SQLiteWorker`), beside the other stores of that file."""
+own connection and worker thread (`SQLiteWorker`), beside the other stores of that file. The
+same class keeps the chains, in their own tables (`tables=prompts_queries.CHAINS`)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,17 @@ D = aq.SQLITE
 
 
 class SQLitePromptStore:
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_s: float = 5.0,
+        tables: q.Tables = q.PROMPTS,
+    ) -> None:
+        """`tables`: which kind of document this store keeps (prompt templates, chains)."""
         self.path = Path(path)
-        self._db = SQLiteWorker(self.path, name="prompts", busy_timeout_s=busy_timeout_s)
+        self._t = tables
+        self._db = SQLiteWorker(self.path, name=tables.kind, busy_timeout_s=busy_timeout_s)
 
     async def start(self) -> None:
         await self._db.call(lambda conn: None)
@@ -43,10 +52,12 @@ class SQLitePromptStore:
 
         def work(conn: sqlite3.Connection) -> bool:
             def create() -> bool:
-                made = conn.execute(q.insert_prompt_sql(D), (prompt_id, description, row[-1]))
+                made = conn.execute(
+                    q.insert_prompt_sql(D, self._t), (prompt_id, description, row[-1])
+                )
                 if not made.rowcount:
                     return False
-                conn.execute(q.insert_version_sql(D), row)
+                conn.execute(q.insert_version_sql(D, self._t), row)
                 return True
 
             return transaction(conn, create)
@@ -65,12 +76,14 @@ class SQLitePromptStore:
     ) -> PromptVersion | None:
         def work(conn: sqlite3.Connection) -> int | None:
             def add() -> int | None:
-                taken = conn.execute(q.next_version_sql(D), (prompt_id,)).fetchone()
+                taken = conn.execute(q.next_version_sql(D, self._t), (prompt_id,)).fetchone()
                 if taken is None:
                     return None
                 number = int(taken[0])
                 version = PromptVersion(prompt_id, number, template, variables, at, note)
-                conn.execute(q.insert_version_sql(D), q.version_values(version, aq.to_micros))
+                conn.execute(
+                    q.insert_version_sql(D, self._t), q.version_values(version, aq.to_micros)
+                )
                 return number
 
             return transaction(conn, add)
@@ -82,8 +95,8 @@ class SQLitePromptStore:
 
     async def get_prompt(self, prompt_id: str) -> PromptRecord | None:
         def work(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
-            rows = conn.execute(q.get_prompt_sql(D), (prompt_id,)).fetchall()
-            labels = conn.execute(q.labels_sql(D), (prompt_id,)).fetchall() if rows else []
+            rows = conn.execute(q.get_prompt_sql(D, self._t), (prompt_id,)).fetchall()
+            labels = conn.execute(q.labels_sql(D, self._t), (prompt_id,)).fetchall() if rows else []
             return rows, labels
 
         rows, labels = await self._db.call(work)
@@ -91,14 +104,14 @@ class SQLitePromptStore:
 
     async def list_prompts(self) -> list[PromptRecord]:
         def work(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
-            rows = conn.execute(q.LIST_PROMPTS_SQL).fetchall()
-            return rows, conn.execute(q.ALL_LABELS_SQL).fetchall()
+            rows = conn.execute(q.list_prompts_sql(self._t)).fetchall()
+            return rows, conn.execute(q.all_labels_sql(self._t)).fetchall()
 
         rows, labels = await self._db.call(work)
         return [q.record_from_row(row, labels, aq.from_micros) for row in rows]
 
     async def get_version(self, prompt_id: str, version: int) -> PromptVersion | None:
-        rows = await self._db.fetch(q.get_version_sql(D), (prompt_id, version))
+        rows = await self._db.fetch(q.get_version_sql(D, self._t), (prompt_id, version))
         return q.version_from_row(rows[0], aq.from_micros) if rows else None
 
     async def set_label(
@@ -106,13 +119,15 @@ class SQLitePromptStore:
     ) -> PromptRecord | None:
         def work(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
             def move() -> tuple[list[Any], list[Any]]:
-                rows = conn.execute(q.get_prompt_sql(D), (prompt_id,)).fetchall()
+                rows = conn.execute(q.get_prompt_sql(D, self._t), (prompt_id,)).fetchall()
                 if not rows:
                     return rows, []
                 if int(rows[0][3]) < version or version < 1:
                     raise VersionMissingError(prompt_id, version)
-                conn.execute(q.set_label_sql(D), (prompt_id, label, version, aq.to_micros(at)))
-                return rows, conn.execute(q.labels_sql(D), (prompt_id,)).fetchall()
+                conn.execute(
+                    q.set_label_sql(D, self._t), (prompt_id, label, version, aq.to_micros(at))
+                )
+                return rows, conn.execute(q.labels_sql(D, self._t), (prompt_id,)).fetchall()
 
             return transaction(conn, move)
 

@@ -1,5 +1,6 @@
-"""The PostgreSQL schema (analytics: versions 1, 3, 4 and 5; API keys and the audit log: version
-2), and the runner that applies it (every store of the database runs it).
+"""The PostgreSQL schema (analytics: versions 1, 3, 4, 5 and 7; API keys and the audit log:
+version 2; prompt templates: 6; chains: 8), and the runner that applies it (every store of the
+database runs it).
 
 The tables live in their own schema (`ai_gateway` unless configured), so a database shared with
 other applications keeps its `public` tables apart. Costs are unconstrained NUMERIC (exact, any
@@ -178,6 +179,35 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             "ALTER TABLE usage_records ADD COLUMN prompt_id text",
             "ALTER TABLE usage_records ADD COLUMN prompt_version integer",
+        ),
+    ),
+    Migration(
+        8,
+        "chains: named lists of prompt steps, their versions (immutable) and labels (moving)",
+        (
+            """CREATE TABLE chains (
+                id text NOT NULL PRIMARY KEY,
+                description text,
+                created_at timestamptz NOT NULL,
+                latest_version integer NOT NULL
+            )""",
+            """CREATE TABLE chain_versions (
+                chain_id text NOT NULL REFERENCES chains (id),
+                version integer NOT NULL,
+                definition jsonb NOT NULL,
+                variables jsonb NOT NULL,
+                note text,
+                created_at timestamptz NOT NULL,
+                PRIMARY KEY (chain_id, version)
+            )""",
+            """CREATE TABLE chain_labels (
+                chain_id text NOT NULL,
+                label text NOT NULL,
+                version integer NOT NULL,
+                updated_at timestamptz NOT NULL,
+                PRIMARY KEY (chain_id, label),
+                FOREIGN KEY (chain_id, version) REFERENCES chain_versions (chain_id, version)
+            )""",
         ),
     ),
 )

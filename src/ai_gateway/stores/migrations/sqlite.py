@@ -1,5 +1,6 @@
-"""The SQLite schema (analytics: versions 1, 3, 4 and 5; API keys and the audit log: version
-2), and the runner that applies it (on a store's worker thread; every store of the file runs it).
+"""The SQLite schema (analytics: versions 1, 3, 4, 5 and 7; API keys and the audit log:
+version 2; prompt templates: 6; chains: 8), and the runner that applies it (on a store's
+worker thread; every store of the file runs it).
 
 Times are INTEGER microseconds since the epoch (UTC); costs are TEXT decimals (exact; summed by
 the `gw_dsum` aggregate). TEXT affinity keeps "0.000001234" as written: a NUMERIC column would
@@ -174,6 +175,35 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             "ALTER TABLE usage_records ADD COLUMN prompt_id TEXT",
             "ALTER TABLE usage_records ADD COLUMN prompt_version INTEGER",
+        ),
+    ),
+    Migration(
+        8,
+        "chains: named lists of prompt steps, their versions (immutable) and labels (moving)",
+        (
+            """CREATE TABLE chains (
+                id TEXT NOT NULL PRIMARY KEY,
+                description TEXT,
+                created_at INTEGER NOT NULL,
+                latest_version INTEGER NOT NULL
+            )""",
+            """CREATE TABLE chain_versions (
+                chain_id TEXT NOT NULL REFERENCES chains (id),
+                version INTEGER NOT NULL,
+                definition TEXT NOT NULL,
+                variables TEXT NOT NULL,
+                note TEXT,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (chain_id, version)
+            )""",
+            """CREATE TABLE chain_labels (
+                chain_id TEXT NOT NULL,
+                label TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                PRIMARY KEY (chain_id, label),
+                FOREIGN KEY (chain_id, version) REFERENCES chain_versions (chain_id, version)
+            )""",
         ),
     ),
 )
