@@ -261,5 +261,32 @@ def test_a_run_past_its_time_bound_stops_and_what_ran_is_recorded(
     rows = wait_rows(gw, [f"{request_id}.0", f"{request_id}.1"])
     assert rows[f"{request_id}.0"]["status"] == 200
     assert rows[f"{request_id}.0"]["completion_tokens"] > 0
-    assert rows[f"{request_id}.1"]["model"] == "slow"  # stopped: recorded as cut short (499)
-    assert rows[f"{request_id}.1"]["status"] == 499
+    stopped = rows[f"{request_id}.1"]
+    assert stopped["model"] == "slow"
+    assert (stopped["status"], stopped["error_code"]) == (504, "chain_timeout")  # not a 499
+
+
+def test_a_streamed_run_past_its_time_bound_ends_with_an_error_event(
+    emu: EmulatorServer, start_gateway: GatewayFactory
+) -> None:
+    yaml = emulator_yaml(emu, SLOW_MODEL.format(url=emu.url) + "chains: {timeout_s: 30}")
+    gw = start_gateway(yaml, master_key=MASTER)
+    setup_templates(gw)
+    create_chain(gw, steps=[STEPS[0], {**STEPS[1], "model": "slow"}])
+    emu.add_faults({"kind": "delay", "seconds": 3, "model": "gpt-4o"})
+    body = {"variables": inputs(), "stream": True, "include_intermediate": True, "timeout_s": 1}
+    with httpx.stream(
+        "POST", f"{gw.url}/ai/chains/trip/run", json=body, headers=ADMIN, timeout=30
+    ) as resp:
+        assert resp.status_code == 200
+        request_id = resp.headers["x-gateway-request-id"]
+        events = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
+    first, last = orjson.loads(events[0]), orjson.loads(events[-1])
+    assert first["type"] == "step"  # the first step's output, sent before the bound
+    assert last["error"]["code"] == "chain_timeout"
+    assert "[DONE]" not in events
+    rows = wait_rows(gw, [f"{request_id}.0", f"{request_id}.1"])
+    assert (rows[f"{request_id}.1"]["status"], rows[f"{request_id}.1"]["error_code"]) == (
+        504,
+        "chain_timeout",
+    )

@@ -4,8 +4,8 @@ its own exchange: the request `<request id>.<step index>`, so each step is its o
 
 Steps run one after another; a step's output (its answer text, or the JSON it holds, checked
 against its schema) is `steps.<name>` for the later steps. The whole run is bounded by a
-deadline: past it, the step running is cancelled (recorded as every cancelled request is) and the
-run ends with `ChainTimeoutError` (504). A step's own error keeps its status; its message says
+deadline: past it, the step running is stopped (its record has the chain's error) and the run
+ends with `ChainTimeoutError` (504). A step's own error keeps its status; its message says
 which step.
 
 `complete()` runs every step and answers the run's JSON; `events()` runs the earlier steps, then
@@ -95,7 +95,8 @@ class ChainRun:
             if include_intermediate:
                 yield {"type": "step", **done.view()}
         exchange = self._exchange(last, stream=True)
-        chunks, first = await self._bounded(last, self._call(last, _open(self._chat, exchange)))
+        opened = self._call(last, _open(self._chat, exchange))
+        chunks, first = await self._bounded(last, exchange, opened)
         parts: list[str] = []
         usage: Any = None
         try:
@@ -107,7 +108,7 @@ class ChainRun:
                     if choice.get("index", 0) == 0 and isinstance(text, str) and text:
                         parts.append(text)
                         yield {"type": "delta", "text": text}
-                chunk = await self._bounded(last, self._call(last, anext(chunks, None)))
+                chunk = await self._bounded(last, exchange, self._call(last, anext(chunks, None)))
         finally:
             await chunks.aclose()
         self._finish(last, exchange, "".join(parts), usage)
@@ -117,7 +118,7 @@ class ChainRun:
 
     async def step(self, step: Step) -> StepResult:
         exchange = self._exchange(step, stream=False)
-        answer = await self._bounded(step, self._call(step, self._chat(exchange)))
+        answer = await self._bounded(step, exchange, self._call(step, self._chat(exchange)))
         assert isinstance(answer, dict)
         choices = answer.get("choices") or [{}]
         message = (choices[0] if isinstance(choices[0], dict) else {}).get("message") or {}
@@ -191,18 +192,33 @@ class ChainRun:
 
     # -- bounds and errors ---------------------------------------------------------------------
 
-    async def _bounded(self, step: Step, work: Awaitable[T]) -> T:
+    async def _bounded(self, step: Step, exchange: Exchange, work: Awaitable[T]) -> T:
+        """`work`, stopped at the run's deadline: the step's exchange says so first (its record
+        then has the chain's error, not a client that left), then the step is cancelled."""
+        task = asyncio.current_task()
+        assert task is not None
+        error = ChainTimeoutError(
+            f"{self.chain.name} ran past its time bound of {self._timeout_s:g} s (timeout_s) "
+            f"during step {step.name!r} ({step.index + 1} of {len(self.chain.steps)}); it was "
+            f"stopped. The steps that ran are recorded (request ids "
+            + ", ".join(f"{self._info.request_id}.{i}" for i in range(step.index + 1))
+            + ")."
+        )
+
+        def stop() -> None:
+            exchange.stopped = error
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_at(self._deadline, stop)
         try:
-            async with asyncio.timeout_at(self._deadline):
-                return await work
-        except TimeoutError:
-            ran = ", ".join(f"{self._info.request_id}.{i}" for i in range(step.index + 1))
-            raise ChainTimeoutError(
-                f"{self.chain.name} ran past its time bound of {self._timeout_s:g} s "
-                f"(timeout_s) during step {step.name!r} ({step.index + 1} of "
-                f"{len(self.chain.steps)}); it was stopped. The steps that ran are recorded "
-                f"(request ids {ran})."
-            ) from None
+            return await work
+        except asyncio.CancelledError:
+            if exchange.stopped is not error:
+                raise  # cancelled from outside: the client left
+            task.uncancel()
+            raise error from None
+        finally:
+            timer.cancel()
 
     def _where(self, step: Step) -> str:
         count = len(self.chain.steps)

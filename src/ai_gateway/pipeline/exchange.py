@@ -19,6 +19,7 @@ from typing import Any
 
 from ai_gateway.cache.controls import NO_CONTROL, CacheControl
 from ai_gateway.cache.entry import Entry
+from ai_gateway.errors import GatewayError
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.chat import GATEWAY_FIELDS, ChatCompletionRequest
@@ -64,6 +65,9 @@ class Exchange:
     cache_lock: str | None = None  # a shared coalescing lock this request holds
     saved_tokens: int = 0  # a hit: the tokens the cached answer cost when generated
     saved_cost_usd: Decimal | None = None
+    # Why the gateway itself stopped this request (a chain's time bound), for its record: not a
+    # client that left (499).
+    stopped: GatewayError | None = None
     # The prompt template version the request was rendered from (pipeline/prompt.py).
     prompt: str | None = None  # "<id>@<version>"
 

@@ -37,7 +37,10 @@ class Record:
             self._write(exchange, stream=exchange.stream, error=exc)
             raise
         except asyncio.CancelledError:
-            self._write(exchange, stream=exchange.stream, status=CLIENT_CLOSED)
+            if exchange.stopped is not None:  # the gateway stopped it, the record says why
+                self._write(exchange, stream=exchange.stream, error=exchange.stopped)
+            else:
+                self._write(exchange, stream=exchange.stream, status=CLIENT_CLOSED)
             raise
         except Exception:
             self._write(exchange, stream=exchange.stream, error=InternalError("unexpected"))
@@ -61,6 +64,8 @@ class Record:
             raise
         finally:
             await chunks.aclose()  # its stages' clean-up first: what the answer used
+            if not completed and failure is None:
+                failure = exchange.stopped  # None: the client left
             if not started:  # the client gets an HTTP error, or nothing (it left)
                 status = failure.status if failure is not None else CLIENT_CLOSED
                 self._write(exchange, stream=True, status=status, error=failure)
