@@ -3,9 +3,9 @@ prompt routes, and the check that a template can be used."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ai_gateway.errors import InvalidRequestError
 from ai_gateway.prompts.records import NAME
@@ -22,34 +22,49 @@ _OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}
 MAX_VERSION = 2**31 - 1  # the database's integer
 
 
-class PromptCreate(BaseModel):
+class NewVersion(BaseModel):
+    """What a new version (of a template or a chain) carries besides its document: its
+    variables' JSON Schema, a note, and the labels to point at it."""
+
     model_config = ConfigDict(extra="forbid")
 
+    variables: dict[str, Any] = Field(default_factory=lambda: dict(_OBJECT_SCHEMA))
+    note: str | None = Field(default=None, max_length=2000)
+    labels: list[str] = Field(default_factory=list, max_length=16)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: list[str]) -> list[str]:
+        for label in labels:
+            if not NAME.fullmatch(label):
+                raise ValueError(f"label {label[:64]!r}: 1-64 characters of A-Z a-z 0-9 . _ -")
+        return labels
+
+
+class VersionChoice(BaseModel):
+    """A version, a label, or neither (the `production` label when there is one, else the
+    newest version)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    label: str | None = Field(default=None, pattern=f"^{_NAME}$")
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if self.version is not None and self.label is not None:
+            raise ValueError("send 'version' or 'label', not both")
+        return self
+
+
+class PromptCreate(NewVersion):
     id: str = Field(pattern=f"^{_NAME}$")
     description: str | None = Field(default=None, max_length=2000)
     template: dict[str, Any]
-    variables: dict[str, Any] = Field(default_factory=lambda: dict(_OBJECT_SCHEMA))
-    note: str | None = Field(default=None, max_length=2000)
-    labels: list[str] = Field(default_factory=list, max_length=16)
-
-    @model_validator(mode="after")
-    def _labels(self) -> PromptCreate:
-        _check_labels(self.labels)
-        return self
 
 
-class VersionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class VersionCreate(NewVersion):
     template: dict[str, Any]
-    variables: dict[str, Any] = Field(default_factory=lambda: dict(_OBJECT_SCHEMA))
-    note: str | None = Field(default=None, max_length=2000)
-    labels: list[str] = Field(default_factory=list, max_length=16)
-
-    @model_validator(mode="after")
-    def _labels(self) -> VersionCreate:
-        _check_labels(self.labels)
-        return self
 
 
 class LabelMove(BaseModel):
@@ -58,24 +73,8 @@ class LabelMove(BaseModel):
     version: int = Field(ge=1, le=MAX_VERSION)
 
 
-class RenderRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
-    label: str | None = Field(default=None, pattern=f"^{_NAME}$")
+class RenderRequest(VersionChoice):
     variables: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one(self) -> RenderRequest:
-        if self.version is not None and self.label is not None:
-            raise ValueError("send 'version' or 'label', not both")
-        return self
-
-
-def _check_labels(labels: list[str]) -> None:
-    for label in labels:
-        if not NAME.fullmatch(label):
-            raise ValueError(f"label {label[:64]!r}: 1-64 characters of A-Z a-z 0-9 . _ -")
 
 
 def check_template(template: dict[str, Any]) -> dict[str, Any]:
