@@ -4,6 +4,7 @@ their conversions between a JSON answer and a stream, the Cache-Control header, 
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from ai_gateway.cache.controls import CacheControl
-from ai_gateway.cache.entry import BadEntryError, Entry, answer_of, chunks_of
+from ai_gateway.cache.entry import BadEntryError, Entry, answer_of, chunks_of, encode_entry
 from ai_gateway.cache.flight import FlightAbandoned, Flights
 from ai_gateway.cache.key import cache_key, params_hash, scope_of
 from ai_gateway.cache.store import MemoryStore
@@ -235,3 +236,18 @@ def test_a_flight_s_followers_get_its_failure() -> None:
                 pass
 
     asyncio.run(run())
+
+
+def test_an_entry_takes_about_its_own_size_in_memory() -> None:
+    """The in-process store is bounded by the entries' lengths: an entry must not hold a bigger
+    allocation (orjson's output holds at least 4 KiB)."""
+    answer = orjson.dumps(ANSWER)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        kept = [encode_entry(1.0, answer, None, None, 7) for _ in range(200)]
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    held = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert held / len(kept) < 2 * len(kept[0])

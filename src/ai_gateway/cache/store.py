@@ -58,6 +58,14 @@ class MemoryStore:
         return self._bytes
 
     async def get(self, namespace: str, digest: str) -> bytes | None:
+        return self.peek(namespace, digest)
+
+    async def set(self, namespace: str, digest: str, value: bytes, ttl_s: float) -> None:
+        self.put(namespace, digest, value, ttl_s)
+
+    # In process, the store answers at once: the cache stage calls these without awaiting.
+
+    def peek(self, namespace: str, digest: str) -> bytes | None:
         key = (namespace, digest)
         found = self._entries.get(key)
         if found is None:
@@ -69,7 +77,7 @@ class MemoryStore:
         self._entries.move_to_end(key)
         return value
 
-    async def set(self, namespace: str, digest: str, value: bytes, ttl_s: float) -> None:
+    def put(self, namespace: str, digest: str, value: bytes, ttl_s: float) -> None:
         if len(value) > self._max_bytes:
             return
         key = (namespace, digest)

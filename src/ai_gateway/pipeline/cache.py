@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import orjson
@@ -33,7 +33,7 @@ from ai_gateway.cache.entry import (
 )
 from ai_gateway.cache.flight import Flight, FlightAbandoned, Flights, abandoned_error, drain
 from ai_gateway.cache.semantic_query import SemanticLookup
-from ai_gateway.cache.store import CacheStore, CacheUnavailableError
+from ai_gateway.cache.store import CacheStore, CacheUnavailableError, MemoryStore
 from ai_gateway.errors import GatewayError, ServiceUnavailableError
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
@@ -57,12 +57,14 @@ class Cache:
     ) -> None:
         self._config = config
         self._store = store
+        # The in-process store answers at once: looked up and written without an await.
+        self._memory = store if isinstance(store, MemoryStore) and not store.deferred else None
         self._metrics = metrics
         self._semantic = semantic
         self._flights = Flights()
         self._clock = clock
         self._last_logged: dict[str, float] = {}
-        self._storing: set[asyncio.Task[None]] = set()  # lock releases
+        self._storing: set[asyncio.Task[None]] = set()  # store calls in the background
         # Entries waiting to be stored in the background, and the task storing them (one for
         # a burst of them, not one per request).
         self._writes: deque[_Write] = deque()
@@ -83,25 +85,32 @@ class Cache:
         exchange.headers["x-gateway-cache-key"] = policy.key.digest
         if not policy.lookup and not policy.store:
             return await self._bypass(exchange, next)
-        try:
-            if policy.lookup and await self._hit(exchange, policy):
-                return self._serve(exchange)
-        except CacheUnavailableError as exc:
-            self._unavailable("store", exc)
-            return await self._bypass(exchange, next)
+        if policy.lookup:
+            key = policy.key
+            try:
+                if self._memory is not None:
+                    data = self._memory.peek(key.namespace, key.digest)
+                else:
+                    data = await self._store.get(key.namespace, key.digest)
+                entry = self._entry(key.namespace, key.digest, data, policy)
+                if entry is not None:
+                    self._found(exchange, entry, "hit")
+                    return self._serve(exchange)
+                if policy.semantic and await self._similar(exchange, policy):
+                    return self._serve(exchange)
+            except CacheUnavailableError as exc:
+                self._unavailable("store", exc)
+                return await self._bypass(exchange, next)
         return await self._miss(exchange, policy, next)
 
     # -- lookups -------------------------------------------------------------------------------
 
-    async def _hit(self, exchange: Exchange, policy: Policy) -> bool:
-        """Look the request up; on a hit the entry is on the exchange."""
-        key = policy.key
-        entry = await self._get(key.namespace, key.digest, policy)
-        if entry is not None:
-            self._found(exchange, entry, "hit")
-            return True
-        if not policy.semantic or self._semantic is None:
+    async def _similar(self, exchange: Exchange, policy: Policy) -> bool:
+        """The semantic lookup (after the exact one missed); on a hit the entry is on the
+        exchange."""
+        if self._semantic is None:
             return False
+        key = policy.key
         try:
             match = await self._semantic.search(exchange.chat.body, key, exchange.model)
         except Exception as exc:  # the index or the embedding model: a bypass of the lookup
@@ -118,13 +127,20 @@ class Cache:
 
     async def _get(self, namespace: str, digest: str, policy: Policy) -> Entry | None:
         data = await self._store.get(namespace, digest)
+        return self._entry(namespace, digest, data, policy)
+
+    def _entry(
+        self, namespace: str, digest: str, data: bytes | None, policy: Policy
+    ) -> Entry | None:
+        """The stored bytes as an entry the request may use (None: none, too old, or bytes that
+        are not an entry, which are dropped)."""
         if data is None:
             return None
         try:
             entry = Entry.decode(data)
         except BadEntryError:
             self._metrics.cache_errors.labels("undecodable").inc()
-            await self._store.delete(namespace, digest)
+            self._background(self._store.delete(namespace, digest))
             return None
         if policy.max_age_s is not None and self._clock() - entry.created > policy.max_age_s:
             return None
@@ -157,46 +173,41 @@ class Cache:
         return await next(exchange)
 
     async def _miss(self, exchange: Exchange, policy: Policy, next: Next) -> Outcome:
+        """Join the key's flight: follow its leader's answer, or lead it (call the upstream)."""
         status = "miss" if policy.lookup else "refresh"
         exchange.cache_status = status
         exchange.headers["x-gateway-cache"] = status
-        digest = policy.key.digest
         if not self._config.coalesce:
             return await self._call(exchange, policy, next, None)
+        digest = policy.key.digest
         while True:
             flight, leading = self._flights.join(digest, stream=exchange.stream)
-            if leading:
-                return await self._lead(exchange, policy, next, flight)
-            outcome = await self._follow(exchange, flight)
-            if outcome is not None:
+            if not leading:
+                outcome = await self._follow(exchange, flight)
+                if outcome is None:
+                    continue  # the leader gave up before an answer: try again
                 return outcome
-
-    async def _lead(
-        self, exchange: Exchange, policy: Policy, next: Next, flight: Flight
-    ) -> Outcome:
-        digest = policy.key.digest
-        try:
-            if (
-                self._config.coalesce_lock_s > 0
-                and policy.lookup  # a refresh wants a new answer, not the stored one
-                and await self._elsewhere(exchange, policy)
-            ):
-                assert exchange.cache_entry is not None
-                flight.found(exchange.cache_entry)  # this instance's followers share it
+            try:
+                if (
+                    self._config.coalesce_lock_s > 0
+                    and policy.lookup  # a refresh wants a new answer, not the stored one
+                    and await self._elsewhere(exchange, policy)
+                ):
+                    assert exchange.cache_entry is not None
+                    flight.found(exchange.cache_entry)  # this instance's followers share it
+                    self._flights.land(digest, flight)
+                    return self._serve(exchange)
+                return await self._call(exchange, policy, next, flight)
+            except GatewayError as exc:
+                self._unlock(exchange)  # another instance's request may call the upstream now
+                flight.failed(exc)
                 self._flights.land(digest, flight)
-                return self._serve(exchange)
-            outcome = await self._call(exchange, policy, next, flight)
-        except GatewayError as exc:
-            self._unlock(exchange)  # another instance's request may call the upstream now
-            flight.failed(exc)
-            self._flights.land(digest, flight)
-            raise
-        except BaseException:
-            self._unlock(exchange)
-            flight.abandoned()
-            self._flights.land(digest, flight)
-            raise
-        return outcome
+                raise
+            except BaseException:
+                self._unlock(exchange)
+                flight.abandoned()
+                self._flights.land(digest, flight)
+                raise
 
     async def _elsewhere(self, exchange: Exchange, policy: Policy) -> bool:
         """With a lock time and a shared store: let another instance's identical request
@@ -269,7 +280,7 @@ class Cache:
             entry = None
             if policy.store and is_complete(outcome):
                 entry = encode_entry(self._clock(), answer, None, *_spent(exchange))
-            await self._keep(exchange, policy, entry, flight)
+            self._keep(exchange, policy, entry, flight)
             return outcome
         return self._recorded(exchange, policy, outcome, flight)
 
@@ -304,22 +315,27 @@ class Cache:
             entry = None
             if completed and finished and policy.store:
                 entry = encode_entry(self._clock(), None, kept, *_spent(exchange))
-            await self._keep(exchange, policy, entry, flight)
+            self._keep(exchange, policy, entry, flight)
 
-    async def _keep(
+    def _keep(
         self, exchange: Exchange, policy: Policy, data: bytes | None, flight: Flight | None
     ) -> None:
         """Store the entry's bytes (None: nothing to store), then land the flight, so that a
-        request arriving before the entry is stored still shares the flight's answer. A store
-        whose writes take a round trip (Redis), and the semantic index, are written in the
+        request arriving before the entry is stored still shares the flight's answer. The
+        in-process store takes them at once; Redis and the semantic index are written in the
         background, without holding up the answer."""
+        key = policy.key
         if data is None or len(data) > self._config.max_entry_bytes:
             self._unlock(exchange)
             if flight is not None:
-                self._flights.land(policy.key.digest, flight)
+                self._flights.land(key.digest, flight)
             return
-        if not self._store.deferred and not policy.semantic:
-            await self._write(exchange, policy, data, flight)
+        if self._memory is not None and not policy.semantic:
+            self._memory.put(key.namespace, key.digest, data, policy.ttl_s)
+            self._stored_bytes.inc(len(data))
+            self._unlock(exchange)
+            if flight is not None:
+                self._flights.land(key.digest, flight)
             return
         self._writes.append((exchange, policy, data, flight))
         if self._writer is None:
@@ -355,9 +371,20 @@ class Cache:
         name = exchange.cache_lock
         if name is not None:
             exchange.cache_lock = None
-            task = asyncio.ensure_future(self._store.unlock(name))
-            self._storing.add(task)
-            task.add_done_callback(self._storing.discard)
+            self._background(self._store.unlock(name))
+
+    def _background(self, work: Awaitable[object]) -> None:
+        """A store call nobody waits for (a lock's release, a bad entry's removal)."""
+
+        async def run() -> None:
+            try:
+                await work
+            except CacheUnavailableError as exc:
+                self._unavailable("store", exc)
+
+        task = asyncio.ensure_future(run())
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
 
     async def clear(self, namespace: str | None, digest: str | None) -> int:
         """Remove entries (`DELETE /admin/cache`); ServiceUnavailableError when the store does
