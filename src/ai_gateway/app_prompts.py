@@ -5,6 +5,7 @@ a single instance needs none), the pipeline stage and the admin API."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 
@@ -14,6 +15,7 @@ from ai_gateway.observability.logging import get_logger
 from ai_gateway.pipeline.prompt import Prompt
 from ai_gateway.prompts.catalog import PromptCatalog
 from ai_gateway.prompts.invalidation import RedisInvalidation
+from ai_gateway.prompts.versioned import VersionedCatalog
 from ai_gateway.settings import Config
 from ai_gateway.stores.analytics import StoreUnavailableError
 from ai_gateway.stores.factory import open_prompt_store
@@ -22,21 +24,26 @@ from ai_gateway.stores.prompts import PromptStore
 log = get_logger(__name__)
 
 
+C = TypeVar("C", bound=VersionedCatalog[Any])
+
+
 @dataclass(frozen=True)
-class Prompts:
+class CatalogService(Generic[C]):
+    """A versioned catalog's store (templates, chains) and its invalidation across instances,
+    started and closed with the app."""
+
+    kind: str  # "prompt", "chain": its log events
     store: PromptStore
-    catalog: PromptCatalog
+    catalog: C
     invalidation: RedisInvalidation | None
-    stage: Prompt
-    api: PromptsAPI
 
     async def start(self) -> None:
         try:
             await self.store.start()
         except StoreUnavailableError as exc:
-            # Start anyway: the store connects on its next use; requests with a template get
-            # a 503 until then, others are not affected.
-            log.warning("prompt_store_unavailable_at_start", error=str(exc)[:300])
+            # Start anyway: the store connects on its next use; requests that need it get a
+            # 503 until then, others are not affected.
+            log.warning(f"{self.kind}_store_unavailable_at_start", error=str(exc)[:300])
         if self.invalidation is not None:
             await self.invalidation.start(self.catalog.forget)
 
@@ -46,17 +53,30 @@ class Prompts:
         await self.store.aclose()
 
 
+def invalidation_for(
+    config: Config, redis_client: Redis | None, channel: str
+) -> RedisInvalidation | None:
+    """Changes announced on `<redis_prefix>:<channel>` when the gateway has Redis; a single
+    instance needs none."""
+    if redis_client is None:
+        return None
+    return RedisInvalidation(redis_client, f"{config.gateway.redis_prefix}:{channel}")
+
+
+@dataclass(frozen=True)
+class Prompts(CatalogService[PromptCatalog]):
+    stage: Prompt
+    api: PromptsAPI
+
+
 def build_prompts(config: Config, redis_client: Redis | None, body: BodyLimit) -> Prompts:
     store = open_prompt_store(config.gateway)
-    invalidation = (
-        RedisInvalidation(redis_client, f"{config.gateway.redis_prefix}:prompts")
-        if redis_client is not None
-        else None
-    )
+    invalidation = invalidation_for(config, redis_client, "prompts")
     catalog = PromptCatalog(
         store, notify=invalidation.publish if invalidation is not None else None
     )
     return Prompts(
+        kind="prompt",
         store=store,
         catalog=catalog,
         invalidation=invalidation,

@@ -9,13 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ai_gateway.api.prompts_openapi import operation
 from ai_gateway.chains.spec import ChainCreate, ChainRunRequest, ChainVersionCreate
 
 CHAIN_SCHEMAS: list[type[BaseModel]] = [ChainCreate, ChainVersionCreate, ChainRunRequest]
 
-_REF = "#/components/schemas/{model}"
-_OBJECT = {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}
-_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 _ADMIN_ERRORS = {
     "400": "The body or the definition is invalid (the message says where and why).",
     "401": "Missing or refused credential, when authentication is on.",
@@ -38,39 +36,8 @@ _RUN_ERRORS = {
 }
 
 
-def _error() -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}}
-
-
-def _op(
-    prefix: str,
-    op_id: str,
-    summary: str,
-    ok: str,
-    status: str = "200",
-    body: str | None = None,
-    params: tuple[str, ...] = (),
-    errors: dict[str, str] = _ADMIN_ERRORS,
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "operationId": f"{prefix.strip('/')}_{op_id}",
-        "security": [{"bearer": []}],
-        "summary": summary,
-        "responses": {
-            status: {"description": ok, "content": dict(_OBJECT)},
-            **{code: {"description": text, "content": _error()} for code, text in errors.items()},
-        },
-    }
-    if params:
-        op["parameters"] = [
-            {"name": name, "in": "path", "required": True, "schema": _NAME} for name in params
-        ]
-    if body is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": _REF.format(model=body)}}},
-        }
-    return op
+def _admin(prefix: str, op_id: str, summary: str, ok: str, **options: Any) -> dict[str, Any]:
+    return operation(prefix, op_id, summary, ok, errors=_ADMIN_ERRORS, **options)
 
 
 def chain_paths() -> dict[str, Any]:
@@ -78,34 +45,34 @@ def chain_paths() -> dict[str, Any]:
     one = ("chain_id",)
     for p in ("/ai", "/v1"):
         paths[f"{p}/chains"] = {
-            "post": _op(
+            "post": _admin(
                 p,
                 "create_chain",
                 "Create a chain with its version 1",
                 "The chain",
-                "201",
-                "ChainCreate",
+                status="201",
+                body="ChainCreate",
             ),
-            "get": _op(p, "list_chains", "List chains", "The chains' heads"),
+            "get": _admin(p, "list_chains", "List chains", "The chains' heads"),
         }
         paths[f"{p}/chains/{{chain_id}}"] = {
-            "get": _op(
+            "get": _admin(
                 p, "retrieve_chain", "A chain and its newest version", "The chain", params=one
             )
         }
         paths[f"{p}/chains/{{chain_id}}/versions"] = {
-            "post": _op(
+            "post": _admin(
                 p,
                 "create_chain_version",
                 "Add a version; `labels` move to it",
                 "The new version",
-                "201",
-                "ChainVersionCreate",
-                one,
+                status="201",
+                body="ChainVersionCreate",
+                params=one,
             )
         }
         paths[f"{p}/chains/{{chain_id}}/labels/{{label}}"] = {
-            "put": _op(
+            "put": _admin(
                 p,
                 "set_chain_label",
                 "Point a label at a version",
@@ -114,7 +81,7 @@ def chain_paths() -> dict[str, Any]:
                 params=("chain_id", "label"),
             )
         }
-        run = _op(
+        run = operation(
             p,
             "run_chain",
             "Run a chain: each step through the whole chat pipeline",

@@ -37,7 +37,17 @@ def _param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-def _op(
+_NAME_SCHEMA: dict[str, Any] = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+# The path parameters of the versioned-document routes (templates and chains).
+PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "prompt_id": _NAME_SCHEMA,
+    "chain_id": _NAME_SCHEMA,
+    "label": _NAME_SCHEMA,
+    "version": {"type": "integer", "minimum": 1},
+}
+
+
+def operation(
     prefix: str,
     op_id: str,
     summary: str,
@@ -45,23 +55,21 @@ def _op(
     status: str = "200",
     body: str | None = None,
     params: tuple[str, ...] = (),
+    errors: dict[str, str] = _ERRORS,
 ) -> dict[str, Any]:
-    schemas: dict[str, dict[str, Any]] = {
-        "prompt_id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
-        "label": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
-        "version": {"type": "integer", "minimum": 1},
-    }
+    """One operation of a versioned-document route (templates, chains): bearer auth, a JSON
+    object answer, OpenAPI errors; `params` named in PATH_SCHEMAS."""
     op: dict[str, Any] = {
         "operationId": f"{prefix.strip('/')}_{op_id}",
         "security": _SECURITY,
         "summary": summary,
         "responses": {
-            status: {"description": ok, "content": _OBJECT},
-            **{code: {"description": text, "content": _error()} for code, text in _ERRORS.items()},
+            status: {"description": ok, "content": dict(_OBJECT)},
+            **{code: {"description": text, "content": _error()} for code, text in errors.items()},
         },
     }
     if params:
-        op["parameters"] = [_param(name, schemas[name]) for name in params]
+        op["parameters"] = [_param(name, PATH_SCHEMAS[name]) for name in params]
     if body is not None:
         op["requestBody"] = _body(body)
     return op
@@ -76,7 +84,7 @@ def prompt_paths() -> dict[str, Any]:
     one = ("prompt_id",)
     for p in ("/ai", "/v1"):
         paths[f"{p}/prompts"] = {
-            "post": _op(
+            "post": operation(
                 p,
                 "create_prompt",
                 "Create a prompt template with its version 1",
@@ -84,10 +92,10 @@ def prompt_paths() -> dict[str, Any]:
                 "201",
                 "PromptCreate",
             ),
-            "get": _op(p, "list_prompts", "List prompt templates", "The templates' heads"),
+            "get": operation(p, "list_prompts", "List prompt templates", "The templates' heads"),
         }
         paths[f"{p}/prompts/{{prompt_id}}"] = {
-            "get": _op(
+            "get": operation(
                 p,
                 "retrieve_prompt",
                 "A template's head and newest version",
@@ -96,7 +104,7 @@ def prompt_paths() -> dict[str, Any]:
             )
         }
         paths[f"{p}/prompts/{{prompt_id}}/versions"] = {
-            "post": _op(
+            "post": operation(
                 p,
                 "create_prompt_version",
                 "Add a version (immutable); `labels` move to it",
@@ -107,7 +115,7 @@ def prompt_paths() -> dict[str, Any]:
             )
         }
         paths[f"{p}/prompts/{{prompt_id}}/versions/{{version}}"] = {
-            "get": _op(
+            "get": operation(
                 p,
                 "retrieve_prompt_version",
                 "One version",
@@ -116,7 +124,7 @@ def prompt_paths() -> dict[str, Any]:
             )
         }
         paths[f"{p}/prompts/{{prompt_id}}/labels/{{label}}"] = {
-            "put": _op(
+            "put": operation(
                 p,
                 "set_prompt_label",
                 "Point a label at a version",
@@ -126,7 +134,7 @@ def prompt_paths() -> dict[str, Any]:
             )
         }
         paths[f"{p}/prompts/{{prompt_id}}/render"] = {
-            "post": _op(
+            "post": operation(
                 p,
                 "render_prompt",
                 "Render a version without calling a model",
