@@ -65,6 +65,12 @@ class VectorIndex(Protocol):
 
     async def delete_store(self, store_id: str) -> None: ...
 
+    async def set_attributes(
+        self, store_id: str, file_id: str, attributes: dict[str, AttributeValue]
+    ) -> None:
+        """Replace the attributes of every point of that file in that store."""
+        ...
+
     async def search(
         self,
         store_ids: Sequence[str],
