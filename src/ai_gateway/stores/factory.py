@@ -1,4 +1,4 @@
-"""Choosing the analytics and security stores from the settings.
+"""Choosing the analytics, security, prompt, chain and RAG stores from the settings.
 
 PostgreSQL when `database_url` (or DATABASE_URL) is set, else a SQLite file at
 `<data_dir>/analytics.db`; both stores use the same database. Nothing connects here: the caller
@@ -20,6 +20,9 @@ from ai_gateway.stores.prompts import PromptStore
 from ai_gateway.stores.prompts_postgres import PostgresPromptStore
 from ai_gateway.stores.prompts_queries import CHAINS
 from ai_gateway.stores.prompts_sqlite import SQLitePromptStore
+from ai_gateway.stores.rag import RagStore
+from ai_gateway.stores.rag_postgres import PostgresRagStore
+from ai_gateway.stores.rag_sqlite import SQLiteRagStore
 from ai_gateway.stores.security import SecurityStore
 from ai_gateway.stores.security_postgres import PostgresSecurityStore
 from ai_gateway.stores.security_sqlite import SQLiteSecurityStore
@@ -92,3 +95,12 @@ def open_chain_store(settings: GatewaySettings) -> PromptStore:
     if url is not None:
         return PostgresPromptStore(url, tables=CHAINS)
     return SQLitePromptStore(_sqlite_path(settings), tables=CHAINS)
+
+
+def open_rag_store(settings: GatewaySettings) -> RagStore:
+    """The store of RAG files, vector stores and their files and batches, in the same database
+    as the analytics store (not started; same errors as `open_analytics_store`)."""
+    url = _postgres_url(settings)
+    if url is not None:
+        return PostgresRagStore(url)
+    return SQLiteRagStore(_sqlite_path(settings))

@@ -1,6 +1,6 @@
 """The PostgreSQL schema (analytics: versions 1, 3, 4, 5 and 7; API keys and the audit log:
-version 2; prompt templates: 6; chains: 8), and the runner that applies it (every store of the
-database runs it).
+version 2; prompt templates: 6; chains: 8; RAG files and vector stores: 9), and the runner
+that applies it (every store of the database runs it).
 
 The tables live in their own schema (`ai_gateway` unless configured), so a database shared with
 other applications keeps its `public` tables apart. Costs are unconstrained NUMERIC (exact, any
@@ -208,6 +208,64 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (chain_id, label),
                 FOREIGN KEY (chain_id, version) REFERENCES chain_versions (chain_id, version)
             )""",
+        ),
+    ),
+    Migration(
+        9,
+        "rag: files, vector stores, the files in each store and file batches",
+        # `seq` keeps creation order (an identity: never reused) for lists and their cursors;
+        # times are Unix seconds, as the records hold them; JSON columns are text, so that
+        # metadata comes back with its keys in the order they were given (as in SQLite).
+        (
+            """CREATE TABLE files (
+                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id text NOT NULL UNIQUE,
+                filename text NOT NULL,
+                bytes bigint NOT NULL,
+                purpose text NOT NULL,
+                created_at bigint NOT NULL,
+                owner_kind text NOT NULL,
+                owner_value text NOT NULL,
+                sha256 text NOT NULL
+            )""",
+            """CREATE TABLE vector_stores (
+                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id text NOT NULL UNIQUE,
+                name text,
+                description text,
+                metadata text NOT NULL,
+                created_at bigint NOT NULL,
+                last_active_at bigint NOT NULL,
+                expires_after text,
+                owner_kind text NOT NULL,
+                owner_value text NOT NULL
+            )""",
+            """CREATE TABLE vector_store_files (
+                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                store_id text NOT NULL,
+                file_id text NOT NULL,
+                status text NOT NULL,
+                created_at bigint NOT NULL,
+                chunking text NOT NULL,
+                attributes text NOT NULL,
+                last_error_code text,
+                last_error_message text,
+                usage_bytes bigint NOT NULL,
+                chunks integer NOT NULL,
+                batch_id text,
+                UNIQUE (store_id, file_id)
+            )""",
+            "CREATE INDEX vector_store_files_status ON vector_store_files (status, seq)",
+            "CREATE INDEX vector_store_files_file ON vector_store_files (file_id)",
+            "CREATE INDEX vector_store_files_batch ON vector_store_files (batch_id)",
+            """CREATE TABLE vector_store_file_batches (
+                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id text NOT NULL UNIQUE,
+                store_id text NOT NULL,
+                created_at bigint NOT NULL,
+                cancelled boolean NOT NULL
+            )""",
+            "CREATE INDEX vector_store_file_batches_store ON vector_store_file_batches (store_id)",
         ),
     ),
 )

@@ -1,6 +1,6 @@
 """The SQLite schema (analytics: versions 1, 3, 4, 5 and 7; API keys and the audit log:
-version 2; prompt templates: 6; chains: 8), and the runner that applies it (on a store's
-worker thread; every store of the file runs it).
+version 2; prompt templates: 6; chains: 8; RAG files and vector stores: 9), and the runner
+that applies it (on a store's worker thread; every store of the file runs it).
 
 Times are INTEGER microseconds since the epoch (UTC); costs are TEXT decimals (exact; summed by
 the `gw_dsum` aggregate). TEXT affinity keeps "0.000001234" as written: a NUMERIC column would
@@ -204,6 +204,63 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (chain_id, label),
                 FOREIGN KEY (chain_id, version) REFERENCES chain_versions (chain_id, version)
             )""",
+        ),
+    ),
+    Migration(
+        9,
+        "rag: files, vector stores, the files in each store and file batches",
+        # `seq` keeps creation order (never reused: AUTOINCREMENT) for lists and their cursors;
+        # times are Unix seconds, as the records hold them; JSON columns are TEXT.
+        (
+            """CREATE TABLE files (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                filename TEXT NOT NULL,
+                bytes INTEGER NOT NULL,
+                purpose TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                owner_kind TEXT NOT NULL,
+                owner_value TEXT NOT NULL,
+                sha256 TEXT NOT NULL
+            )""",
+            """CREATE TABLE vector_stores (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                name TEXT,
+                description TEXT,
+                metadata TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                last_active_at INTEGER NOT NULL,
+                expires_after TEXT,
+                owner_kind TEXT NOT NULL,
+                owner_value TEXT NOT NULL
+            )""",
+            """CREATE TABLE vector_store_files (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                store_id TEXT NOT NULL,
+                file_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                chunking TEXT NOT NULL,
+                attributes TEXT NOT NULL,
+                last_error_code TEXT,
+                last_error_message TEXT,
+                usage_bytes INTEGER NOT NULL,
+                chunks INTEGER NOT NULL,
+                batch_id TEXT,
+                UNIQUE (store_id, file_id)
+            )""",
+            "CREATE INDEX vector_store_files_status ON vector_store_files (status, seq)",
+            "CREATE INDEX vector_store_files_file ON vector_store_files (file_id)",
+            "CREATE INDEX vector_store_files_batch ON vector_store_files (batch_id)",
+            """CREATE TABLE vector_store_file_batches (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                store_id TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                cancelled INTEGER NOT NULL
+            )""",
+            "CREATE INDEX vector_store_file_batches_store ON vector_store_file_batches (store_id)",
         ),
     ),
 )
