@@ -30,8 +30,9 @@ from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.app_chains import build_chains
 from ai_gateway.app_codegen import code_api
-from ai_gateway.app_context import context_stage
+from ai_gateway.app_context import block_counter, context_stage, model_window
 from ai_gateway.app_prompts import build_prompts
+from ai_gateway.app_rag import build_rag
 from ai_gateway.app_security import build_security, needs_store, start_store
 from ai_gateway.cache.semantic import SemanticIndex
 from ai_gateway.cache.semantic_query import SemanticLookup
@@ -282,6 +283,7 @@ def create_app(
     cache = Cache(config.cache, cache_store(config, redis_client), metrics, semantic)
     context = context_stage(config, deployments, registry, counter, metrics)
     body = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)
+    rag = build_rag(config, call, block_counter(counter), model_window(deployments, registry), body)
     prompts = build_prompts(config, redis_client, body)
     chains = Chains.build(
         Stages(
@@ -292,6 +294,7 @@ def create_app(
             guard=Guard(security.guardrails, metrics, security.audit),
             cache=cache,
             context=context,
+            retrieve=rag.stage,
             call=call,
         )
     )
@@ -347,6 +350,7 @@ def create_app(
             prompts=prompts.api,
             code=code_api(config, chains, body, metrics, prompts.catalog),
             chains=chain_parts.api,
+            vector_stores=rag.api,
         )
     )
 
@@ -375,6 +379,7 @@ def create_app(
         await start_store(keys)
         await prompts.start()
         await chain_parts.start()
+        await rag.start()
         if writer is not None:
             await writer.start()
         try:
@@ -392,6 +397,7 @@ def create_app(
                 await keys.aclose()
             await prompts.aclose()
             await chain_parts.aclose()
+            await rag.aclose()  # ingestion stops; files under way resume after a restart
             await security.aclose()
             await breaker.aclose()
             await providers.aclose()

@@ -4,6 +4,8 @@ the context window of a model name (the smallest of its deployments' that the re
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ai_gateway.errors import GatewayError
 from ai_gateway.integrations.sources import build_context_sources
 from ai_gateway.model_registry import ModelRegistry
@@ -27,9 +29,26 @@ def context_stage(
 ) -> Context:
     integrations = config.integrations
     sources = build_context_sources(integrations) if integrations.enabled else None
+    count = block_counter(counter)
+    return Context(
+        sources, integrations.blocks, count, model_window(deployments, registry), metrics
+    )
+
+
+def block_counter(counter: TokenCounter) -> Callable[[str], int]:
+    """How the context blocks (and retrieved passages) are counted."""
 
     def count(text: str) -> int:
         return counter.count_text(*COUNTED_AS, (text,)).tokens
+
+    return count
+
+
+def model_window(
+    deployments: DeploymentTable, registry: ModelRegistry
+) -> Callable[[str], int | None]:
+    """The context window of a model name: the smallest of its deployments' that the registry
+    knows; None when it knows none."""
 
     def window_of(model: str) -> int | None:
         try:
@@ -43,4 +62,4 @@ def context_stage(
         ]
         return min(windows) if windows else None
 
-    return Context(sources, integrations.blocks, count, window_of, metrics)
+    return window_of

@@ -32,6 +32,7 @@ from ai_gateway.chains.config import ChainsConfig
 from ai_gateway.codegen.config import CodegenConfig
 from ai_gateway.integrations.config import IntegrationsConfig
 from ai_gateway.model_names import model_name_problem
+from ai_gateway.rag.config import RagConfig
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
 
@@ -218,6 +219,7 @@ class _FileConfig(BaseModel):
     integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig)
     codegen: CodegenConfig = Field(default_factory=CodegenConfig)
     chains: ChainsConfig = Field(default_factory=ChainsConfig)
+    rag: RagConfig = Field(default_factory=RagConfig)
 
     @field_validator("models")
     @classmethod
@@ -261,10 +263,21 @@ class Config:
     integrations: IntegrationsConfig = field(default_factory=IntegrationsConfig)
     codegen: CodegenConfig = field(default_factory=CodegenConfig)
     chains: ChainsConfig = field(default_factory=ChainsConfig)
+    rag: RagConfig = field(default_factory=RagConfig)
     source: str = "environment"
     # Demo mode (ai_gateway/demo.py): where the built-in emulator that serves the demo model
     # names listens; None when demo mode is off.
     demo_upstream: str | None = None
+
+
+def _rag_from_env(rag: RagConfig, env: Mapping[str, str]) -> RagConfig:
+    """QDRANT_URL and QDRANT_API_KEY, the conventional names, when the file sets neither."""
+    changes: dict[str, SecretStr] = {}
+    if rag.qdrant_url is None and env.get("QDRANT_URL"):
+        changes["qdrant_url"] = SecretStr(env["QDRANT_URL"])
+    if rag.qdrant_api_key is None and env.get("QDRANT_API_KEY"):
+        changes["qdrant_api_key"] = SecretStr(env["QDRANT_API_KEY"])
+    return rag.model_copy(update=changes) if changes else rag
 
 
 def _interpolate(value: Any, env: Mapping[str, str], path: str) -> Any:
@@ -412,5 +425,6 @@ def load_config(
         integrations=file_config.integrations,
         codegen=file_config.codegen,
         chains=file_config.chains,
+        rag=_rag_from_env(file_config.rag, env),
         source=str(path) if path else "environment",
     )

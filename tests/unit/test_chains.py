@@ -29,8 +29,8 @@ from ai_gateway.security.config import RequestLimits
 Events = list[str]
 # What the fake stages note for one request (a fan-out's branches add theirs)
 ORDER = [
-    *("record>", "prompt>", "admit>", "guard>", "cache>", "context>", "call"),
-    *("context<", "cache<", "guard<", "admit<", "prompt<", "record<"),
+    *("record>", "prompt>", "admit>", "guard>", "cache>", "context>", "retrieve>", "call"),
+    *("retrieve<", "context<", "cache<", "guard<", "admit<", "prompt<", "record<"),
 ]
 
 
@@ -92,6 +92,7 @@ def fake_stages(events: Events) -> Stages:
         guard=Around("guard", events),
         cache=Around("cache", events),
         context=Around("context", events),
+        retrieve=Around("retrieve", events),
         call=Answer(events),
     )
 
@@ -115,11 +116,31 @@ async def run(chain: Chain, exchange: Exchange) -> Outcome:
 
 
 def test_the_model_endpoints_run_the_declared_list() -> None:
-    declared = ("record", "prompt", "admit", "fanout", "guard", "cache", "context", "call")
+    declared = (
+        "record",
+        "prompt",
+        "admit",
+        "fanout",
+        "guard",
+        "cache",
+        "context",
+        "retrieve",
+        "call",
+    )
     assert declared == MODEL_STAGES
     built = Chains.build(fake_stages([]))
     names = [type(s).__name__ for s in built.chat.stages]
-    assert names == ["Around", "Around", "Around", "Fanout", "Around", "Around", "Around", "Answer"]
+    assert names == [
+        "Around",
+        "Around",
+        "Around",
+        "Fanout",
+        "Around",
+        "Around",
+        "Around",
+        "Around",
+        "Answer",
+    ]
     assert built.embeddings.stages == built.chat.stages
 
 
@@ -142,7 +163,7 @@ def test_a_stream_s_after_work_runs_when_it_ends_innermost_first() -> None:
         return before
 
     before = asyncio.run(opened_then_read())
-    assert before == ORDER[:7]
+    assert before == ORDER[:8]
     assert events == ORDER
 
 
@@ -157,7 +178,7 @@ def test_a_stream_closed_after_its_first_chunk_runs_every_stage_s_clean_up() -> 
         await outcome.aclose()
 
     asyncio.run(first_chunk_then_close())
-    assert events[-6:] == ORDER[-6:]
+    assert events[-7:] == ORDER[-7:]
 
 
 def test_embeddings_run_the_same_stages() -> None:
@@ -178,11 +199,11 @@ def test_a_fanout_runs_the_stages_after_it_once_per_model_each_branch_recorded(
     assert events[-3:] == ["admit<", "prompt<", "record<"]
     for model in ("a", "b"):
         branch = [e for e in events if e.endswith(f"[{model}]")]
-        down = ("record>", "guard>", "cache>", "context>", "call")
-        assert branch[:5] == [f"{name}[{model}]" for name in down]
+        down = ("record>", "guard>", "cache>", "context>", "retrieve>", "call")
+        assert branch[:6] == [f"{name}[{model}]" for name in down]
         if not stream or model == "a":  # a losing stream may be closed at any point
-            up = ("context<", "cache<", "guard<", "record<")
-            assert branch[5:] == [f"{name}[{model}]" for name in up]
+            up = ("retrieve<", "context<", "cache<", "guard<", "record<")
+            assert branch[6:] == [f"{name}[{model}]" for name in up]
 
 
 def test_one_name_added_to_the_list_takes_effect_for_every_kind_of_request(

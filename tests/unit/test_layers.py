@@ -24,6 +24,7 @@ CONFIG_SCHEMA = (
     "chains.config",
     "codegen.config",
     "integrations.config",
+    "rag.config",
     "routing.config",
     "security.config",
     "security.jwt_config",
@@ -32,7 +33,13 @@ CONFIG_SCHEMA = (
 )
 # The records the stores persist are infrastructure: plain data with its validation, beside the
 # feature that makes them, importing only the base layer (the stores read and write them).
-STORED_RECORDS = ("usage.records", "security.audit", "security.keys", "prompts.records")
+STORED_RECORDS = (
+    "usage.records",
+    "security.audit",
+    "security.keys",
+    "prompts.records",
+    "rag.records",
+)
 # The layers, lowest first. A module may import its own layer and the layers before it, except the
 # emulator, which is a tool apart (see EMULATOR below).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -62,7 +69,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "assembly",
         (
-            *("app", "app_chains", "app_codegen", "app_context", "app_prompts", "app_security"),
+            *("app", "app_chains", "app_codegen", "app_context", "app_prompts", "app_rag"),
+            "app_security",
             "cli",
             "cli_banner",
             *("cli_keys", "cli_prompts", "demo", "serving", "__main__"),

@@ -1,8 +1,33 @@
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from ai_gateway.api.common import BodyLimit
 from ai_gateway.api.openapi import build_openapi
+from ai_gateway.api.route_table import API_PREFIXES
+from ai_gateway.api.routes import rag_entries
+from ai_gateway.api.vector_stores import VectorStoresAPI
+from ai_gateway.rag.index import IndexHit
+from ai_gateway.rag.records import (
+    ANYONE,
+    EVERYONE,
+    BatchRecord,
+    FileCounts,
+    FileRecord,
+    LastError,
+    StoreFileRecord,
+    VectorStoreRecord,
+)
+from ai_gateway.rag.search import Searcher
+from ai_gateway.rag.service import RagService
+from ai_gateway.rag.spec import SearchBody
 
 
 def test_document_is_valid_openapi_3_1() -> None:
@@ -36,6 +61,93 @@ def test_every_prompt_route_of_the_route_table_is_documented() -> None:
             ("/prompts/{prompt_id}/labels/{label}", "PUT"),
             ("/prompts/{prompt_id}/render", "POST"),
         }
+
+
+def test_every_rag_route_of_the_route_table_is_documented() -> None:
+    entries = rag_entries(VectorStoresAPI(None, None, "user", BodyLimit(1024, 1.0)))
+    declared = {(path, method) for e in entries for path in e.paths() for method in e.methods}
+    rag = ("/files", "/vector_stores")
+    documented = {
+        (path, method.upper())
+        for path, ops in build_openapi()["paths"].items()
+        if path.startswith(tuple(prefix + top for prefix in API_PREFIXES for top in rag))
+        for method in ops
+    }
+    assert documented == declared
+    assert {path[:3] for path, _ in documented} == {"/ai", "/v1"}
+
+
+def test_operation_ids_are_unique() -> None:
+    ids = Counter(
+        op["operationId"] for ops in build_openapi()["paths"].values() for op in ops.values()
+    )
+    assert [op_id for op_id, n in ids.items() if n > 1] == []
+
+
+def check(spec: dict[str, Any], name: str, instance: Any) -> None:
+    schema = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+    errors = sorted(Draft202012Validator(schema).iter_errors(instance), key=str)
+    assert not errors, [e.message for e in errors]
+
+
+def test_vector_store_answers_match_their_schemas() -> None:
+    spec = build_openapi()
+    counts = FileCounts(in_progress=1, completed=2)
+    file = FileRecord("file-1", "a.md", 10, "assistants", 1, ANYONE, "0" * 64)
+    expiry = {"anchor": "last_active_at", "days": 7}
+    store = VectorStoreRecord("vs_1", "docs", None, {"k": "v"}, 1, 2, expiry, ANYONE, counts)
+    chunking = {"type": "static", "static": {"max_chunk_size_tokens": 800}}
+    failed = StoreFileRecord(
+        "vs_1", "file-1", "failed", 1, chunking, {"n": 1.5}, LastError("invalid_file", "empty")
+    )
+    done = StoreFileRecord("vs_1", "file-2", "completed", 1, chunking, {"t": True, "s": "x"})
+    check(spec, "FileObject", file.view())
+    check(spec, "VectorStore", store.view())
+    check(spec, "VectorStore", VectorStoreRecord("vs_2", None, None, {}, 1, 1, None, ANYONE).view())
+    check(spec, "VectorStoreFile", failed.view())
+    check(spec, "VectorStoreFileBatch", BatchRecord("vsfb_1", "vs_1", 1, file_counts=counts).view())
+    for kind in ("file", "vector_store.deleted", "vector_store.file.deleted"):
+        check(spec, "DeletedObject", {"id": "x", "object": kind, "deleted": True})
+    page = {"object": "list", "first_id": "file-1", "last_id": "file-2", "has_more": False}
+    check(spec, "VectorStoreFileList", {**page, "data": [failed.view(), done.view()]})
+    empty: dict[str, Any] = {
+        "object": "list",
+        "data": [],
+        "first_id": None,
+        "last_id": None,
+        "has_more": True,
+    }
+    check(spec, "FileList", empty)
+    check(spec, "VectorStoreSearchResultsPage", asyncio.run(search_page()))
+    with pytest.raises(AssertionError):  # the schemas do tell the objects apart
+        check(spec, "FileList", {**empty, "data": [store.view()]})
+
+
+async def search_page() -> dict[str, Any]:
+    """What Searcher.page answers, with the service, index and embedding model faked."""
+    hit = IndexHit("vs_1", "file-1", "a.md", 0, "some text", 0.75, {"author": "jane"})
+
+    async def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def search(*args: Any, **kwargs: Any) -> list[IndexHit]:
+        return [hit]
+
+    async def index() -> Any:
+        return SimpleNamespace(search=search)
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        return [[1.0] for _ in texts]
+
+    service = SimpleNamespace(
+        vector_store=nothing,
+        config=SimpleNamespace(hybrid=True),
+        index=index,
+        store=SimpleNamespace(touch_store=nothing),
+        now=lambda: 1,
+    )
+    body = SearchBody(query=["what is a", "the b"], rewrite_query=True)
+    return await Searcher(cast(RagService, service), embed).page("vs_1", body, EVERYONE)
 
 
 def test_request_schema_names_the_real_fields() -> None:

@@ -95,6 +95,11 @@ class CodeAPI:
             body["stream_options"] = {"include_usage": True}
         if parsed.project_id is not None:
             body["context"] = {"project_id": parsed.project_id}
+        if parsed.vector_store_ids is not None:
+            body["rag"] = {
+                "vector_store_ids": parsed.vector_store_ids,
+                "query": parsed.instructions,
+            }
         for name in ("user", "max_tokens", "temperature"):
             value = getattr(parsed, name)
             if value is not None:

@@ -49,8 +49,24 @@ class BodyLimit:
 
 
 async def read_json(request: Request, limit: BodyLimit) -> Any:
-    """The body as JSON: 413 past `limit.max_bytes` (checked before and while reading), 400 if
-    bad, 408 if it has not all arrived within `limit.timeout_s` of starting to read it (after
+    """The body as JSON (read_body), 400 if it is empty or not JSON."""
+    body = await read_body(request, limit)
+    if not body:
+        raise InvalidRequestError(
+            "The request body is empty; send a JSON object with Content-Type: application/json."
+        )
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"The request body is not valid JSON ({exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno})."
+        ) from None
+
+
+async def read_body(request: Request, limit: BodyLimit) -> bytes:
+    """The body's bytes: 413 past `limit.max_bytes` (checked before and while reading), 408 if
+    it has not all arrived within `limit.timeout_s` of starting to read it (after
     authentication). Every route reads its body here, so this is the body read timeout: nothing
     of a request whose body is late has been used, and the 408 goes through the app's error
     handling like any other error. The server closes a connection answered before its body
@@ -77,18 +93,7 @@ async def read_json(request: Request, limit: BodyLimit) -> Any:
             f"The request body did not arrive within {limit.timeout_s:g}s (body_timeout_s); "
             "send the whole body without pausing."
         ) from None
-    body = parts[0] if len(parts) == 1 else b"".join(parts)
-    if not body:
-        raise InvalidRequestError(
-            "The request body is empty; send a JSON object with Content-Type: application/json."
-        )
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(
-            f"The request body is not valid JSON ({exc.msg} at line {exc.lineno}, "
-            f"column {exc.colno})."
-        ) from None
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class LateStarts:

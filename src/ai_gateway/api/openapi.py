@@ -13,6 +13,11 @@ from ai_gateway.api.analytics_openapi import ANALYTICS_SCHEMAS, analytics_paths
 from ai_gateway.api.chains_openapi import CHAIN_SCHEMAS, chain_paths
 from ai_gateway.api.code_openapi import CODE_SCHEMAS, code_paths
 from ai_gateway.api.prompts_openapi import PROMPT_SCHEMAS, prompt_paths
+from ai_gateway.api.vector_stores_openapi import (
+    VECTOR_STORE_OBJECTS,
+    VECTOR_STORE_SCHEMAS,
+    vector_store_paths,
+)
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.schemas.chat_response import ChatCompletion, ChatCompletionChunk
 from ai_gateway.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse
@@ -26,6 +31,7 @@ _MODELS: list[type[BaseModel]] = [
     *PROMPT_SCHEMAS,
     *CODE_SCHEMAS,
     *CHAIN_SCHEMAS,
+    *VECTOR_STORE_SCHEMAS,
     ChatCompletionRequest,
     ChatCompletion,
     ChatCompletionChunk,
@@ -188,6 +194,7 @@ def build_openapi() -> dict[str, Any]:
     paths.update(prompt_paths())
     paths.update(code_paths())
     paths.update(chain_paths())
+    paths.update(vector_store_paths())
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",
@@ -217,7 +224,7 @@ def build_openapi() -> dict[str, Any]:
         "info": {"title": "DevMentor AI Gateway", "version": __version__},
         "paths": paths,
         "components": {
-            "schemas": schemas["$defs"],
+            "schemas": {**schemas["$defs"], **VECTOR_STORE_OBJECTS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -21,6 +21,7 @@ from ai_gateway.api.models import ModelsAPI
 from ai_gateway.api.prompts import PromptsAPI
 from ai_gateway.api.route_table import Access, Endpoint, RouteEntry, RouteTable
 from ai_gateway.api.tokens import TokensAPI
+from ai_gateway.api.vector_stores import VectorStoresAPI
 
 PUBLIC, CALLER, ADMIN = Access.PUBLIC, Access.CALLER, Access.ADMIN
 GET, POST, PUT, DELETE = ("GET",), ("POST",), ("PUT",), ("DELETE",)
@@ -42,6 +43,7 @@ class Handlers:
     prompts: PromptsAPI
     code: CodeAPI
     chains: ChainsAPI
+    vector_stores: VectorStoresAPI
 
 
 def gateway_routes(h: Handlers) -> RouteTable:
@@ -56,6 +58,7 @@ def gateway_routes(h: Handlers) -> RouteTable:
         *analytics_entries(h.analytics, h.dashboard),
         *prompt_entries(h.prompts),
         *chain_entries(h.chains),
+        *rag_entries(h.vector_stores),
         *(admin_entries(h.admin) if h.admin is not None else ()),
         E("/admin/cache", DELETE, h.cache_admin.delete, ADMIN, "/admin"),
         E("/health", GET, h.health.live, PUBLIC, "/health", traced=False),
@@ -81,6 +84,38 @@ def analytics_entries(a: AnalyticsEndpoints, dashboard: DashboardAPI) -> list[Ro
         E("/ai/analytics/prompts", GET, a.prompts, ADMIN, "/analytics"),
         E("/ai/analytics/timeseries", GET, a.timeseries, ADMIN, "/analytics"),
         E("/ai/feedback", POST, a.create_feedback, CALLER, "/feedback"),
+    ]
+
+
+def rag_entries(v: VectorStoresAPI) -> list[RouteEntry]:
+    """Files and vector stores (docs/rag.md): any caller's, each seeing its own."""
+    E = RouteEntry
+    file = "/files/{file_id}"
+    store = "/vector_stores/{store_id}"
+    store_file = store + "/files/{file_id}"
+    batch = store + "/file_batches/{batch_id}"
+    vs = "/vector_stores"
+    return [
+        E("/files", POST, v.upload_file, CALLER, "/files", api=True),
+        E("/files", GET, v.list_files, CALLER, "/files", api=True),
+        E(file, GET, v.get_file, CALLER, "/files", api=True),
+        E(file, DELETE, v.delete_file, CALLER, "/files", api=True),
+        E(file + "/content", GET, v.file_content, CALLER, "/files", api=True),
+        E(vs, POST, v.create_store, CALLER, vs, api=True),
+        E(vs, GET, v.list_stores, CALLER, vs, api=True),
+        E(store, GET, v.get_store, CALLER, vs, api=True),
+        E(store, POST, v.update_store, CALLER, vs, api=True),
+        E(store, DELETE, v.delete_store, CALLER, vs, api=True),
+        E(store + "/files", POST, v.add_store_file, CALLER, vs, api=True),
+        E(store + "/files", GET, v.list_store_files, CALLER, vs, api=True),
+        E(store_file, GET, v.get_store_file, CALLER, vs, api=True),
+        E(store_file, POST, v.update_store_file, CALLER, vs, api=True),
+        E(store_file, DELETE, v.delete_store_file, CALLER, vs, api=True),
+        E(store + "/file_batches", POST, v.create_batch, CALLER, vs, api=True),
+        E(batch, GET, v.get_batch, CALLER, vs, api=True),
+        E(batch + "/cancel", POST, v.cancel_batch, CALLER, vs, api=True),
+        E(batch + "/files", GET, v.list_batch_files, CALLER, vs, api=True),
+        E(store + "/search", POST, v.search, CALLER, vs, api=True),
     ]
 
 

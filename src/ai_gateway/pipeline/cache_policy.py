@@ -12,6 +12,7 @@ import orjson
 from ai_gateway.cache.config import CacheConfig, CacheRule
 from ai_gateway.cache.key import DEFAULT_NAMESPACE, CacheKey, cache_key, scope_of
 from ai_gateway.pipeline.exchange import Exchange
+from ai_gateway.schemas.chat import Tool
 
 _NO_RULE = CacheRule()
 
@@ -58,12 +59,23 @@ def policy_of(config: CacheConfig, exchange: Exchange, *, semantic: bool) -> Pol
 
 
 def _context_of(exchange: Exchange) -> bytes:
-    """A request with `context` is answered from its user's memories, project and profile:
-    its key says which, and for whom (the context stage runs after the cache)."""
-    options = exchange.chat.parsed.context
-    if options is None:
+    """A request with `context` is answered from its user's memories, project and profile; one
+    with `rag` (or a file_search tool) from the vector stores its caller may see: its key says
+    which, and for whom (the context and retrieval stages run after the cache)."""
+    parsed = exchange.chat.parsed
+    options = parsed.context
+    rag = parsed.rag
+    if options is None and rag is None and not _searches_files(parsed.tools):
         return b""
     principal = exchange.info.principal
     user = principal.user if principal is not None else None
-    whose = [user, exchange.chat.body.get("user")]
-    return b"\ncontext:" + orjson.dumps([options.model_dump(), *whose])
+    whose: list[object] = [user, exchange.chat.body.get("user")]
+    if rag is not None or parsed.tools:  # who may see which store: key, user and team
+        whose += [principal.kind, principal.key_id, principal.team] if principal else [None]
+    context = options.model_dump() if options is not None else None
+    retrieval = rag.model_dump() if rag is not None else None
+    return b"\ncontext:" + orjson.dumps([context, retrieval, *whose])
+
+
+def _searches_files(tools: list[Tool] | None) -> bool:
+    return bool(tools) and any(tool.type == "file_search" for tool in tools or ())

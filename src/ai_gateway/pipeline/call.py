@@ -147,16 +147,29 @@ class Call:
     async def embed(self, model: str, text: str) -> list[float]:
         """The embedding of `text` with `model`, routed like any embeddings request (for the
         semantic cache; not recorded as a request of its own)."""
-        info = RequestInfo(request_id="semantic-cache")
-        body = {"model": model, "input": text}
+        return (await self.embed_many(model, [text], "semantic-cache"))[0]
+
+    async def embed_many(
+        self, model: str, texts: list[str], purpose: str = "rag"
+    ) -> list[list[float]]:
+        """The embeddings of `texts` with `model`, in order, routed like any embeddings request
+        (for the gateway's own use: the semantic cache, RAG; not recorded as requests)."""
+        info = RequestInfo(request_id=purpose)
+        body = {"model": model, "input": texts}
         request = EmbeddingsCall(body=body, parsed=EmbeddingsRequest.model_validate(body))
         exchange = Exchange(Kind.EMBEDDINGS, request, info, model, (model,))
         info.trace = Trace(requested=model)
         result = await self._embeddings(exchange)
-        vector = result["data"][0]["embedding"]
-        if not isinstance(vector, list):
-            raise TypeError("the embedding model did not answer with a list of floats")
-        return [float(x) for x in vector]
+        data = sorted(result["data"], key=lambda item: item["index"])
+        vectors = []
+        for item in data:
+            vector = item["embedding"]
+            if not isinstance(vector, list):
+                raise TypeError("the embedding model did not answer with a list of floats")
+            vectors.append([float(x) for x in vector])
+        if len(vectors) != len(texts):
+            raise TypeError("the embedding model answered with a different number of vectors")
+        return vectors
 
     def _measured(self, exchange: Exchange, usage: object) -> None:
         exchange.usage = usage

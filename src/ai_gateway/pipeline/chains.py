@@ -8,6 +8,7 @@ streamed or not, fanned out or not, and embeddings) runs `MODEL_STAGES`, outermo
     guard    content rules on the prompt, then on the answer or each chunk    pipeline/guard.py
     cache    answer from the response cache, or share or store the answer      pipeline/cache.py
     context  context blocks from the Memory, Project and Learning services    pipeline/context.py
+    retrieve passages from the caller's vector stores (`rag`, file_search)    pipeline/retrieve.py
     call     route, call the provider (each attempt instrumented), measure    pipeline/call.py
 
 Before the chain, the HTTP layer authenticates the caller (middleware), reads and parses the body
@@ -26,13 +27,23 @@ from dataclasses import dataclass
 
 from ai_gateway.pipeline.chain import Chain, Stage
 
-MODEL_STAGES = ("record", "prompt", "admit", "fanout", "guard", "cache", "context", "call")
+MODEL_STAGES = (
+    "record",
+    "prompt",
+    "admit",
+    "fanout",
+    "guard",
+    "cache",
+    "context",
+    "retrieve",
+    "call",
+)
 
 
 @dataclass(frozen=True)
 class Stages:
     """The stage objects, by the names the lists above use (built by app assembly: `Record`,
-    `Prompt`, `Admit`, `Fanout`, `Guard`, `Cache`, `Context` and `Call`)."""
+    `Prompt`, `Admit`, `Fanout`, `Guard`, `Cache`, `Context`, `Retrieve` and `Call`)."""
 
     record: Stage
     prompt: Stage
@@ -41,6 +52,7 @@ class Stages:
     guard: Stage
     cache: Stage
     context: Stage
+    retrieve: Stage
     call: Stage
 
     def chain(self, names: tuple[str, ...]) -> Chain:

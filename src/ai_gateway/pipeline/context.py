@@ -73,7 +73,7 @@ class Context:
         if asked:
             query = ContextQuery(
                 user_id=user,
-                query=_last_user_text(exchange.chat.parsed.messages),
+                query=last_user_text(exchange.chat.parsed.messages),
                 project_id=options.project_id,
             )
             result = await sources.fetch(query, asked)
@@ -81,7 +81,7 @@ class Context:
                 self._outcomes.labels(status.source, status.reason.value).inc()
             window = self._window_of(exchange.model)
             blocks = build_blocks(result, self._budgets, self._count, window)
-            _insert(exchange, [{"role": "system", "content": b.text} for b in blocks])
+            insert_blocks(exchange, [{"role": "system", "content": b.text} for b in blocks])
             exchange.headers["x-gateway-context"] = result.header() or "none"
         outcome = await next(exchange)
         if not options.store:
@@ -190,9 +190,9 @@ class Context:
             await self._sources.aclose()
 
 
-def _insert(exchange: Exchange, blocks: list[dict[str, Any]]) -> None:
-    """The blocks after the leading system and developer messages, in the body and its typed
-    view alike."""
+def insert_blocks(exchange: Exchange, blocks: list[dict[str, Any]]) -> None:
+    """The blocks after the leading system and developer messages (the context blocks already
+    there among them), in the body and its typed view alike."""
     if not blocks:
         return
     chat = exchange.chat
@@ -209,7 +209,7 @@ def _insert(exchange: Exchange, blocks: list[dict[str, Any]]) -> None:
     exchange.request = ChatRequest(body=body, parsed=view)
 
 
-def _last_user_text(messages: list[Message]) -> str:
+def last_user_text(messages: list[Message]) -> str:
     for message in reversed(messages):
         if message.role == "user":
             return _text(message.content)

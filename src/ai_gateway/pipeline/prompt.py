@@ -64,9 +64,11 @@ class Prompt:
                 "prompt": ref,
                 # the template may ask for context (docs/integrations.md); the request's wins
                 "context": old.context if old.context is not None else parsed.context,
+                "rag": old.rag if old.rag is not None else parsed.rag,
             }
         )
-        body.pop("context", None)  # a gateway field: never sent upstream
+        body.pop("context", None)  # gateway fields: never sent upstream
+        body.pop("rag", None)
         exchange.request = ChatRequest(body=body, parsed=parsed)
         if old.model is None:  # the template named it
             assert parsed.model is not None

@@ -42,6 +42,14 @@ def keyword_model() -> Bm25:
     return Bm25()
 
 
+def by_fusion(fused: list[tuple[float, IndexHit]], limit: int) -> list[IndexHit]:
+    """Hits ranked by their fusion score, ties (frequent: reciprocal ranks are few distinct
+    values) broken by cosine score, then by file and chunk, so a search ranks the same way
+    every time."""
+    fused.sort(key=lambda pair: (-pair[0], -pair[1].score, pair[1].file_id, pair[1].chunk))
+    return [hit for _, hit in fused[:limit]]
+
+
 def candidates(limit: int) -> int:
     """How many chunks each ranking (dense, BM25) proposes to the fusion: enough that a chunk
     ranked fairly well by both is not cut before it is fused."""

@@ -48,6 +48,7 @@ from ai_gateway.rag.index_common import (
     Condition,
     Equals,
     attribute_path,
+    by_fusion,
     candidates,
     clip,
     condition,
@@ -283,8 +284,8 @@ class EdgeIndex:
         for point in found:
             score = cosine(query, _dense(point.vector))
             if passes(score, threshold):
-                fused.append(hit(point.payload, score))
-        return fused[:limit]
+                fused.append((point.score, hit(point.payload, score)))
+        return by_fusion(fused, limit)
 
     def _close(self) -> None:
         try:

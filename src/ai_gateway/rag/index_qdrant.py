@@ -33,6 +33,7 @@ from ai_gateway.rag.index_common import (
     Condition,
     Equals,
     attribute_path,
+    by_fusion,
     candidates,
     clip,
     condition,
@@ -186,12 +187,12 @@ class QdrantIndex:
             ),
         )
         query = unit(vector)
-        result = []
+        fused = []
         for point in found.points:
             score = cosine(query, _dense(point.vector))
             if passes(score, threshold):
-                result.append(hit(point.payload, score))
-        return result[:limit]
+                fused.append((point.score, hit(point.payload, score)))
+        return by_fusion(fused, limit)
 
     async def count(self, store_id: str) -> int:
         where = models.Filter(must=[_equals(STORE_KEY, store_id)])

@@ -14,20 +14,22 @@ from typing import Any, Literal
 
 FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
 BatchStatus = Literal["in_progress", "completed", "failed", "cancelled"]
-OwnerKind = Literal["key", "user", "team", "anyone"]
+OwnerKind = Literal["key", "user", "team", "master", "anyone"]
 AttributeValue = str | float | bool
 ErrorCode = Literal["server_error", "unsupported_file", "invalid_file"]
 
 
 @dataclass(frozen=True, slots=True)
 class Owner:
-    """`anyone`: made on a gateway without authentication, or by the master key (value "")."""
+    """`anyone`: made on a gateway without authentication (value ""), seen by every caller;
+    `master`: made with the master key (value ""), seen by the master key alone."""
 
     kind: OwnerKind
     value: str
 
 
 ANYONE = Owner("anyone", "")
+MASTER_OWNER = Owner("master", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,8 @@ class Viewer:
     def sees(self, owner: Owner) -> bool:
         if self.all or owner.kind == "anyone":
             return True
+        if owner.kind == "master":
+            return False
         mine = {"key": self.key, "user": self.user, "team": self.team}[owner.kind]
         return mine is not None and mine == owner.value
 

@@ -162,6 +162,23 @@ class ContextOptions(BaseModel):
     store: bool = False
 
 
+class RagOptions(BaseModel):
+    """Retrieval from the gateway's vector stores (docs/rag.md): the best passages of those
+    stores for the last user message go into the prompt; `citations`: the answer's body lists
+    the files they came from (the `x-gateway-citations` header always does). `filters`: on file
+    attributes, as the vector-store search takes them; `query`: what to search for (default:
+    the last user message)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vector_store_ids: list[str] = Field(min_length=1, max_length=10)
+    query: str | None = Field(default=None, min_length=1, max_length=4096)
+    max_num_results: int | None = Field(default=None, ge=1, le=50)
+    score_threshold: float | None = Field(default=None, ge=0, le=1)
+    filters: dict[str, Any] | None = None
+    citations: bool = False
+
+
 class PromptReference(BaseModel):
     """The request's prompt template (docs/prompts.md): its messages come first, its model and
     parameters apply unless the request sets them."""
@@ -180,7 +197,7 @@ class PromptReference(BaseModel):
         return self
 
 
-GATEWAY_FIELDS = ("context_strategy", "models", "fanout", "cache", "prompt", "context")
+GATEWAY_FIELDS = ("context_strategy", "models", "fanout", "cache", "prompt", "context", "rag")
 
 
 class ChatCompletionRequest(BaseModel):
@@ -227,6 +244,7 @@ class ChatCompletionRequest(BaseModel):
     cache: CacheOptions | None = None
     context: ContextOptions | None = None
     prompt: PromptReference | None = None
+    rag: RagOptions | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -44,6 +44,8 @@ class CodeGenerateRequest(BaseModel):
     prefix: str | None = None  # with `suffix`: fill in the middle
     suffix: str | None = None
     project_id: str | None = Field(default=None, min_length=1, max_length=256)
+    # Vector stores to search for passages relevant to the instructions (docs/rag.md).
+    vector_store_ids: list[str] | None = Field(default=None, min_length=1, max_length=10)
     model: ModelName | None = None
     stream: bool = False
     user: str | None = Field(default=None, max_length=256)
