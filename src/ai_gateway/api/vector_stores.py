@@ -125,23 +125,27 @@ class VectorStoresAPI:
         body = parse_body(VectorStoreCreate, await read_json(request, self._json))
         owner = owner_of(self._principal(request), self._scope)
         record = await service.create_store(body, owner, self._viewer(request))
-        return JSONResponse(record.view())
+        return JSONResponse(record.view(service.now()))
 
     async def list_stores(self, request: Request) -> Response:
         page = _page(request)
-        records, more = await self._service().vector_stores(self._viewer(request), page)
-        return _list([r.view() for r in records], [r.id for r in records], more)
+        service = self._service()
+        records, more = await service.vector_stores(self._viewer(request), page)
+        now = service.now()
+        return _list([r.view(now) for r in records], [r.id for r in records], more)
 
     async def get_store(self, request: Request) -> Response:
         store_id = _param(request, "store_id")
-        record = await self._service().vector_store(store_id, self._viewer(request))
-        return JSONResponse(record.view())
+        service = self._service()
+        record = await service.vector_store(store_id, self._viewer(request))
+        return JSONResponse(record.view(service.now()))
 
     async def update_store(self, request: Request) -> Response:
         body = parse_body(VectorStoreUpdate, await read_json(request, self._json))
         store_id = _param(request, "store_id")
-        record = await self._service().update_store(store_id, body, self._viewer(request))
-        return JSONResponse(record.view())
+        service = self._service()
+        record = await service.update_store(store_id, body, self._viewer(request))
+        return JSONResponse(record.view(service.now()))
 
     async def delete_store(self, request: Request) -> Response:
         store_id = _param(request, "store_id")

@@ -118,7 +118,15 @@ class VectorStoreRecord:
             return None
         return self.last_active_at + int(self.expires_after["days"]) * 86_400
 
-    def view(self) -> dict[str, Any]:
+    def expired(self, now: int) -> bool:
+        expires_at = self.expires_at
+        return expires_at is not None and expires_at <= now
+
+    def view(self, now: int | None = None) -> dict[str, Any]:
+        """`now`: to show an expired store as `expired`."""
+        status = "in_progress" if self.file_counts.in_progress else "completed"
+        if now is not None and self.expired(now):
+            status = "expired"
         return {
             "id": self.id,
             "object": "vector_store",
@@ -127,7 +135,7 @@ class VectorStoreRecord:
             "description": self.description,
             "usage_bytes": self.usage_bytes,
             "file_counts": self.file_counts.view(),
-            "status": "in_progress" if self.file_counts.in_progress else "completed",
+            "status": status,
             "expires_after": self.expires_after,
             "expires_at": self.expires_at,
             "last_active_at": self.last_active_at,

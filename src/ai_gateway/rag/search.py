@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ai_gateway.errors import NotFoundError
+from ai_gateway.errors import InvalidRequestError, NotFoundError
 from ai_gateway.rag.filters import AttributeFilter
 from ai_gateway.rag.index import IndexHit, VectorIndex
 from ai_gateway.rag.records import Viewer
@@ -112,7 +112,7 @@ class Searcher:
     async def page(self, store_id: str, body: SearchBody, viewer: Viewer) -> dict[str, Any]:
         """`POST /vector_stores/{id}/search`: a `vector_store.search_results.page`."""
         service = self._service
-        await service.vector_store(store_id, viewer)
+        await service.usable_store(store_id, viewer)
         queries = [body.query] if isinstance(body.query, str) else list(body.query)
         if body.rewrite_query:
             queries = [rewrite(q) for q in queries]
@@ -141,11 +141,19 @@ class Searcher:
         """For a chat request: the best passages in those stores, each of which the caller must
         see (NotFoundError naming the first it may not)."""
         wanted = list(dict.fromkeys(store_ids))
-        found = {s.id for s in await self._service.store.get_stores(wanted, viewer)}
+        found = {s.id: s for s in await self._service.store.get_stores(wanted, viewer)}
+        now = self._service.now()
         for store_id in wanted:
-            if store_id not in found:
+            record = found.get(store_id)
+            if record is None:
                 raise NotFoundError(
                     f"No vector store found with id '{store_id}'.", param="vector_store_ids"
+                )
+            if record.expired(now):
+                raise InvalidRequestError(
+                    f"Vector store '{store_id}' expired; create a new one.",
+                    param="vector_store_ids",
+                    code="vector_store_expired",
                 )
         return await self.hits(wanted, [query], limit, threshold, filters)
 

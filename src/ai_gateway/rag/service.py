@@ -179,6 +179,19 @@ class RagService:
             )
         return record
 
+    async def usable_store(self, store_id: str, viewer: Viewer) -> VectorStoreRecord:
+        """A store to search or add to: not expired (400 vector_store_expired)."""
+        record = await self.vector_store(store_id, viewer)
+        if record.expired(self.now()):
+            raise InvalidRequestError(
+                f"Vector store '{store_id}' expired (expires_after: it was not used for "
+                f"{record.expires_after and record.expires_after['days']} days). Create a new "
+                "one, or set a longer expires_after before it expires.",
+                param="vector_store_id",
+                code="vector_store_expired",
+            )
+        return record
+
     async def vector_stores(
         self, viewer: Viewer, page: Page
     ) -> tuple[list[VectorStoreRecord], bool]:
@@ -217,7 +230,7 @@ class RagService:
         chunking: dict[str, Any] | None,
         viewer: Viewer,
     ) -> StoreFileRecord:
-        await self.vector_store(store_id, viewer)
+        await self.usable_store(store_id, viewer)
         await self.file(file_id, viewer)
         return await self._add(store_id, file_id, attributes or {}, self._chunking(chunking), None)
 
@@ -309,7 +322,7 @@ class RagService:
     # File batches.
 
     async def create_batch(self, store_id: str, body: BatchCreate, viewer: Viewer) -> BatchRecord:
-        await self.vector_store(store_id, viewer)
+        await self.usable_store(store_id, viewer)
         if (body.file_ids is None) == (body.files is None):
             raise InvalidRequestError(
                 "Give either 'file_ids' or 'files' (each with its own attributes).",
