@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,7 @@ class Upstream:
             return self._chunks()
         return {"object": "chat.completion", "choices": []}
 
-    async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
+    async def _chunks(self) -> AsyncGenerator[dict[str, Any], None]:
         for n in range(2):
             yield {"object": "chat.completion.chunk", "n": n}
 
