@@ -1,27 +1,19 @@
 """The RAG store in the analytics PostgreSQL database (when DATABASE_URL is set): its own small
 asyncpg pool (`PostgresPool`) in the analytics store's schema. Every write that touches several
 rows is one transaction; "add unless there" is an `INSERT ... ON CONFLICT DO NOTHING` followed by
-a read of the row that won, so concurrent adds of one file agree on one row."""
+a read of the row that won, so concurrent adds of one file agree on one row. The one-query
+methods are `RagStoreBase`'s."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from ai_gateway.rag.records import (
-    BatchRecord,
-    FileRecord,
-    FileStatus,
-    LastError,
-    Page,
-    StoreFileRecord,
-    VectorStoreRecord,
-    Viewer,
-)
+from ai_gateway.rag.records import BatchRecord, StoreFileRecord, VectorStoreRecord
 from ai_gateway.stores import analytics_queries as aq
 from ai_gateway.stores import rag_queries as q
 from ai_gateway.stores.analytics import StoreUnavailableError
 from ai_gateway.stores.postgres_pool import PostgresPool
+from ai_gateway.stores.rag_base import RagStoreBase
 
 D = aq.POSTGRES
 ADD_ATTEMPTS = 3  # an add that conflicts with a row deleted before it can be read tries again
@@ -41,7 +33,9 @@ async def _batch(conn: Any, store_id: str, batch_id: str) -> BatchRecord | None:
     return q.batch_from_row(row, await conn.fetch(sql, *args))
 
 
-class PostgresRagStore:
+class PostgresRagStore(RagStoreBase):
+    dialect = D
+
     def __init__(
         self,
         dsn: str,
@@ -69,7 +63,6 @@ class PostgresRagStore:
         await self._db.aclose()
 
     async def _write(self, query: q.Query) -> int:
-        """Run one statement; the number of rows it changed."""
         async with self._db.transaction() as conn:
             return _changed(await conn.execute(query[0], *query[1]))
 
@@ -83,47 +76,12 @@ class PostgresRagStore:
         counts = await self._fetch(q.store_counts(D, [row[0] for row in rows]))
         return q.stores_from_rows(rows, counts)
 
-    # Files.
-
-    async def add_file(self, record: FileRecord) -> None:
-        await self._write(q.insert_file(D, record))
-
-    async def get_file(self, file_id: str, viewer: Viewer) -> FileRecord | None:
-        rows = await self._fetch(q.get_file(D, file_id, viewer))
-        return q.file_from_row(rows[0]) if rows else None
-
-    async def list_files(
-        self, viewer: Viewer, page: Page, purpose: str | None = None
-    ) -> tuple[list[FileRecord], bool]:
-        rows, more = q.page_of(await self._fetch(q.list_files(D, viewer, page, purpose)), page)
-        return [q.file_from_row(row) for row in rows], more
-
     async def delete_file(self, file_id: str) -> list[str]:
         (rows_sql, rows_args), (file_sql, file_args) = q.delete_file(D, file_id)
         async with self._db.transaction() as conn:
             stores = [row[0] for row in await conn.fetch(rows_sql, *rows_args)]
             await conn.execute(file_sql, *file_args)
         return stores
-
-    # Vector stores.
-
-    async def add_store(self, record: VectorStoreRecord) -> None:
-        await self._write(q.insert_store(D, record))
-
-    async def get_store(self, store_id: str, viewer: Viewer) -> VectorStoreRecord | None:
-        stores = await self.get_stores([store_id], viewer)
-        return stores[0] if stores else None
-
-    async def get_stores(self, store_ids: Sequence[str], viewer: Viewer) -> list[VectorStoreRecord]:
-        if not store_ids:
-            return []
-        return await self._stores(q.get_stores(D, store_ids, viewer))
-
-    async def list_stores(self, viewer: Viewer, page: Page) -> tuple[list[VectorStoreRecord], bool]:
-        return q.page_of(await self._stores(q.list_stores(D, viewer, page)), page)
-
-    async def update_store(self, record: VectorStoreRecord) -> None:
-        await self._write(q.update_store(D, record))
 
     async def delete_store(self, store_id: str) -> bool:
         *contents, (store_sql, store_args) = q.delete_store(D, store_id)
@@ -132,11 +90,6 @@ class PostgresRagStore:
                 await conn.execute(sql, *args)
             deleted = _changed(await conn.execute(store_sql, *store_args))
         return deleted > 0
-
-    async def touch_store(self, store_id: str, at: int) -> None:
-        await self._write(q.touch_store(D, store_id, at))
-
-    # Files in a vector store.
 
     async def add_store_file(self, record: StoreFileRecord) -> tuple[StoreFileRecord, bool]:
         insert_sql, insert_args = q.insert_store_file(D, record)
@@ -152,55 +105,6 @@ class PostgresRagStore:
         raise StoreUnavailableError(
             f"PostgreSQL rag store: file {record.file_id} in {record.store_id} kept changing"
         )
-
-    async def count_store_files(self, store_id: str) -> int:
-        rows = await self._fetch(q.count_store_files(D, store_id))
-        return int(rows[0][0])
-
-    async def get_store_file(self, store_id: str, file_id: str) -> StoreFileRecord | None:
-        rows = await self._fetch(q.get_store_file(D, store_id, file_id))
-        return q.store_file_from_row(rows[0]) if rows else None
-
-    async def list_store_files(
-        self,
-        store_id: str,
-        page: Page,
-        status: FileStatus | None = None,
-        batch_id: str | None = None,
-    ) -> tuple[list[StoreFileRecord], bool]:
-        query = q.list_store_files(D, store_id, page, status, batch_id)
-        rows, more = q.page_of(await self._fetch(query), page)
-        return [q.store_file_from_row(row) for row in rows], more
-
-    async def finish_store_file(
-        self,
-        store_id: str,
-        file_id: str,
-        status: FileStatus,
-        *,
-        last_error: LastError | None = None,
-        usage_bytes: int = 0,
-        chunks: int = 0,
-    ) -> bool:
-        query = q.finish_store_file(D, store_id, file_id, status, last_error, usage_bytes, chunks)
-        return await self._write(query) > 0
-
-    async def update_attributes(
-        self, store_id: str, file_id: str, attributes: dict[str, str | float | bool]
-    ) -> StoreFileRecord | None:
-        rows = await self._fetch(q.update_attributes(D, store_id, file_id, attributes))
-        return q.store_file_from_row(rows[0]) if rows else None
-
-    async def delete_store_file(self, store_id: str, file_id: str) -> bool:
-        return await self._write(q.delete_store_file(D, store_id, file_id)) > 0
-
-    async def pending(self, limit: int) -> list[StoreFileRecord]:
-        return [q.store_file_from_row(row) for row in await self._fetch(q.pending(D, limit))]
-
-    # File batches.
-
-    async def add_batch(self, record: BatchRecord) -> None:
-        await self._write(q.insert_batch(D, record))
 
     async def get_batch(self, store_id: str, batch_id: str) -> BatchRecord | None:
         async with self._db.transaction() as conn:
