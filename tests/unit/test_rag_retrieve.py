@@ -257,3 +257,28 @@ def test_owners_follow_the_scope_and_viewers_see_their_own() -> None:
 def test_rewrite_keeps_the_words_that_carry_meaning() -> None:
     assert rewrite("What does error LRK-4471 mean?") == "error LRK-4471 mean"
     assert rewrite("how is it?") == "how is it?"  # nothing left: the query itself
+
+
+async def test_a_store_holds_at_most_max_files_per_store(tmp_path: Path) -> None:
+    parts = Parts(tmp_path, limits={"max_files_per_store": 2})
+    await parts.store.start()
+    try:
+        owner = owner_of(alice(), "user")
+        viewer = viewer_of(alice())
+        await parts.store_with_passages("vs_1", owner)
+        ids = [
+            (await parts.service.upload(f"{n}.txt", b"some text", "assistants", owner)).id
+            for n in range(3)
+        ]
+        for file_id in ids[:2]:
+            await parts.service.add_file("vs_1", file_id, None, None, viewer)
+        with pytest.raises(InvalidRequestError) as full:
+            await parts.service.add_file("vs_1", ids[2], None, None, viewer)
+        assert full.value.code == "too_many_files"
+        assert "max_files_per_store" in full.value.message
+        again = await parts.service.add_file("vs_1", ids[0], None, None, viewer)  # idempotent
+        assert again.file_id == ids[0]
+    finally:
+        if parts.index is not None:
+            await parts.index.aclose()
+        await parts.store.aclose()
