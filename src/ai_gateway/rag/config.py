@@ -61,7 +61,7 @@ class RagConfig(_Frozen):
     enabled: bool = True
     scope: RagScope = "user"
     embedding_model: str = "local/all-minilm-l6-v2"
-    embed_batch: int = Field(default=64, ge=1, le=2048)
+    embed_batch: int = Field(default=16, ge=1, le=2048)
     qdrant_url: SecretStr | None = None
     qdrant_api_key: SecretStr | None = None
     qdrant_path: str | None = None
