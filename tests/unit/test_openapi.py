@@ -141,6 +141,7 @@ async def search_page() -> dict[str, Any]:
 
     service = SimpleNamespace(
         vector_store=nothing,
+        usable_store=nothing,
         config=SimpleNamespace(hybrid=True),
         index=index,
         store=SimpleNamespace(touch_store=nothing),

@@ -330,3 +330,10 @@ def test_any_text_is_covered_by_chunks_within_the_limit(
     text = "".join(pieces)
     places = assert_covers(enc, text, ChunkingStrategy(size, int(size * share)))
     assert bool(places) == bool(text.strip())
+
+
+def test_a_chunk_that_would_start_where_the_last_one_did_replaces_it(enc: TokenEncoding) -> None:
+    """Found by the property test: the overlap reached back past the first chunk's leading
+    newline, so the second chunk started where the first did and held it whole."""
+    places = assert_covers(enc, "\n👍🏽🇯🇵🇯🇵", ChunkingStrategy(11, 5))
+    assert places == [(1, 7)]

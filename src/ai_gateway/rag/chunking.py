@@ -225,11 +225,16 @@ class _Chunker:
                 # than the part of the window the overlap leaves): go on after both.
                 start = max(end, last_end)
                 continue
-            chunks.append((left, right))
+            if chunks and left <= chunks[-1][0]:
+                # It starts where the last one did (the overlap reached back past its leading
+                # whitespace) and ends further on: it replaces that one, which it holds whole.
+                chunks[-1] = (left, right)
+            else:
+                chunks.append((left, right))
             last_end = right
             if end >= end_of_text:
                 break
-            start = self._next_start(start, first, end)
+            start = max(self._next_start(start, first, end), start + 1)
         return chunks
 
     def _chunk(self, start: int, first: int) -> tuple[int, int, int]:
