@@ -28,6 +28,8 @@ from ai_gateway.api.paths import ExactPathRouter
 from ai_gateway.api.render import route_headers
 from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
+from ai_gateway.api.ws import WebSocketAPI
+from ai_gateway.api.ws_endpoints import SocketEndpoints
 from ai_gateway.app_chains import build_chains
 from ai_gateway.app_codegen import code_api
 from ai_gateway.app_context import block_counter, context_stage, model_window
@@ -336,6 +338,7 @@ def create_app(
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
+    code = code_api(config, chains, body, metrics, prompts.catalog)
     table = gateway_routes(
         Handlers(
             completions=completions,
@@ -348,9 +351,14 @@ def create_app(
             admin=security.admin,
             cache_admin=CacheAdminAPI(cache.clear),
             prompts=prompts.api,
-            code=code_api(config, chains, body, metrics, prompts.catalog),
+            code=code,
             chains=chain_parts.api,
             vector_stores=rag.api,
+            ws=WebSocketAPI(
+                config.websocket,
+                SocketEndpoints(chains, config.security.request_limits, code),
+                metrics,
+            ),
         )
     )
 

@@ -35,6 +35,7 @@ from ai_gateway.model_names import model_name_problem
 from ai_gateway.rag.config import RagConfig
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
+from ai_gateway.streaming.config import WebSocketConfig
 
 ProviderName = Literal["openai", "anthropic", "gemini", "local"]
 PROVIDERS: tuple[ProviderName, ...] = ("openai", "anthropic", "gemini", "local")
@@ -220,6 +221,7 @@ class _FileConfig(BaseModel):
     codegen: CodegenConfig = Field(default_factory=CodegenConfig)
     chains: ChainsConfig = Field(default_factory=ChainsConfig)
     rag: RagConfig = Field(default_factory=RagConfig)
+    websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
 
     @field_validator("models")
     @classmethod
@@ -264,6 +266,7 @@ class Config:
     codegen: CodegenConfig = field(default_factory=CodegenConfig)
     chains: ChainsConfig = field(default_factory=ChainsConfig)
     rag: RagConfig = field(default_factory=RagConfig)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     source: str = "environment"
     # Demo mode (ai_gateway/demo.py): where the built-in emulator that serves the demo model
     # names listens; None when demo mode is off.
@@ -426,5 +429,6 @@ def load_config(
         codegen=file_config.codegen,
         chains=file_config.chains,
         rag=_rag_from_env(file_config.rag, env),
+        websocket=file_config.websocket,
         source=str(path) if path else "environment",
     )

@@ -30,6 +30,7 @@ CONFIG_SCHEMA = (
     "security.jwt_config",
     "security.guardrails_config",
     "security.patterns",
+    "streaming.config",
 )
 # The records the stores persist are infrastructure: plain data with its validation, beside the
 # feature that makes them, importing only the base layer (the stores read and write them).

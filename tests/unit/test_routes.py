@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 
 import ai_gateway.app as app_module
@@ -71,9 +72,14 @@ def test_every_route_of_the_app_comes_from_the_table(env: None) -> None:
     app = app_module.create_app(load_config(), tracing=None)
     table = table_of(app)
     assert app.router.routes == table.routes  # the router mounts the table's routes, no others
-    served = {(r.path, method) for r in app.router.routes for method in r.methods or ()}
+    http = [r for r in app.router.routes if isinstance(r, Route)]
+    served = {(r.path, method) for r in http for method in r.methods or ()}
     declared = {(path, method) for e in table.entries for path in e.paths() for method in e.methods}
     assert served - {(path, "HEAD") for path, _ in served} == declared
+    sockets = {r.path for r in app.router.routes if isinstance(r, WebSocketRoute)}
+    assert sockets == {path for e in table.entries if e.websocket for path in e.paths()}
+    assert sockets == {"/ai/ws", "/v1/ws"}
+    assert table.match("/v1/ws").websocket
     for path, label in LABELS.items():
         assert table.match(path).label == label, path
 

@@ -8,11 +8,17 @@ needs a credential under /ai/, /v1/ and /admin/ (`api/route_table.py`). The rout
 `RequestContextMiddleware` matched and put in the scope; a request it did not see is treated as
 an admin route (closed). Refusals are audited (`auth.failed`, `access.denied`) without the
 credential itself.
+
+A WebSocket (`api/ws.py`) may also carry its credential as the subprotocol `bearer.<credential>`
+(browsers cannot set headers on one); one that carries none is let through to a WebSocket route,
+which takes its credential from the first message and checks it with the callable this puts in
+the scope (`socket_authenticator`): the same checks, audit and metrics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -22,8 +28,28 @@ from ai_gateway.observability.metrics import Metrics
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.security.audit import ACCESS_DENIED, AUTH_FAILED, AuditRecord, Outcome
 from ai_gateway.security.authenticator import Authenticator, AuthFailure
+from ai_gateway.security.principal import Principal
 
 AuditSink = Callable[[AuditRecord], None]
+# An `Authorization` header value to its caller, or a GatewayError (401, 503): for a WebSocket
+# that authenticates with its first message.
+SocketAuth = Callable[[bytes], Awaitable[Principal]]
+_SOCKET_AUTH_KEY = "ai_gateway.socket_auth"
+BEARER_PROTOCOL = "bearer."
+
+
+def bearer_subprotocol(scope: Scope) -> str | None:
+    """A WebSocket's `bearer.<credential>` subprotocol, as the client offered it."""
+    for protocol in scope.get("subprotocols") or ():
+        if protocol.startswith(BEARER_PROTOCOL) and len(protocol) > len(BEARER_PROTOCOL):
+            return str(protocol)
+    return None
+
+
+def socket_authenticator(scope: Scope) -> SocketAuth | None:
+    """The check a WebSocket opened without a credential must pass (None: none needed)."""
+    found = scope.get(_SOCKET_AUTH_KEY)
+    return found if callable(found) else None
 
 
 def client_ip(scope: Scope) -> str | None:
@@ -31,20 +57,32 @@ def client_ip(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
-async def send_error(send: Send, error: GatewayError, scope_type: str = "http") -> None:
-    """An OpenAI-style error from pure-ASGI code (outside the exception handlers' reach); a
-    WebSocket is closed with 1008 (policy violation) before it is accepted."""
+async def send_error(
+    send: Send, error: GatewayError, scope_type: str = "http", denial: bool = False
+) -> None:
+    """An OpenAI-style error from pure-ASGI code (outside the exception handlers' reach). A
+    WebSocket is refused before it is accepted: with the same HTTP error when the server can
+    send one (`denial`, the ASGI `websocket.http.response` extension), else closed with 1008
+    (policy violation), which the server answers with a 403."""
+    prefix = "http"
     if scope_type == "websocket":
-        await send({"type": "websocket.close", "code": 1008, "reason": error.code or ""})
-        return
+        if not denial:
+            await send({"type": "websocket.close", "code": 1008, "reason": error.code or ""})
+            return
+        prefix = "websocket.http"
     body = error.to_json()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
     ]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": prefix + ".response.start", "status": error.status, "headers": headers})
+    await send({"type": prefix + ".response.body", "body": body})
+
+
+def can_deny(scope: Scope) -> bool:
+    """Whether the server lets a WebSocket be refused with an HTTP response."""
+    return "websocket.http.response" in (scope.get("extensions") or {})
 
 
 class AuthMiddleware:
@@ -74,19 +112,22 @@ class AuthMiddleware:
             if name == b"authorization":
                 header = value
                 break
-        info = RequestInfo.from_scope(scope)
+        socket = scope["type"] == "websocket"
+        if header is None and socket:
+            protocol = bearer_subprotocol(scope)
+            if protocol is not None:
+                header = b"Bearer " + protocol[len(BEARER_PROTOCOL) :].encode("latin-1")
+            elif route is not None and route.websocket:  # it may authenticate once open
+                scope[_SOCKET_AUTH_KEY] = partial(self._authenticate, scope)
+                await self.app(scope, receive, send)
+                return
+        denial = socket and can_deny(scope)
         try:
-            principal = await self._authenticator.authenticate(header)
-        except AuthFailure as exc:
-            self._metrics.auth_failures.labels(exc.reason).inc()
-            self._record(scope, info, AUTH_FAILED, "failure", "anonymous", reason=exc.reason)
-            await send_error(send, exc, scope["type"])
+            principal = await self._authenticate(scope, header)
+        except GatewayError as exc:
+            await send_error(send, exc, scope["type"], denial)
             return
-        except GatewayError as exc:  # the key store or the Auth service's keys are down
-            await send_error(send, exc, scope["type"])
-            return
-        info.principal = principal
-        info.client_ip = client_ip(scope)
+        info = RequestInfo.from_scope(scope)
         if access is Access.ADMIN and not principal.admin:
             self._record(scope, info, ACCESS_DENIED, "denied", principal.actor)
             await send_error(
@@ -96,9 +137,25 @@ class AuthMiddleware:
                     code="admin_only",
                 ),
                 scope["type"],
+                denial,
             )
             return
         await self.app(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope, header: bytes | None) -> Principal:
+        """The caller, set on the request's info; a refused credential is counted and
+        audited. Raises the GatewayError to answer with."""
+        info = RequestInfo.from_scope(scope)
+        try:
+            principal = await self._authenticator.authenticate(header)
+        except AuthFailure as exc:
+            self._metrics.auth_failures.labels(exc.reason).inc()
+            self._record(scope, info, AUTH_FAILED, "failure", "anonymous", reason=exc.reason)
+            raise
+        # (any other GatewayError: the key store or the Auth service's keys are down)
+        info.principal = principal
+        info.client_ip = client_ip(scope)
+        return principal
 
     def _record(
         self,

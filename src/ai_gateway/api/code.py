@@ -35,7 +35,7 @@ from ai_gateway.codegen.template import TEMPLATE_ID
 from ai_gateway.errors import GatewayError
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.chains import Chains
-from ai_gateway.pipeline.exchange import Chunks, chat_exchange
+from ai_gateway.pipeline.exchange import Chunks, Exchange, chat_exchange
 from ai_gateway.providers.base import JSONObject
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.code import CodeGenerateRequest
@@ -64,25 +64,28 @@ class CodeAPI:
         self._ensure_template = ensure_template
 
     async def generate(self, request: Request) -> Response:
-        parsed = parse_body(CodeGenerateRequest, await read_json(request, self._body))
-        await self._ensure_template()
-        exchange = chat_exchange(
-            self._chat_body(parsed), RequestInfo.from_scope(request.scope), self._limits
-        )
-        formatter = partial(_formatted, parsed)
-        if not parsed.stream:
+        body = await read_json(request, self._body)
+        exchange, formatter = await self.exchange(body, RequestInfo.from_scope(request.scope))
+        if not exchange.stream:
             answer = await cancel_on_disconnect(self._chains.chat(exchange), request.receive)
             assert isinstance(answer, dict)
-            text, finish = _text_of(answer)
-            result = formatter(answer, text, finish, answer.get("usage"))
             return JSONResponse(
-                result, headers={**exchange.headers, **route_headers(exchange.info)}
+                formatted_answer(answer, formatter),
+                headers={**exchange.headers, **route_headers(exchange.info)},
             )
         chunks, first = await cancel_on_disconnect(
             open_stream(self._chains.chat, exchange), request.receive
         )
-        body = _events(chunks, first, formatter, partial(self._count_error, request))
-        return sse_response(body, chunks, exchange)
+        events = _sse(code_events(chunks, first, formatter), partial(self._count_error, request))
+        return sse_response(events, chunks, exchange)
+
+    async def exchange(self, body: Any, info: RequestInfo) -> tuple[Exchange, Formatter]:
+        """A code request's chat exchange (run by the chat chain), and how its answer is
+        formatted as files. Shared with the WebSocket (api/ws.py)."""
+        parsed = parse_body(CodeGenerateRequest, body)
+        await self._ensure_template()
+        exchange = chat_exchange(self._chat_body(parsed), info, self._limits)
+        return exchange, partial(_formatted, parsed)
 
     def _chat_body(self, parsed: CodeGenerateRequest) -> JSONObject:
         body: JSONObject = {
@@ -140,12 +143,17 @@ def _text_of(answer: JSONObject) -> tuple[str, Any]:
 Formatter = Callable[[JSONObject, str, Any, Any], JSONObject]
 
 
-async def _events(
-    chunks: Chunks,
-    first: JSONObject | None,
-    formatter: Formatter,
-    count_error: Callable[[GatewayError], None],
-) -> AsyncGenerator[bytes, None]:
+def formatted_answer(answer: JSONObject, formatter: Formatter) -> JSONObject:
+    """The JSON answer of a code request, from the chat chain's answer."""
+    text, finish = _text_of(answer)
+    return formatter(answer, text, finish, answer.get("usage"))
+
+
+async def code_events(
+    chunks: Chunks, first: JSONObject | None, formatter: Formatter
+) -> AsyncGenerator[JSONObject, None]:
+    """A streamed code request's events: `{"type": "delta", "text"}` as the answer comes, then
+    `{"type": "result", ...}`. Closes `chunks` however it ends; a GatewayError passes through."""
     parts: list[str] = []
     finish: Any = None
     usage: Any = None
@@ -162,14 +170,24 @@ async def _events(
                 text = (choice.get("delta") or {}).get("content")
                 if isinstance(text, str) and text:
                     parts.append(text)
-                    yield encode_data({"type": "delta", "text": text})
+                    yield {"type": "delta", "text": text}
             chunk = await anext(chunks, None)
+    finally:
+        await chunks.aclose()
+    result = formatter(head, "".join(parts), finish, usage)
+    yield {"type": "result", **result}
+
+
+async def _sse(
+    events: AsyncGenerator[JSONObject, None], count_error: Callable[[GatewayError], None]
+) -> AsyncGenerator[bytes, None]:
+    try:
+        async for event in events:
+            yield encode_data(event)
     except GatewayError as exc:
         count_error(exc)
         yield encode_data(exc.to_dict())
         return
     finally:
-        await chunks.aclose()
-    result = formatter(head, "".join(parts), finish, usage)
-    yield encode_data({"type": "result", **result})
+        await events.aclose()
     yield DONE

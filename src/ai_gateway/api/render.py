@@ -97,14 +97,21 @@ def sse_response(body: AsyncGenerator[bytes, None], chunks: Chunks, exchange: Ex
     )
 
 
+def visible(chunk: JSONObject, include_usage: bool) -> JSONObject | None:
+    """The chunk as the client gets it: without its usage unless the client asked for it (then
+    a usage-only chunk is not sent at all). Shared by SSE and the WebSocket (api/ws.py)."""
+    if include_usage:
+        return chunk
+    chunk.pop("usage", None)
+    return chunk if chunk.get("choices") else None
+
+
 async def _events(
     chunks: Chunks, first: JSONObject | None, include_usage: bool, count_error: ErrorCount
 ) -> AsyncGenerator[bytes, None]:
     def event(chunk: JSONObject) -> bytes | None:
-        if include_usage:
-            return encode_data(chunk)
-        chunk.pop("usage", None)
-        return encode_data(chunk) if chunk.get("choices") else None
+        shown = visible(chunk, include_usage)
+        return None if shown is None else encode_data(shown)
 
     try:
         if first is not None:

@@ -20,9 +20,11 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, compile_path
+from starlette.routing import BaseRoute, Route, WebSocketRoute, compile_path
+from starlette.websockets import WebSocket
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+SocketEndpoint = Callable[[WebSocket], Awaitable[None]]
 
 # The API lives under both prefixes, alike: /v1 for OpenAI SDKs, /ai for the DevMentor design.
 API_PREFIXES = ("/ai", "/v1")
@@ -46,15 +48,17 @@ class RouteEntry:
     """One route. `path` is a Starlette path (`/models/{model_id:path}`); with `api` true it is
     relative and the route exists under each of `API_PREFIXES`. `label` is the `route` label of
     its metrics and access log line: a fixed string, so clients cannot create label values.
-    `traced`: whether its requests get a server span (probes and scrapes would drown the rest)."""
+    `traced`: whether its requests get a server span (probes and scrapes would drown the rest).
+    `websocket`: a WebSocket route (no methods; `endpoint` takes a `WebSocket`)."""
 
     path: str
     methods: tuple[str, ...]
-    endpoint: Endpoint
+    endpoint: Endpoint | SocketEndpoint
     access: Access
     label: str
     api: bool = False
     traced: bool = True
+    websocket: bool = False
 
     def paths(self) -> tuple[str, ...]:
         return tuple(prefix + self.path for prefix in API_PREFIXES) if self.api else (self.path,)
@@ -64,12 +68,14 @@ class RouteEntry:
 class MatchedRoute:
     """What the middleware needs to know about a request's route. `template` is the route's path
     without parameter types (`/v1/models/{model_id}`), the span's `http.route`; None when no
-    route matched."""
+    route matched. `websocket`: the route is a WebSocket's (which may authenticate after it
+    opens, api/ws.py)."""
 
     label: str
     access: Access
     template: str | None
     traced: bool = True
+    websocket: bool = False
 
 
 _UNMATCHED_PUBLIC = MatchedRoute(UNMATCHED, Access.PUBLIC, None)
@@ -87,12 +93,17 @@ class RouteTable:
         # API routes first, /ai before /v1 (the order Starlette's loop tries them in).
         api = [(prefix, e) for prefix in API_PREFIXES for e in self.entries if e.api]
         plain = [("", e) for e in self.entries if not e.api]
-        self.routes: list[Route] = []
+        self.routes: list[BaseRoute] = []
         for prefix, entry in api + plain:
             path = prefix + entry.path
-            self.routes.append(Route(path, entry.endpoint, methods=list(entry.methods)))
+            if entry.websocket:
+                self.routes.append(WebSocketRoute(path, entry.endpoint))
+            else:
+                self.routes.append(Route(path, entry.endpoint, methods=list(entry.methods)))
             regex, template, convertors = compile_path(path)
-            matched = MatchedRoute(entry.label, entry.access, template, entry.traced)
+            matched = MatchedRoute(
+                entry.label, entry.access, template, entry.traced, entry.websocket
+            )
             known = self._exact.get(path) or self._patterns.get(path, (None, None))[1]
             if known is not None and known != matched:
                 raise ValueError(f"routes for {path} disagree on their label or access")

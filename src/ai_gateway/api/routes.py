@@ -22,6 +22,7 @@ from ai_gateway.api.prompts import PromptsAPI
 from ai_gateway.api.route_table import Access, Endpoint, RouteEntry, RouteTable
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.api.vector_stores import VectorStoresAPI
+from ai_gateway.api.ws import WebSocketAPI
 
 PUBLIC, CALLER, ADMIN = Access.PUBLIC, Access.CALLER, Access.ADMIN
 GET, POST, PUT, DELETE = ("GET",), ("POST",), ("PUT",), ("DELETE",)
@@ -44,6 +45,7 @@ class Handlers:
     code: CodeAPI
     chains: ChainsAPI
     vector_stores: VectorStoresAPI
+    ws: WebSocketAPI
 
 
 def gateway_routes(h: Handlers) -> RouteTable:
@@ -52,6 +54,7 @@ def gateway_routes(h: Handlers) -> RouteTable:
         E("/chat/completions", POST, h.completions.chat, CALLER, "/chat/completions", api=True),
         E("/embeddings", POST, h.completions.embeddings, CALLER, "/embeddings", api=True),
         E("/code/generate", POST, h.code.generate, CALLER, "/code/generate", api=True),
+        E("/ws", (), h.ws.serve, CALLER, "/ws", api=True, websocket=True),
         E("/models", GET, h.models.list, CALLER, "/models", api=True),
         E("/models/{model_id:path}", GET, h.models.retrieve, CALLER, "/models/{id}", api=True),
         E("/tokens/count", POST, h.tokens.count, CALLER, "/tokens/count", api=True),
