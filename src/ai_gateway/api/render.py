@@ -17,9 +17,10 @@ from starlette.responses import Response, StreamingResponse
 from ai_gateway.api.common import JSONResponse
 from ai_gateway.errors import GatewayError
 from ai_gateway.pipeline.chain import Chain
-from ai_gateway.pipeline.exchange import Chunks, Exchange
+from ai_gateway.pipeline.exchange import Chunks, Exchange, Kind
 from ai_gateway.providers.base import JSONObject
 from ai_gateway.request_info import RequestInfo
+from ai_gateway.streaming.regroup import regrouped
 from ai_gateway.streaming.sse import DONE, encode_data
 
 SSE = "text/event-stream"
@@ -73,6 +74,9 @@ async def open_stream(chain: Chain, exchange: Exchange) -> tuple[Chunks, JSONObj
     outcome = await chain(exchange)
     if isinstance(outcome, dict):
         raise TypeError("a streamed request's chain answered with JSON")
+    options = exchange.chat.parsed.chunking if exchange.kind is Kind.CHAT else None
+    if options is not None and options.mode != "raw":  # regrouped for display, SSE and socket
+        outcome = regrouped(outcome, options.mode, options.max_delay_ms / 1000)
     return outcome, await anext(outcome, None)
 
 

@@ -179,6 +179,17 @@ class RagOptions(BaseModel):
     citations: bool = False
 
 
+class ChunkingOptions(BaseModel):
+    """How a stream's text is regrouped for display (docs/api.md, "Response chunking"): `raw`,
+    as it comes; `line` or `sentence`, whole lines or sentences, none held back longer than
+    `max_delay_ms`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["raw", "line", "sentence"] = "raw"
+    max_delay_ms: int = Field(default=250, ge=0, le=10_000)
+
+
 class PromptReference(BaseModel):
     """The request's prompt template (docs/prompts.md): its messages come first, its model and
     parameters apply unless the request sets them."""
@@ -245,6 +256,7 @@ class ChatCompletionRequest(BaseModel):
     context: ContextOptions | None = None
     prompt: PromptReference | None = None
     rag: RagOptions | None = None
+    chunking: ChunkingOptions | None = None
 
     @model_validator(mode="before")
     @classmethod
