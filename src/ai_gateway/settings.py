@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ai_gateway.cache.config import CacheConfig
 from ai_gateway.chains.config import ChainsConfig
 from ai_gateway.codegen.config import CodegenConfig
+from ai_gateway.hooks.config import HooksConfig
 from ai_gateway.integrations.config import IntegrationsConfig
 from ai_gateway.model_names import model_name_problem
 from ai_gateway.rag.config import RagConfig
@@ -220,6 +221,7 @@ class _FileConfig(BaseModel):
     codegen: CodegenConfig = Field(default_factory=CodegenConfig)
     chains: ChainsConfig = Field(default_factory=ChainsConfig)
     rag: RagConfig = Field(default_factory=RagConfig)
+    hooks: HooksConfig = ()
 
     @field_validator("models")
     @classmethod
@@ -264,6 +266,7 @@ class Config:
     codegen: CodegenConfig = field(default_factory=CodegenConfig)
     chains: ChainsConfig = field(default_factory=ChainsConfig)
     rag: RagConfig = field(default_factory=RagConfig)
+    hooks: HooksConfig = ()
     source: str = "environment"
     # Demo mode (ai_gateway/demo.py): where the built-in emulator that serves the demo model
     # names listens; None when demo mode is off.
@@ -426,5 +429,6 @@ def load_config(
         codegen=file_config.codegen,
         chains=file_config.chains,
         rag=_rag_from_env(file_config.rag, env),
+        hooks=file_config.hooks,
         source=str(path) if path else "environment",
     )
