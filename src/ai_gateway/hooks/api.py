@@ -29,7 +29,7 @@ class Caller:
     key_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every call, and a frozen one costs several times
 class HookContext:
     """What a hook sees. `body`: the request (pre_request), the answer (post_response) or the
     chunk (on_chunk); `request`: the request body at the later points; `record`: the finished

@@ -11,7 +11,6 @@ with the hook's name. Nothing a hook does crashes or stalls the gateway beyond i
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from time import perf_counter
 from types import MappingProxyType
@@ -33,6 +32,7 @@ from ai_gateway.errors import (
 )
 from ai_gateway.hooks.api import ALLOWED, Continue, HookContext, HookResult, Reject
 from ai_gateway.hooks.config import POINTS, HookConfig, HookPoint
+from ai_gateway.hooks.deadlines import Deadlines
 from ai_gateway.hooks.functions import BadStatus, HookFunction, MalformedResult
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import LATENCY_BUCKETS, Metrics
@@ -111,7 +111,13 @@ def rejection(result: Reject) -> GatewayError:
 class Hook:
     """A configured hook: its function, bound by its timeout, under its failure policy."""
 
-    def __init__(self, config: HookConfig, function: HookFunction, metrics: HookMetrics) -> None:
+    def __init__(
+        self,
+        config: HookConfig,
+        function: HookFunction,
+        metrics: HookMetrics,
+        deadlines: Deadlines,
+    ) -> None:
         self.name = config.name
         self.point: HookPoint = config.point
         self.models = frozenset(config.models)
@@ -122,6 +128,7 @@ class Hook:
         # not keep.
         self._bounded = not (config.inline and not getattr(function, "is_async", True))
         self._timeout = config.timeout_s
+        self._deadlines = deadlines
         self._seconds = metrics.seconds.labels(self.name, self.point)
         self._failures = metrics.failures
 
@@ -131,8 +138,7 @@ class Hook:
         started = perf_counter()
         try:
             if self._bounded:
-                async with asyncio.timeout(self._timeout):
-                    raw = await self._function(ctx)
+                raw = await self._deadlines.cut(self._function(ctx), self._timeout)
             else:
                 raw = await self._function(ctx)
             result = check(self.point, raw)
