@@ -33,6 +33,7 @@ from ai_gateway.api.ws_endpoints import SocketEndpoints
 from ai_gateway.app_chains import build_chains
 from ai_gateway.app_codegen import code_api
 from ai_gateway.app_context import block_counter, context_stage, model_window
+from ai_gateway.app_hooks import build_hooks
 from ai_gateway.app_prompts import build_prompts
 from ai_gateway.app_rag import build_rag
 from ai_gateway.app_security import build_security, needs_store, start_store
@@ -267,8 +268,9 @@ def create_app(
     )
     if writer is not None:
         writer_metrics.watch(writer)
+    hooks = build_hooks(config, metrics)
     recorder = UsageRecorder(
-        registry, metrics, sink=writer if store is not None else None, counter=counter
+        registry, metrics, sink=hooks.sink(writer if store is not None else None), counter=counter
     )
     security = build_security(
         config,
@@ -294,6 +296,7 @@ def create_app(
             admit=Admit(security.admission, charges),
             fanout=Fanout(record),
             guard=Guard(security.guardrails, metrics, security.audit),
+            hooks=hooks.stage,
             cache=cache,
             context=context,
             retrieve=rag.stage,
@@ -390,11 +393,13 @@ def create_app(
         await rag.start()
         if writer is not None:
             await writer.start()
+        await hooks.start()
         try:
             yield
         finally:
             await cache.aclose()  # entries being stored
             await context.aclose()  # exchanges being given to the Memory service
+            await hooks.aclose()  # records being given to on_record hooks, before the writer's
             if semantic is not None:
                 await semantic.aclose()
             if writer is not None:

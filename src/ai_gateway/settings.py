@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ai_gateway.cache.config import CacheConfig
 from ai_gateway.chains.config import ChainsConfig
 from ai_gateway.codegen.config import CodegenConfig
+from ai_gateway.hooks.config import HooksConfig
 from ai_gateway.integrations.config import IntegrationsConfig
 from ai_gateway.model_names import model_name_problem
 from ai_gateway.rag.config import RagConfig
@@ -222,6 +223,7 @@ class _FileConfig(BaseModel):
     chains: ChainsConfig = Field(default_factory=ChainsConfig)
     rag: RagConfig = Field(default_factory=RagConfig)
     websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
+    hooks: HooksConfig = ()
 
     @field_validator("models")
     @classmethod
@@ -267,6 +269,7 @@ class Config:
     chains: ChainsConfig = field(default_factory=ChainsConfig)
     rag: RagConfig = field(default_factory=RagConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    hooks: HooksConfig = ()
     source: str = "environment"
     # Demo mode (ai_gateway/demo.py): where the built-in emulator that serves the demo model
     # names listens; None when demo mode is off.
@@ -430,5 +433,6 @@ def load_config(
         chains=file_config.chains,
         rag=_rag_from_env(file_config.rag, env),
         websocket=file_config.websocket,
+        hooks=file_config.hooks,
         source=str(path) if path else "environment",
     )

@@ -29,8 +29,9 @@ from ai_gateway.security.config import RequestLimits
 Events = list[str]
 # What the fake stages note for one request (a fan-out's branches add theirs)
 ORDER = [
-    *("record>", "prompt>", "admit>", "guard>", "cache>", "context>", "retrieve>", "call"),
-    *("retrieve<", "context<", "cache<", "guard<", "admit<", "prompt<", "record<"),
+    *("record>", "prompt>", "admit>", "guard>", "hooks>", "cache>", "context>", "retrieve>"),
+    "call",
+    *("retrieve<", "context<", "cache<", "hooks<", "guard<", "admit<", "prompt<", "record<"),
 ]
 
 
@@ -90,6 +91,7 @@ def fake_stages(events: Events) -> Stages:
         admit=Around("admit", events),
         fanout=Fanout(record),
         guard=Around("guard", events),
+        hooks=Around("hooks", events),
         cache=Around("cache", events),
         context=Around("context", events),
         retrieve=Around("retrieve", events),
@@ -122,6 +124,7 @@ def test_the_model_endpoints_run_the_declared_list() -> None:
         "admit",
         "fanout",
         "guard",
+        "hooks",
         "cache",
         "context",
         "retrieve",
@@ -135,6 +138,7 @@ def test_the_model_endpoints_run_the_declared_list() -> None:
         "Around",
         "Around",
         "Fanout",
+        "Around",
         "Around",
         "Around",
         "Around",
@@ -163,7 +167,7 @@ def test_a_stream_s_after_work_runs_when_it_ends_innermost_first() -> None:
         return before
 
     before = asyncio.run(opened_then_read())
-    assert before == ORDER[:8]
+    assert before == ORDER[:9]
     assert events == ORDER
 
 
@@ -178,7 +182,7 @@ def test_a_stream_closed_after_its_first_chunk_runs_every_stage_s_clean_up() -> 
         await outcome.aclose()
 
     asyncio.run(first_chunk_then_close())
-    assert events[-7:] == ORDER[-7:]
+    assert events[-8:] == ORDER[-8:]
 
 
 def test_embeddings_run_the_same_stages() -> None:
@@ -199,11 +203,11 @@ def test_a_fanout_runs_the_stages_after_it_once_per_model_each_branch_recorded(
     assert events[-3:] == ["admit<", "prompt<", "record<"]
     for model in ("a", "b"):
         branch = [e for e in events if e.endswith(f"[{model}]")]
-        down = ("record>", "guard>", "cache>", "context>", "retrieve>", "call")
-        assert branch[:6] == [f"{name}[{model}]" for name in down]
+        down = ("record>", "guard>", "hooks>", "cache>", "context>", "retrieve>", "call")
+        assert branch[:7] == [f"{name}[{model}]" for name in down]
         if not stream or model == "a":  # a losing stream may be closed at any point
-            up = ("retrieve<", "context<", "cache<", "guard<", "record<")
-            assert branch[6:] == [f"{name}[{model}]" for name in up]
+            up = ("retrieve<", "context<", "cache<", "hooks<", "guard<", "record<")
+            assert branch[7:] == [f"{name}[{model}]" for name in up]
 
 
 def test_one_name_added_to_the_list_takes_effect_for_every_kind_of_request(

@@ -23,6 +23,7 @@ CONFIG_SCHEMA = (
     "cache.config",
     "chains.config",
     "codegen.config",
+    "hooks.config",
     "integrations.config",
     "rag.config",
     "routing.config",
@@ -72,6 +73,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             *("app", "app_chains", "app_codegen", "app_context", "app_prompts", "app_rag"),
             "app_security",
+            "app_hooks",
             "cli",
             "cli_banner",
             *("cli_keys", "cli_prompts", "demo", "serving", "__main__"),

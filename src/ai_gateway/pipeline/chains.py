@@ -6,6 +6,7 @@ streamed or not, fanned out or not, and embeddings) runs `MODEL_STAGES`, outermo
     admit    allowed models, rate limits and budgets; settled when it ends    pipeline/admit.py
     fanout   several models: the rest of the chain once per model             pipeline/fanout.py
     guard    content rules on the prompt, then on the answer or each chunk    pipeline/guard.py
+    hooks    operator functions: pre_request, post_response, on_chunk         pipeline/hooks.py
     cache    answer from the response cache, or share or store the answer      pipeline/cache.py
     context  context blocks from the Memory, Project and Learning services    pipeline/context.py
     retrieve passages from the caller's vector stores (`rag`, file_search)    pipeline/retrieve.py
@@ -33,6 +34,7 @@ MODEL_STAGES = (
     "admit",
     "fanout",
     "guard",
+    "hooks",
     "cache",
     "context",
     "retrieve",
@@ -43,13 +45,14 @@ MODEL_STAGES = (
 @dataclass(frozen=True)
 class Stages:
     """The stage objects, by the names the lists above use (built by app assembly: `Record`,
-    `Prompt`, `Admit`, `Fanout`, `Guard`, `Cache`, `Context`, `Retrieve` and `Call`)."""
+    `Prompt`, `Admit`, `Fanout`, `Guard`, `Hooks`, `Cache`, `Context`, `Retrieve` and `Call`)."""
 
     record: Stage
     prompt: Stage
     admit: Stage
     fanout: Stage
     guard: Stage
+    hooks: Stage
     cache: Stage
     context: Stage
     retrieve: Stage
