@@ -226,3 +226,41 @@ def test_on_record_gets_the_finished_request_s_record(
     assert record.request_id == request_id
     assert (record.model, record.status, record.route) == ("fast", 200, "chat")
     assert record.prompt_tokens > 0
+
+
+def over_websocket(gw: GatewayServer, text: str) -> list[dict[str, Any]]:
+    """The messages the WebSocket answers a streamed chat request with, up to `done` or
+    `error`."""
+    from websockets.sync.client import connect
+
+    body = {"model": "fast", "messages": [{"role": "user", "content": text}], "stream": True}
+    request = {"type": "request", "id": "r1", "endpoint": "chat.completions", "body": body}
+    received: list[dict[str, Any]] = []
+    with connect(f"ws://127.0.0.1:{gw.port}/v1/ws") as socket:
+        socket.send(json.dumps(request))
+        while not received or received[-1]["type"] not in ("done", "error"):
+            received.append(json.loads(socket.recv(timeout=30)))
+    return received
+
+
+def test_hooks_apply_to_the_websocket_too(
+    emu: EmulatorServer, start_gateway: GatewayFactory, hook_server: HookServer
+) -> None:
+    hooks = (
+        "  - {name: words, point: pre_request, python: 'hook_functions:reject_word'}\n"
+        f"  - {{name: rewrite, point: pre_request, url: '{hook_server.url}', "
+        f"secret: {SECRET}, timeout_s: 2, fail: closed}}\n"
+    )
+    gw = start_gateway(hooks_yaml(emu, hooks))
+    refused = over_websocket(gw, "Tell me about PINEAPPLE pizza")
+    assert refused[-1]["type"] == "error"
+    assert refused[-1]["id"] == "r1"
+    assert refused[-1]["error"]["code"] == "forbidden_word"
+    answered = over_websocket(gw, "I love cats a lot")
+    text = "".join(
+        m["data"]["choices"][0]["delta"].get("content") or ""
+        for m in answered
+        if m["type"] == "chunk" and m["data"]["choices"]
+    )
+    assert text.startswith("Emulated reply to: I love dogs a lot")
+    assert upstream_prompts(emu) == ["I love dogs a lot"]
