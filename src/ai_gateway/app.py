@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Literal
 
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -30,6 +28,8 @@ from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.api.ws import WebSocketAPI
 from ai_gateway.api.ws_endpoints import SocketEndpoints
+from ai_gateway.app_analytics import analytics_writer, writer_readiness_check
+from ai_gateway.app_cache import cache_store, semantic_lookup
 from ai_gateway.app_chains import build_chains
 from ai_gateway.app_codegen import code_api
 from ai_gateway.app_context import block_counter, context_stage, model_window
@@ -37,9 +37,6 @@ from ai_gateway.app_hooks import build_hooks
 from ai_gateway.app_prompts import build_prompts
 from ai_gateway.app_rag import build_rag
 from ai_gateway.app_security import build_security, needs_store, start_store
-from ai_gateway.cache.semantic import SemanticIndex
-from ai_gateway.cache.semantic_query import SemanticLookup
-from ai_gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from ai_gateway.demo import DEMO_HEADER
 from ai_gateway.errors import (
     GatewayError,
@@ -71,41 +68,15 @@ from ai_gateway.routing.deployments import DeploymentTable
 from ai_gateway.routing.router import Router
 from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.usage import LocalUsageWindow, RedisUsageWindow
-from ai_gateway.settings import Config, ConfigError, GatewaySettings
-from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
+from ai_gateway.settings import Config, ConfigError
+from ai_gateway.stores.analytics import StoreUnavailableError
 from ai_gateway.stores.factory import open_analytics_store, open_security_store
 from ai_gateway.stores.redis import create_redis, redis_readiness_check
-from ai_gateway.stores.security import SecurityStore
 from ai_gateway.usage.recorder import UsageRecorder
 from ai_gateway.usage.tokens import TokenCounter
-from ai_gateway.usage.writer import AnalyticsWriter, WriterStats
-from ai_gateway.usage.writer_metrics import WriterMetrics, writer_probe
+from ai_gateway.usage.writer_metrics import WriterMetrics
 
 log = get_logger(__name__)
-
-
-def analytics_writer(
-    settings: GatewaySettings,
-    store: AnalyticsStore | None,
-    *,
-    audit: SecurityStore | None = None,
-    on_drop: Callable[[int], None] | None = None,
-    on_written: Callable[[int], None] | None = None,
-    on_state: Callable[[WriterStats], None] | None = None,
-) -> AnalyticsWriter:
-    """The background writer with the settings' buffer size and retention: usage and feedback
-    to `store` (None: analytics is off), audit records to `audit`. The callbacks report what
-    it wrote and dropped, and its state after each turn (`usage/writer_metrics.py` puts them in
-    /metrics)."""
-    return AnalyticsWriter(
-        store,
-        audit=audit,
-        max_buffer=settings.analytics_buffer,
-        retention_days=settings.analytics_retention_days,
-        on_drop=on_drop,
-        on_written=on_written,
-        on_state=on_state,
-    )
 
 
 @dataclass(frozen=True)
@@ -161,44 +132,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
             f"The gateway failed unexpectedly; quote request id {info.request_id} to report it."
         )
     )
-
-
-def writer_readiness_check(
-    writer: AnalyticsWriter, store: AnalyticsStore | None, max_buffer: int
-) -> ReadinessCheck:
-    """`analytics` in /health/ready: the store and the writer's backlog. Not required: while the
-    store is down requests are served and their records wait in the writer's buffer."""
-    probe = writer_probe(writer, store, max_buffer)
-
-    async def check() -> CheckResult:
-        ok, detail = await probe()
-        return CheckResult(ok, detail)
-
-    return ReadinessCheck("analytics", False, check)
-
-
-def cache_store(config: Config, redis_client: Redis | None) -> CacheStore:
-    """Redis (cache.redis_url, else the gateway's redis_url) shared by every instance, else an
-    in-process LRU."""
-    prefix = config.gateway.redis_prefix
-    url = config.cache.redis_url
-    if url is not None:
-        return RedisStore(create_redis(url.get_secret_value()), prefix)
-    if redis_client is not None:
-        return RedisStore(redis_client, prefix)
-    return MemoryStore(config.cache.max_bytes)
-
-
-def semantic_lookup(config: Config, call: Call) -> SemanticLookup | None:
-    """The semantic cache, when a model name or a key turns it on: its index (embedded Qdrant
-    under the data directory, or a server), queries embedded by `cache.semantic.embedding_model`
-    through the gateway's own routing."""
-    rules = (*config.cache.models.values(), *config.cache.keys.values())
-    if not any(rule.semantic for rule in rules):
-        return None
-    semantic = config.cache.semantic
-    index = SemanticIndex.open(semantic, config.gateway.data_dir)
-    return SemanticLookup(index, partial(call.embed, semantic.embedding_model), semantic)
 
 
 def create_app(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from ai_gateway.app import analytics_writer
+from ai_gateway.app_analytics import analytics_writer
 from ai_gateway.settings import ConfigError, GatewaySettings
 from ai_gateway.stores.analytics_postgres import PostgresAnalyticsStore
 from ai_gateway.stores.analytics_sqlite import SQLiteAnalyticsStore

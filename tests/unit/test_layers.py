@@ -73,7 +73,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             *("app", "app_chains", "app_codegen", "app_context", "app_prompts", "app_rag"),
             "app_security",
-            "app_hooks",
+            *("app_hooks", "app_cache", "app_analytics"),
             "cli",
             "cli_banner",
             *("cli_keys", "cli_prompts", "demo", "serving", "__main__"),
