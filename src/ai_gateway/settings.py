@@ -32,6 +32,7 @@ from ai_gateway.chains.config import ChainsConfig
 from ai_gateway.codegen.config import CodegenConfig
 from ai_gateway.integrations.config import IntegrationsConfig
 from ai_gateway.model_names import model_name_problem
+from ai_gateway.notify.config import NotificationsConfig
 from ai_gateway.rag.config import RagConfig
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
@@ -220,6 +221,7 @@ class _FileConfig(BaseModel):
     codegen: CodegenConfig = Field(default_factory=CodegenConfig)
     chains: ChainsConfig = Field(default_factory=ChainsConfig)
     rag: RagConfig = Field(default_factory=RagConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     @field_validator("models")
     @classmethod
@@ -264,6 +266,7 @@ class Config:
     codegen: CodegenConfig = field(default_factory=CodegenConfig)
     chains: ChainsConfig = field(default_factory=ChainsConfig)
     rag: RagConfig = field(default_factory=RagConfig)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     source: str = "environment"
     # Demo mode (ai_gateway/demo.py): where the built-in emulator that serves the demo model
     # names listens; None when demo mode is off.
@@ -426,5 +429,6 @@ def load_config(
         codegen=file_config.codegen,
         chains=file_config.chains,
         rag=_rag_from_env(file_config.rag, env),
+        notifications=file_config.notifications,
         source=str(path) if path else "environment",
     )

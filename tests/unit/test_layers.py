@@ -24,6 +24,7 @@ CONFIG_SCHEMA = (
     "chains.config",
     "codegen.config",
     "integrations.config",
+    "notify.config",
     "rag.config",
     "routing.config",
     "security.config",
@@ -71,6 +72,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             *("app", "app_chains", "app_codegen", "app_context", "app_prompts", "app_rag"),
             "app_security",
+            "app_notify",
             "cli",
             "cli_banner",
             *("cli_keys", "cli_prompts", "demo", "serving", "__main__"),
