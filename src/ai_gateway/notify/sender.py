@@ -103,7 +103,7 @@ class Notifier:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
             self.dropped += 1
-            log.warning("notification_dropped", event=event.kind, reason="queue_full")
+            log.warning("notification_dropped", kind=event.kind, reason="queue_full")
             return
         self.emitted += 1
 
@@ -191,7 +191,7 @@ class Notifier:
         if error is not None:
             log.warning(
                 "notification_not_delivered",
-                event=event.kind,
+                kind=event.kind,
                 channel=channel.name,
                 attempts=attempts,
                 error=error,
