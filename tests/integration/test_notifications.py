@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -274,3 +275,66 @@ def test_a_failing_webhook_is_retried_with_backoff_and_its_outcome_listed(
     assert by_channel["down"]["attempts"] == 2
     assert by_channel["down"]["status"] == 500
     assert by_channel["down"]["error"] == "the receiver answered 500"
+
+
+class SMTPReceiver:
+    """The least of an SMTP server (RFC 5321's commands smtplib sends, no TLS), on 127.0.0.1;
+    it keeps each message's DATA."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        receiver = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.wfile.write(b"220 test ESMTP\r\n")
+                while line := self.rfile.readline():
+                    verb = line.split(b" ", 1)[0].split(b":", 1)[0].strip().upper()
+                    if verb == b"EHLO":
+                        self.wfile.write(b"250 test\r\n")
+                    elif verb == b"DATA":
+                        self.wfile.write(b"354 go ahead\r\n")
+                        data = b""
+                        while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                            data += chunk
+                        receiver.messages.append(data)
+                        self.wfile.write(b"250 queued\r\n")
+                    elif verb == b"QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:  # HELO, MAIL FROM, RCPT TO, RSET, NOOP
+                        self.wfile.write(b"250 ok\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_email_channel_sends_over_smtp(
+    start_gateway: GatewayFactory, emu: EmulatorServer, receiver: Receiver
+) -> None:
+    smtp = SMTPReceiver()
+    try:
+        mail = (
+            f"    mail: {{type: email, host: 127.0.0.1, port: {smtp.port}, tls: none, "
+            "from: gw@example.com, to: [ops@example.com]}"
+        )
+        yaml = emulator_yaml(
+            emu, notifications(receiver, "    - {events: ['*'], channels: [mail]}")
+        ).replace("  rules:\n", mail + "\n  rules:\n")
+        gw = start_gateway(yaml, master_key=MASTER)
+        answer = httpx.post(
+            f"{gw.url}/admin/notifications/test", json={"channel": "mail"}, headers=ADMIN
+        )
+        [delivery] = answer.json()["data"]
+        assert delivery["outcome"] == "delivered"
+        [message] = smtp.messages
+        assert b"Subject: [ai-gateway] test: gateway" in message
+        assert b"To: ops@example.com" in message
+        assert b'"type": "test"' in message
+    finally:
+        smtp.stop()
