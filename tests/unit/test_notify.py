@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,6 +17,7 @@ from ai_gateway.notify.channels import DeliveryError, email_message, signature, 
 from ai_gateway.notify.config import (
     EmailChannel,
     ErrorWatch,
+    KeyExpiryWatch,
     LatencyWatch,
     NotificationsConfig,
     RateLimitWatch,
@@ -24,8 +25,10 @@ from ai_gateway.notify.config import (
 )
 from ai_gateway.notify.dedupe import LocalClaims
 from ai_gateway.notify.events import Event, circuit_changed, sample_event
+from ai_gateway.notify.expiry import KeyExpiryCheck
 from ai_gateway.notify.sender import Notifier, backoff_s
 from ai_gateway.notify.watches import AttemptWatch, BudgetWatch, RefusalWatch, crossed
+from ai_gateway.security.keys import ApiKey
 
 
 class Clock:
@@ -315,3 +318,39 @@ def test_the_email_names_the_event_and_carries_its_payload() -> None:
     assert message["Subject"] == "[ai-gateway] circuit.opened: deployment:fast/0"
     assert message["To"] == "ops@example.com"
     assert '"deployment": "fast/0"' in message.get_content()
+
+
+class Keys:
+    """The one store method the expiry check reads."""
+
+    def __init__(self, keys: list[ApiKey]) -> None:
+        self.keys = keys
+
+    async def list_keys(self, **_: object) -> list[ApiKey]:
+        return self.keys
+
+
+def test_keys_expiring_soon_are_events_once_per_key_and_date() -> None:
+    now = datetime.now(UTC)
+
+    def key(key_id: str, expires_in_days: float | None, revoked: bool = False) -> ApiKey:
+        return ApiKey(
+            id=key_id,
+            user="ann",
+            salt=b"s" * 16,
+            secret_hash=b"h" * 32,
+            created_at=now - timedelta(days=30),
+            expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+            revoked_at=now if revoked else None,
+        )
+
+    keys = Keys([key("a" * 12, 2), key("b" * 12, 30), key("c" * 12, None), key("d" * 12, 1, True)])
+    events: list[Event] = []
+    check = KeyExpiryCheck(keys, KeyExpiryWatch(within_days=7), events.append)  # type: ignore[arg-type]
+    assert asyncio.run(check.check()) == 1
+    [event] = events
+    assert event.kind == "key.expiring"
+    assert event.data["key_id"] == "a" * 12
+    assert 1.9 < event.data["days_left"] <= 2
+    assert event.dedupe.startswith("key.expiring:key:aaaaaaaaaaaa:")
+    assert event.ttl_s > 2 * 86400  # the claim outlives the expiry: one event per key and date
