@@ -12,15 +12,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-EventKind = Literal[
-    "budget.threshold",
-    "ratelimit.exceeded",
-    "errors.spike",
-    "circuit.opened",
-    "circuit.closed",
-    "latency.slo",
-    "key.expiring",
-]
 EVENT_KINDS: tuple[str, ...] = (
     "budget.threshold",
     "ratelimit.exceeded",
