@@ -34,6 +34,7 @@ from ai_gateway.app_chains import build_chains
 from ai_gateway.app_codegen import code_api
 from ai_gateway.app_context import block_counter, context_stage, model_window
 from ai_gateway.app_hooks import build_hooks
+from ai_gateway.app_notify import build_notify
 from ai_gateway.app_prompts import build_prompts
 from ai_gateway.app_rag import build_rag
 from ai_gateway.app_security import build_security, needs_store, start_store
@@ -159,6 +160,8 @@ def create_app(
     redis_client = (
         create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
     )
+    body = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)
+    notify = build_notify(config.notifications, redis_client, settings.redis_prefix, body)
     breaker = CircuitBreaker(
         config.router.breaker,
         shared=(
@@ -166,7 +169,9 @@ def create_app(
             if redis_client is not None
             else None
         ),
-        on_change=lambda deployment, state: metrics.breaker_changed(deployment, state.value),
+        on_change=notify.breaker_callback(
+            lambda deployment, state: metrics.breaker_changed(deployment, state.value)
+        ),
         probe_timeout_s=config.router.timeout_s,
     )
     router = Router(
@@ -212,14 +217,16 @@ def create_app(
         keys,
         writer.submit_audit if writer is not None and keys is not None else None,
         store,
+        on_refused=notify.on_refused,
+        on_spent=notify.on_spent,
     )
     charges = Charges(deployments, recorder)
     record = Record(recorder)
-    call = Call(router, Attempts(providers, metrics, tracing), charges, recorder)
+    attempts = Attempts(providers, metrics, tracing, on_attempt=notify.on_attempt)
+    call = Call(router, attempts, charges, recorder)
     semantic = semantic_lookup(config, call)
     cache = Cache(config.cache, cache_store(config, redis_client), metrics, semantic)
     context = context_stage(config, deployments, registry, counter, metrics)
-    body = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)
     rag = build_rag(config, call, block_counter(counter), model_window(deployments, registry), body)
     prompts = build_prompts(config, redis_client, body)
     chains = Chains.build(
@@ -295,6 +302,7 @@ def create_app(
                 SocketEndpoints(chains, config.security.request_limits, code),
                 metrics,
             ),
+            notifications=notify.api,
         )
     )
 
@@ -327,10 +335,12 @@ def create_app(
         if writer is not None:
             await writer.start()
         await hooks.start()
+        await notify.start(keys)
         try:
             yield
         finally:
             await cache.aclose()  # entries being stored
+            await notify.aclose()  # events queued and being sent, for up to 5 s
             await context.aclose()  # exchanges being given to the Memory service
             await hooks.aclose()  # records being given to on_record hooks, before the writer's
             if semantic is not None:

@@ -21,11 +21,11 @@ from ai_gateway.observability.health import CheckResult, ReadinessCheck
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.guard import GuardrailSets
-from ai_gateway.security.admission import Admission
+from ai_gateway.security.admission import Admission, RefusalWatch
 from ai_gateway.security.audit import AuditRecord
 from ai_gateway.security.authenticator import Authenticator
 from ai_gateway.security.budget import LocalSpendCounter, RedisSpendCounter
-from ai_gateway.security.budget_gate import BudgetScope, SpendSource
+from ai_gateway.security.budget_gate import BudgetScope, SpendSource, SpendWatch
 from ai_gateway.security.jwt_auth import JWTVerifier
 from ai_gateway.security.ratelimit import LocalRateLimiter, RateLimiter
 from ai_gateway.security.ratelimit_redis import RedisRateLimiter
@@ -90,6 +90,9 @@ def build_security(
     store: SecurityStore | None,
     audit: AuditSink | None,
     analytics: AnalyticsStore | None,
+    *,
+    on_refused: RefusalWatch | None = None,
+    on_spent: SpendWatch | None = None,
 ) -> Security:
     settings, security = config.gateway, config.security
     limits = security.rate_limits
@@ -121,6 +124,8 @@ def build_security(
         metrics,
         lease_ttl_s=settings.request_timeout_s + 60,
         spend_source=spend_source(analytics) if analytics is not None else None,
+        on_refused=on_refused,
+        on_spent=on_spent,
     )
     parts = Security(
         admission=admission,

@@ -33,6 +33,7 @@ from ai_gateway.codegen.config import CodegenConfig
 from ai_gateway.hooks.config import HooksConfig
 from ai_gateway.integrations.config import IntegrationsConfig
 from ai_gateway.model_names import model_name_problem
+from ai_gateway.notify.config import NotificationsConfig
 from ai_gateway.rag.config import RagConfig
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
@@ -224,6 +225,7 @@ class _FileConfig(BaseModel):
     rag: RagConfig = Field(default_factory=RagConfig)
     websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
     hooks: HooksConfig = ()
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     @field_validator("models")
     @classmethod
@@ -270,6 +272,7 @@ class Config:
     rag: RagConfig = field(default_factory=RagConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     hooks: HooksConfig = ()
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     source: str = "environment"
     # Demo mode (ai_gateway/demo.py): where the built-in emulator that serves the demo model
     # names listens; None when demo mode is off.
@@ -434,5 +437,6 @@ def load_config(
         rag=_rag_from_env(file_config.rag, env),
         websocket=file_config.websocket,
         hooks=file_config.hooks,
+        notifications=file_config.notifications,
         source=str(path) if path else "environment",
     )

@@ -18,6 +18,7 @@ from ai_gateway.api.code import CodeAPI
 from ai_gateway.api.dashboard import DashboardAPI
 from ai_gateway.api.health import HealthAPI
 from ai_gateway.api.models import ModelsAPI
+from ai_gateway.api.notifications import NotificationsAPI
 from ai_gateway.api.prompts import PromptsAPI
 from ai_gateway.api.route_table import Access, Endpoint, RouteEntry, RouteTable
 from ai_gateway.api.tokens import TokensAPI
@@ -46,6 +47,7 @@ class Handlers:
     chains: ChainsAPI
     vector_stores: VectorStoresAPI
     ws: WebSocketAPI
+    notifications: NotificationsAPI
 
 
 def gateway_routes(h: Handlers) -> RouteTable:
@@ -64,6 +66,8 @@ def gateway_routes(h: Handlers) -> RouteTable:
         *rag_entries(h.vector_stores),
         *(admin_entries(h.admin) if h.admin is not None else ()),
         E("/admin/cache", DELETE, h.cache_admin.delete, ADMIN, "/admin"),
+        E("/admin/notifications", GET, h.notifications.list, ADMIN, "/admin"),
+        E("/admin/notifications/test", POST, h.notifications.test, ADMIN, "/admin"),
         E("/health", GET, h.health.live, PUBLIC, "/health", traced=False),
         E("/health/ready", GET, h.health.ready, PUBLIC, "/health/ready", traced=False),
         E("/metrics", GET, h.health.metrics, PUBLIC, "/metrics", traced=False),

@@ -30,6 +30,9 @@ from ai_gateway.routing.deployments import Deployment
 
 T = TypeVar("T")
 log = get_logger(__name__)
+# Told of each attempt that ended with an answer or an upstream error: the deployment, its
+# duration in seconds, and whether it succeeded (notifications: error spikes, latency).
+AttemptWatch = Callable[[Deployment, float, bool], None]
 
 
 def has_content(choices: list[JSONObject]) -> bool:
@@ -94,8 +97,13 @@ class OpenStream:
 
 class Attempts:
     def __init__(
-        self, providers: ProviderRegistry, metrics: Metrics, tracing: Tracing | None
+        self,
+        providers: ProviderRegistry,
+        metrics: Metrics,
+        tracing: Tracing | None,
+        on_attempt: AttemptWatch | None = None,
     ) -> None:
+        self._on_attempt = on_attempt
         self._providers = providers
         self._metrics = metrics
         self._tracing = tracing
@@ -194,17 +202,21 @@ class Attempts:
         """`call()` as one attempt on `deployment`: labels, span, latency, failure."""
         self.label(deployment, info)
         started = perf_counter()
-        ok = False
+        ok = upstream_failed = False
         try:
             with self._span(deployment, body, info):
                 result = await call()
             ok = True
             return result
         except UpstreamError as exc:
+            upstream_failed = True
             self.failed(deployment, info, exc)
             raise
         finally:
-            self._metrics.deployment_seconds(deployment, perf_counter() - started, ok)
+            seconds = perf_counter() - started
+            self._metrics.deployment_seconds(deployment, seconds, ok)
+            if self._on_attempt is not None and (ok or upstream_failed):
+                self._on_attempt(deployment, seconds, ok)
 
     def _span(
         self, deployment: Deployment, body: JSONObject, info: RequestInfo

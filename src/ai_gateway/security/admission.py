@@ -40,7 +40,7 @@ from ai_gateway.security.budget import (
     SpendCounter,
     SpendUnavailableError,
 )
-from ai_gateway.security.budget_gate import Budget, BudgetGate, Reserved, SpendSource
+from ai_gateway.security.budget_gate import Budget, BudgetGate, Reserved, SpendSource, SpendWatch
 from ai_gateway.security.config import (
     LimitConfig,
     SecurityConfig,
@@ -51,6 +51,9 @@ from ai_gateway.security.principal import Principal
 from ai_gateway.security.ratelimit import Decision, LimiterUnavailableError, Rate, RateLimiter
 
 log = get_logger(__name__)
+# Told of each refusal by a limit: the scope ("key", "user", "team", "model"), the limiter's key
+# ("key:k1") and the limit ("rps", "tpm", "concurrency").
+RefusalWatch = Callable[[str, str, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +109,14 @@ class Admission:
         *,
         lease_ttl_s: float,
         spend_source: SpendSource | None = None,
+        on_refused: RefusalWatch | None = None,
+        on_spent: SpendWatch | None = None,
     ) -> None:
         """`spend_source`: where the spend of a period so far is read when a counter for it
-        does not exist yet (after a restart without Redis): the analytics store."""
+        does not exist yet (after a restart without Redis): the analytics store. `on_refused`
+        and `on_spent` are told of refusals and charges (notifications)."""
         limits = config.rate_limits
+        self._on_refused = on_refused
         self._limiter = limiter
         self._metrics = metrics
         self._lease_ttl_s = lease_ttl_s
@@ -120,6 +127,7 @@ class Admission:
             metrics,
             fail_closed=self._fail_closed,
             spend_source=spend_source,
+            on_spent=on_spent,
         )
         self._user_default = limits.user
         self._user_limits = dict(limits.users)
@@ -293,6 +301,8 @@ class Admission:
         if decision.allowed:
             return
         self._metrics.rate_limited.labels(kind, scoped.scope, "refused").inc()
+        if self._on_refused is not None:
+            self._on_refused(scoped.scope, scoped.key, kind)
         what = {
             "rps": f"{scoped.rate.rps:g} requests per second" if scoped.rate else "",
             "tpm": f"{scoped.tpm} tokens per minute",

@@ -32,6 +32,8 @@ BudgetScope = Literal["key", "user", "team"]  # also the analytics store's group
 # Spend so far per name (user, key id, team) of one scope kind in [start, end).
 SpendSource = Callable[[BudgetScope, datetime, datetime], Awaitable[dict[str, Decimal]]]
 Reserved = list[tuple[Slot, Decimal]]  # what a request holds, given back when it is settled
+# Told after each charge: the budget, its period's window, the spend before and after it.
+SpendWatch = Callable[["Budget", tuple[datetime, datetime | None], Decimal, Decimal], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +57,12 @@ class BudgetGate:
         *,
         fail_closed: bool,
         spend_source: SpendSource | None = None,
+        on_spent: SpendWatch | None = None,
     ) -> None:
         """`spend_source`: where the spend of a period so far is read when a counter for it
-        does not exist yet (after a restart without Redis): the analytics store."""
+        does not exist yet (after a restart without Redis): the analytics store. `on_spent`:
+        told of each charge (budget notifications)."""
+        self._on_spent = on_spent
         self._config = config
         self._spend = spend
         self._metrics = metrics
@@ -112,7 +117,10 @@ class BudgetGate:
     async def charge(self, budgets: list[Budget], cost: Decimal) -> None:
         """Add `cost` to each budget's spend (SpendUnavailableError when Redis is down)."""
         for budget in budgets:
-            await self._spend.add(budget.key, budget.period, cost)
+            total = await self._spend.add(budget.key, budget.period, cost)
+            if self._on_spent is not None:
+                window = period_window(budget.period, datetime.now(UTC))
+                self._on_spent(budget, window, total - cost, total)
 
     async def _check(self, budget: Budget, reserved: Decimal) -> None:
         """Refuse when the spend has reached the budget (402), or would with what the requests
