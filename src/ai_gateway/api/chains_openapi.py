@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ai_gateway.api.openapi_sse import sse_content
 from ai_gateway.api.prompts_openapi import operation
 from ai_gateway.chains.spec import ChainCreate, ChainRunRequest, ChainVersionCreate
 
@@ -91,6 +92,6 @@ def chain_paths() -> dict[str, Any]:
             params=one,
             errors=_RUN_ERRORS,
         )
-        run["responses"]["200"]["content"]["text/event-stream"] = {"schema": {"type": "string"}}
+        run["responses"]["200"]["content"].update(sse_content())
         paths[f"{p}/chains/{{chain_id}}/run"] = {"post": run}
     return paths

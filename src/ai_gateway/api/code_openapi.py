@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ai_gateway.api.openapi_sse import sse_content
 from ai_gateway.schemas.code import CodeFileOut, CodeGenerateRequest, CodeGeneration
 
 CODE_SCHEMAS: list[type[BaseModel]] = [CodeGenerateRequest, CodeGeneration, CodeFileOut]
@@ -42,7 +43,7 @@ def code_paths() -> dict[str, Any]:
                         "with the same fields, then `data: [DONE]`.",
                         "content": {
                             **_json("CodeGeneration"),
-                            "text/event-stream": {"schema": {"type": "string"}},
+                            **sse_content(),
                         },
                     },
                     **{

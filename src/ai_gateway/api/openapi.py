@@ -12,6 +12,7 @@ from ai_gateway import __version__
 from ai_gateway.api.analytics_openapi import ANALYTICS_SCHEMAS, analytics_paths
 from ai_gateway.api.chains_openapi import CHAIN_SCHEMAS, chain_paths
 from ai_gateway.api.code_openapi import CODE_SCHEMAS, code_paths
+from ai_gateway.api.openapi_sse import sse_content
 from ai_gateway.api.prompts_openapi import PROMPT_SCHEMAS, prompt_paths
 from ai_gateway.api.vector_stores_openapi import (
     VECTOR_STORE_OBJECTS,
@@ -87,6 +88,11 @@ def _errors() -> dict[str, Any]:
     }
 
 
+def _caller_errors() -> dict[str, Any]:
+    """What any route that needs a credential may answer before its handler runs."""
+    return {code: _errors()[code] for code in ("401", "503")}
+
+
 def _paths_for(prefix: str) -> dict[str, Any]:
     chat_ok = {
         "description": "A chat completion, or with `stream: true` a server-sent event stream of "
@@ -94,10 +100,7 @@ def _paths_for(prefix: str) -> dict[str, Any]:
         'after the stream started arrives as a final `data: {"error": {...}}` event.',
         "content": {
             **_json("ChatCompletion"),
-            "text/event-stream": {
-                "schema": {"type": "string"},
-                "x-item-schema": _ref("ChatCompletionChunk"),
-            },
+            **sse_content(_REF.format(model="ChatCompletionChunk")),
         },
     }
     return {
@@ -139,7 +142,10 @@ def _paths_for(prefix: str) -> dict[str, Any]:
                 "operationId": f"{prefix.strip('/')}_list_models",
                 "security": _SECURITY,
                 "summary": "List the models this gateway serves",
-                "responses": {"200": {"description": "Models", "content": _json("ModelList")}},
+                "responses": {
+                    "200": {"description": "Models", "content": _json("ModelList")},
+                    **_caller_errors(),
+                },
             }
         },
         f"{prefix}/models/{{model_id}}": {
@@ -158,6 +164,7 @@ def _paths_for(prefix: str) -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "The model", "content": _json("ModelCard")},
                     "404": {"description": "Unknown model", "content": _json("ErrorResponse")},
+                    **_caller_errors(),
                 },
             }
         },
