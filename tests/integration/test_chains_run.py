@@ -241,6 +241,18 @@ def test_more_steps_than_the_bound_are_refused(
     assert "at most 2 (chains.max_steps)" in error["message"]
 
 
+def test_a_time_bound_under_a_second_is_refused_before_anything_runs(
+    gw: GatewayServer, emu: EmulatorServer
+) -> None:
+    # Found by fuzzing: `timeout_s: 5e-324` ran the chain into a 504 that blamed the upstream.
+    create_chain(gw)
+    emu.reset()
+    resp = run(gw, timeout_s=0.5)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["param"] == "timeout_s"
+    assert user_messages(emu) == []
+
+
 def test_a_run_past_its_time_bound_stops_and_what_ran_is_recorded(
     emu: EmulatorServer, start_gateway: GatewayFactory
 ) -> None:

@@ -54,12 +54,14 @@ class ChainVersionCreate(NewVersion):
 
 
 class ChainRunRequest(VersionChoice):
-    """`timeout_s`: this run's time bound, at most the configured `chains.timeout_s`."""
+    """`timeout_s`: this run's time bound, at most the configured `chains.timeout_s`. At least
+    a second: a bound no upstream call can meet would make the run's `504 chain_timeout` blame
+    the upstream for the request's own choice (found by fuzzing with `timeout_s: 5e-324`)."""
 
     variables: dict[str, Any] = Field(default_factory=dict)
     stream: bool = False
     include_intermediate: bool = False
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, ge=1)
 
 
 def stored(steps: list[StepSpec]) -> dict[str, Any]:
