@@ -39,6 +39,7 @@ class Outcome:
     error_code: str | None = None
     stream_error: bool = False
     started: float = 0.0
+    client_id: str | None = None  # the x-request-id the client sent, if any
 
 
 def _openai_error(data: Any) -> tuple[bool, str | None]:
@@ -97,6 +98,7 @@ async def request(
 ) -> Outcome:
     stream = bool(body.get("stream"))
     out = Outcome(status=0, stream=stream, seconds=0.0, started=time.monotonic())
+    out.client_id = (headers or {}).get("x-request-id")
     try:
         async with asyncio.timeout(bound):
             async with session.post(base + path, json=body, headers=headers) as resp:
@@ -128,13 +130,14 @@ async def request(
 
 
 def chat_body(index: int, stream_every: int = 2, model: str = "fast") -> dict[str, Any]:
-    """Request `index` of a workload: every `stream_every`-th one streamed."""
+    """Request `index` of a workload: one in `stream_every` streamed, picked by a hash of the
+    index (not every n-th: a round-robin balancer would send all streams to one instance)."""
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": f"reliability request {index}"}],
         "max_tokens": 24,
     }
-    if stream_every and index % stream_every == 0:
+    if stream_every and (index * 2654435761 >> 7) % stream_every == 0:
         body["stream"] = True
     return body
 
