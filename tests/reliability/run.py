@@ -51,7 +51,9 @@ def render(result: Result) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="scripts/reliability", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--short", action="store_true", help="the short form (CI's durations)")
     parser.add_argument("--only", default="", help=f"comma-separated: {', '.join(SCENARIOS)}")
     parser.add_argument("--output", type=Path, help="JSON results (default: under the workdir)")

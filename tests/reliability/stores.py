@@ -106,7 +106,7 @@ async def _scenario(
     # In a thread: this loop runs the proxy that the gateways reach PostgreSQL through.
     await asyncio.to_thread(stack.ready, emu, *gateways.values())
     before, redis_down, between, pg_down, after = (
-        (5.0, 2.0, 3.0, 8.0, 4.0) if ctx.short else (20.0, 5.0, 15.0, 30.0, 20.0)
+        (3.0, 2.0, 2.0, 5.0, 2.0) if ctx.short else (20.0, 5.0, 15.0, 30.0, 20.0)
     )
     tallies = {mode: load.Tally() for mode in gateways}
     ready: list[tuple[float, str, int | None]] = []

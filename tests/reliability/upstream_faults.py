@@ -80,7 +80,7 @@ async def run(ctx: Ctx) -> Result:
         headers = {"authorization": f"Bearer {MASTER_KEY}"}
         tally = load.Tally()
         stop = asyncio.Event()
-        duration = ctx.pick(15, 120)
+        duration = ctx.pick(10, 120)
         async with load.session() as http:
 
             async def send(i: int) -> load.Outcome:
