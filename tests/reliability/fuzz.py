@@ -55,7 +55,7 @@ async def run(ctx: Ctx) -> Result:
         stack.ready(emu, gw)
         report = stack.workdir / "report.json"
         seed = os.environ.get("RELIABILITY_FUZZ_SEED", "18")
-        examples = int(ctx.pick(3, 100))
+        examples = int(ctx.pick(3, 50))
         phases = "coverage,fuzzing" if ctx.short else "examples,coverage,fuzzing,stateful"
         # The short form fuzzes each operation once: the /ai twins of /v1 routes (the same
         # handlers under both prefixes) only in the full run.
