@@ -89,7 +89,10 @@ async def run(ctx: Ctx) -> Result:
         ]
         started = time.monotonic()
         with (stack.workdir / "schemathesis.log").open("wb") as log:
-            proc = await asyncio.create_subprocess_exec(*args, stdout=log, stderr=log)
+            # In the scenario's folder: schemathesis keeps a cache (.schemathesis/) where it runs.
+            proc = await asyncio.create_subprocess_exec(
+                *args, stdout=log, stderr=log, cwd=stack.workdir
+            )
             try:
                 await asyncio.wait_for(proc.wait(), timeout=ctx.pick(240, 3600))
             except TimeoutError:
