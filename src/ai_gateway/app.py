@@ -37,6 +37,7 @@ from ai_gateway.app_hooks import build_hooks
 from ai_gateway.app_notify import build_notify
 from ai_gateway.app_prompts import build_prompts
 from ai_gateway.app_rag import build_rag
+from ai_gateway.app_responses import build_responses
 from ai_gateway.app_security import build_security, needs_store, start_store
 from ai_gateway.demo import DEMO_HEADER
 from ai_gateway.errors import (
@@ -282,6 +283,7 @@ def create_app(
         return Response(openapi, media_type="application/json")
 
     code = code_api(config, chains, body, metrics, prompts.catalog)
+    responses = build_responses(config, chains, body, metrics)
     table = gateway_routes(
         Handlers(
             completions=completions,
@@ -303,6 +305,8 @@ def create_app(
                 metrics,
             ),
             notifications=notify.api,
+            responses=responses.api,
+            responses_ws=responses.socket,
         )
     )
 
@@ -332,6 +336,7 @@ def create_app(
         await prompts.start()
         await chain_parts.start()
         await rag.start()
+        await responses.start()
         if writer is not None:
             await writer.start()
         await hooks.start()
@@ -354,6 +359,7 @@ def create_app(
             await prompts.aclose()
             await chain_parts.aclose()
             await rag.aclose()  # ingestion stops; files under way resume after a restart
+            await responses.aclose()
             await security.aclose()
             await breaker.aclose()
             await providers.aclose()

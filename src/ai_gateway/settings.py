@@ -35,6 +35,7 @@ from ai_gateway.integrations.config import IntegrationsConfig
 from ai_gateway.model_names import model_name_problem
 from ai_gateway.notify.config import NotificationsConfig
 from ai_gateway.rag.config import RagConfig
+from ai_gateway.responses.config import ResponsesConfig
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
 from ai_gateway.streaming.config import WebSocketConfig
@@ -223,6 +224,7 @@ class _FileConfig(BaseModel):
     codegen: CodegenConfig = Field(default_factory=CodegenConfig)
     chains: ChainsConfig = Field(default_factory=ChainsConfig)
     rag: RagConfig = Field(default_factory=RagConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
     hooks: HooksConfig = ()
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
@@ -270,6 +272,7 @@ class Config:
     codegen: CodegenConfig = field(default_factory=CodegenConfig)
     chains: ChainsConfig = field(default_factory=ChainsConfig)
     rag: RagConfig = field(default_factory=RagConfig)
+    responses: ResponsesConfig = field(default_factory=ResponsesConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     hooks: HooksConfig = ()
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
@@ -435,6 +438,7 @@ def load_config(
         codegen=file_config.codegen,
         chains=file_config.chains,
         rag=_rag_from_env(file_config.rag, env),
+        responses=file_config.responses,
         websocket=file_config.websocket,
         hooks=file_config.hooks,
         notifications=file_config.notifications,

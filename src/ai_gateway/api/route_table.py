@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -105,8 +105,16 @@ class RouteTable:
                 entry.label, entry.access, template, entry.traced, entry.websocket
             )
             known = self._exact.get(path) or self._patterns.get(path, (None, None))[1]
-            if known is not None and known != matched:
-                raise ValueError(f"routes for {path} disagree on their label or access")
+            if known is not None:
+                if (known.label, known.access, known.traced) != (
+                    matched.label,
+                    matched.access,
+                    matched.traced,
+                ):
+                    raise ValueError(f"routes for {path} disagree on their label or access")
+                # A path served over HTTP and as a WebSocket (/v1/responses): its sockets
+                # authenticate at the upgrade, as its HTTP requests do, not with a message.
+                matched = replace(matched, websocket=known.websocket and matched.websocket)
             if convertors:
                 self._patterns[path] = (regex, matched)
                 continue

@@ -20,6 +20,8 @@ from ai_gateway.api.health import HealthAPI
 from ai_gateway.api.models import ModelsAPI
 from ai_gateway.api.notifications import NotificationsAPI
 from ai_gateway.api.prompts import PromptsAPI
+from ai_gateway.api.responses import ResponsesAPI
+from ai_gateway.api.responses_ws import ResponsesSocketAPI
 from ai_gateway.api.route_table import Access, Endpoint, RouteEntry, RouteTable
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.api.vector_stores import VectorStoresAPI
@@ -48,6 +50,8 @@ class Handlers:
     vector_stores: VectorStoresAPI
     ws: WebSocketAPI
     notifications: NotificationsAPI
+    responses: ResponsesAPI
+    responses_ws: ResponsesSocketAPI
 
 
 def gateway_routes(h: Handlers) -> RouteTable:
@@ -60,6 +64,7 @@ def gateway_routes(h: Handlers) -> RouteTable:
         E("/models", GET, h.models.list, CALLER, "/models", api=True),
         E("/models/{model_id:path}", GET, h.models.retrieve, CALLER, "/models/{id}", api=True),
         E("/tokens/count", POST, h.tokens.count, CALLER, "/tokens/count", api=True),
+        *responses_entries(h.responses, h.responses_ws),
         *analytics_entries(h.analytics, h.dashboard),
         *prompt_entries(h.prompts),
         *chain_entries(h.chains),
@@ -74,6 +79,22 @@ def gateway_routes(h: Handlers) -> RouteTable:
         E("/openapi.json", GET, h.openapi, PUBLIC, "/openapi.json"),
     ]
     return RouteTable(entries)
+
+
+def responses_entries(r: ResponsesAPI, ws: ResponsesSocketAPI) -> list[RouteEntry]:
+    """The Responses API (docs/api.md): any caller's, each seeing its own stored responses; the
+    create path also takes the WebSocket mode's upgrade."""
+    E = RouteEntry
+    one = "/responses/{response_id}"
+    label = "/responses"
+    return [
+        E("/responses", POST, r.create, CALLER, label, api=True),
+        E("/responses", (), ws.serve, CALLER, label, api=True, websocket=True),
+        E(one, GET, r.retrieve, CALLER, label, api=True),
+        E(one, DELETE, r.delete, CALLER, label, api=True),
+        E(one + "/cancel", POST, r.cancel, CALLER, label, api=True),
+        E(one + "/input_items", GET, r.input_items, CALLER, label, api=True),
+    ]
 
 
 def analytics_entries(a: AnalyticsEndpoints, dashboard: DashboardAPI) -> list[RouteEntry]:
