@@ -8,6 +8,7 @@ each caller seeing only its own. The WebSocket mode is in test_responses_ws.py."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -328,3 +329,31 @@ def test_upstream_failure_mid_stream_is_response_failed(
     failed = events[-1]["response"]
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "server_error"
+
+
+def test_the_chat_chain_applies(gw: GatewayServer) -> None:
+    """A key's allowed models, the usage record and the route headers, as for chat."""
+    resp = httpx.post(
+        f"{gw.url}/admin/keys", json={"user": "carol", "models": ["gpt"]}, headers=ADMIN, timeout=10
+    )
+    assert resp.status_code == 201, resp.text
+    with sdk(gw, resp.json()["key"]) as carol:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            carol.responses.create(model="claude", input="not for me")
+        assert refused.value.code == "model_not_allowed"
+        raw = carol.responses.with_raw_response.create(model="gpt", input="count me")
+    assert raw.headers["x-gateway-provider"] == "openai"
+    request_id = raw.headers["x-gateway-request-id"]
+    deadline = time.monotonic() + 10
+    rows: list[Any] = []
+    while not rows and time.monotonic() < deadline:
+        rows = httpx.get(
+            f"{gw.url}/ai/analytics/requests",
+            params={"start": "1h", "request_id": request_id},
+            headers=ADMIN,
+            timeout=10,
+        ).json()["data"]
+        time.sleep(0.1)
+    [row] = rows
+    assert row["model"] == "gpt"
+    assert row["completion_tokens"] == raw.parse().usage.output_tokens  # type: ignore[union-attr]
