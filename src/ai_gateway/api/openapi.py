@@ -13,6 +13,7 @@ from ai_gateway.api.analytics_openapi import ANALYTICS_SCHEMAS, analytics_paths
 from ai_gateway.api.chains_openapi import CHAIN_SCHEMAS, chain_paths
 from ai_gateway.api.code_openapi import CODE_SCHEMAS, code_paths
 from ai_gateway.api.prompts_openapi import PROMPT_SCHEMAS, prompt_paths
+from ai_gateway.api.responses_openapi import RESPONSES_SCHEMAS, responses_paths
 from ai_gateway.api.vector_stores_openapi import (
     VECTOR_STORE_OBJECTS,
     VECTOR_STORE_SCHEMAS,
@@ -32,6 +33,7 @@ _MODELS: list[type[BaseModel]] = [
     *CODE_SCHEMAS,
     *CHAIN_SCHEMAS,
     *VECTOR_STORE_SCHEMAS,
+    *RESPONSES_SCHEMAS,
     ChatCompletionRequest,
     ChatCompletion,
     ChatCompletionChunk,
@@ -195,6 +197,7 @@ def build_openapi() -> dict[str, Any]:
     paths.update(code_paths())
     paths.update(chain_paths())
     paths.update(vector_store_paths())
+    paths.update(responses_paths())
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",
