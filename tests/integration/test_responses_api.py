@@ -325,7 +325,7 @@ def test_upstream_failure_mid_stream_is_response_failed(
     for event in events:
         EVENTS.validate_python(event)
     assert events[0]["type"] == "response.created"
-    assert events[-1]["type"] == "response.failed"
+    assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
     failed = events[-1]["response"]
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "server_error"
@@ -357,3 +357,33 @@ def test_the_chat_chain_applies(gw: GatewayServer) -> None:
     [row] = rows
     assert row["model"] == "gpt"
     assert row["completion_tokens"] == raw.parse().usage.output_tokens  # type: ignore[union-attr]
+
+
+def test_a_prompt_template_of_the_gateway(
+    gw: GatewayServer, alice: openai.OpenAI, emu: EmulatorServer
+) -> None:
+    template = {
+        "id": "haiku-responses",
+        "template": {
+            "model": "claude",
+            "messages": [{"role": "system", "content": "Write haiku about {{ topic }}."}],
+        },
+        "variables": {"type": "object", "properties": {"topic": {"type": "string"}}},
+        "labels": ["production"],
+    }
+    made = httpx.post(f"{gw.url}/v1/prompts", json=template, headers=ADMIN, timeout=10)
+    assert made.status_code == 201, made.text
+    for version in ("1", "production"):
+        raw = alice.responses.with_raw_response.create(
+            prompt={"id": "haiku-responses", "version": version, "variables": {"topic": "rain"}},
+            input="Now one more",
+        )
+        response = raw.parse()
+        assert raw.headers["x-gateway-prompt"] == "haiku-responses@1"
+        assert raw.headers["x-gateway-provider"] == "anthropic"  # the template's model
+        assert response.model == "claude"
+        sent = json.dumps(upstream_bodies(emu)[-1])
+        assert "Write haiku about rain." in sent
+        assert "Now one more" in sent
+    with pytest.raises(openai.NotFoundError):
+        alice.responses.create(prompt={"id": "no-such-template"}, input="x")

@@ -5,6 +5,8 @@ at what the caller may not see or what has expired), deletes and the sweep of ex
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from ai_gateway.rag.records import ANYONE, EVERYONE, Owner, Viewer
+from ai_gateway.responses.config import ResponsesConfig
+from ai_gateway.responses.keeper import Keeper
 from ai_gateway.responses.records import StoredResponse
 from ai_gateway.stores.responses_postgres import PostgresResponseStore
 from ai_gateway.stores.responses_sqlite import SQLiteResponseStore
@@ -129,3 +133,24 @@ async def test_delete_and_purge(store: Store) -> None:
     assert await store.purge(T) == 1
     assert await store.get("resp_old", EVERYONE, 0) is None
     assert await store.get("resp_newer", EVERYONE, 0) is not None
+
+
+async def test_the_keeper_sweeps_expired_responses_and_opens_the_store_lazily(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lazy.db"
+    keeper = Keeper(ResponsesConfig(ttl_days=1), SQLiteResponseStore(path), sweep_s=0.05)
+    await keeper.start()
+    assert not path.exists()  # nothing opened before first use
+    now = int(time.time())
+    assert await keeper.keep(stored("resp_old", owner=ANYONE, created_at=now - 2 * 86_400))
+    assert await keeper.keep(stored("resp_new", owner=ANYONE, created_at=now))
+    assert await keeper.get("resp_old", None) is None  # expired: not read
+    store = keeper.store
+    assert store is not None
+    deadline = time.monotonic() + 5
+    while await store.get("resp_old", EVERYONE, 0) is not None:
+        assert time.monotonic() < deadline, "the sweep did not delete the expired response"
+        await asyncio.sleep(0.02)
+    assert await keeper.get("resp_new", None) is not None
+    await keeper.aclose()

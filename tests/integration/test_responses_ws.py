@@ -172,3 +172,17 @@ def test_a_socket_without_a_credential_is_refused_at_the_upgrade(gw: GatewayServ
     with pytest.raises(InvalidStatus) as refused:
         asyncio.run(run())
     assert refused.value.response.status_code == 401
+
+
+def test_a_stream_cut_upstream_ends_with_response_failed(
+    gw: GatewayServer, emu: EmulatorServer
+) -> None:
+    emu.add_faults({"kind": "drop_mid_stream", "after_chunks": 3, "provider": "openai"})
+    create = {"type": "response.create", "model": "gpt", "input": "this will break"}
+    got = raw_socket(gw, [create], 2)  # an error event, then response.failed
+    for message in got:
+        SERVER_EVENTS.validate_python(message)
+    assert got[0]["type"] == "response.created"
+    assert [m["type"] for m in got[-2:]] == ["error", "response.failed"]
+    assert got[-2]["error"]["code"] == "server_error"
+    assert got[-1]["response"]["status"] == "failed"

@@ -399,5 +399,22 @@ def test_a_failed_stream() -> None:
     events += stream.fail({"code": "server_error", "message": "upstream went away"})
     for event in events:
         EVENTS.validate_python(event)
-    assert events[-1]["type"] == "response.failed"
+    assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
+    assert events[-2]["message"] == "upstream went away"
     assert events[-1]["response"]["status"] == "failed"
+    assert events[-1]["response"]["output"] == []  # the message never finished
+
+
+def test_logprobs_when_included() -> None:
+    logprobs = [{"token": "hi", "logprob": -0.1, "bytes": [104, 105], "top_logprobs": []}]
+    chat = answer({"content": "hi"})
+    chat["choices"][0]["logprobs"] = {"content": logprobs}
+    items, _ = out.output_items(chat, with_logprobs=True)
+    assert items[0]["content"][0]["logprobs"] == logprobs
+    plain, _ = out.output_items(chat, with_logprobs=False)
+    assert "logprobs" not in plain[0]["content"][0]
+    made = call(
+        {"model": "m", "input": "x", "include": ["message.output_text.logprobs"], "top_logprobs": 2}
+    )
+    assert made.chat["logprobs"] is True
+    assert made.chat["top_logprobs"] == 2

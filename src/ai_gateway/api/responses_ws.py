@@ -35,7 +35,7 @@ from ai_gateway.api.auth import bearer_subprotocol, can_deny, send_error, socket
 from ai_gateway.api.middleware import request_id_source
 from ai_gateway.api.render import open_stream
 from ai_gateway.api.responses_run import Prepared, ResponsesRunner
-from ai_gateway.api.ws import NOT_READING, POLICY, TOO_BIG
+from ai_gateway.api.ws import NOT_READING, TOO_BIG
 from ai_gateway.api.ws_queue import SendQueue
 from ai_gateway.errors import (
     AuthenticationError,
@@ -229,12 +229,20 @@ class ResponsesSession:
             return
         chunks, first = await open_stream(runner.chain, prepared.exchange)
         events = runner.events(prepared, chunks, first, self._count_error)
-        final: JSONObject | None = None
         try:
             async for event in events:
-                if event["type"] in ("response.completed", "response.incomplete"):
-                    final = event["response"]
-                    self._remember(prepared, final)
+                kind = event["type"]
+                if kind in ("response.completed", "response.incomplete"):
+                    self._remember(prepared, event["response"])
+                elif kind == "error":  # the socket's error event nests its fields
+                    fields = {k: event.get(k) for k in ("code", "message", "param")}
+                    limited = fields["code"] == "rate_limit_exceeded"
+                    fields["type"] = "rate_limit_error" if limited else "server_error"
+                    event = {
+                        "type": kind,
+                        "sequence_number": event["sequence_number"],
+                        "error": fields,
+                    }
                 await self._put(event, lane)
         finally:
             await events.aclose()
@@ -303,6 +311,3 @@ def _error_event(exc: GatewayError, lane: str | None) -> JSONObject:
 
 def _encode(event: JSONObject) -> str:
     return orjson.dumps(event).decode()
-
-
-__all__ = ["POLICY", "ResponsesSocketAPI"]

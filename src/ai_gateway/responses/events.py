@@ -16,7 +16,8 @@ stream). No I/O: `ResponseStream` is fed chunks and returns events, each with it
 
 An item is closed when the next kind of item starts (reasoning before text, text before tool
 calls), and at the end; tool calls stay open until the end (their argument fragments may
-interleave). `fail()` ends a stream that broke after it started with `response.failed`.
+interleave). `fail()` ends a stream that broke after it started with an `error` event and
+`response.failed`.
 """
 
 from __future__ import annotations
@@ -347,8 +348,8 @@ class ResponseStream:
         return events
 
     def fail(self, error: JSONObject) -> list[JSONObject]:
-        """The stream broke after it started: response.failed, with what was finished.
-        `error`: the Response object's `error` (code, message, type)."""
+        """The stream broke after it started: an `error` event, then response.failed with what
+        was finished. `error`: the Response object's `error` (code, message, type, param)."""
         self.response = {
             **self.response,
             "status": "failed",
@@ -356,7 +357,15 @@ class ResponseStream:
             "output": self.output(),
             "usage": out.usage(self.usage),
         }
-        return [self._event("response.failed", response=self.response)]
+        return [
+            self._event(
+                "error",
+                code=error.get("code"),
+                message=error.get("message", ""),
+                param=error.get("param"),
+            ),
+            self._event("response.failed", response=self.response),
+        ]
 
 
 _OWN = frozenset(

@@ -41,9 +41,12 @@ async def _store_errors() -> AsyncIterator[None]:
 
 
 class Keeper:
-    def __init__(self, config: ResponsesConfig, store: ResponseStore | None) -> None:
+    def __init__(
+        self, config: ResponsesConfig, store: ResponseStore | None, sweep_s: float = SWEEP_S
+    ) -> None:
         self.config = config
         self.store = store
+        self._sweep_s = sweep_s
         self._sweeper: asyncio.Task[None] | None = None
 
     @property
@@ -92,24 +95,20 @@ class Keeper:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.store is None:
-            return
-        try:
-            await self.store.start()
-        except StoreUnavailableError as exc:
-            # Start anyway: the store connects on its next use; until then reads are a 503.
-            log.warning("response_store_unavailable_at_start", error=str(exc)[:300])
-        self._sweeper = asyncio.create_task(self._sweep())
+        """Start the sweep. The store itself opens on first use (connects, migrates), so a
+        gateway whose callers never use the Responses API never touches it."""
+        if self.store is not None:
+            self._sweeper = asyncio.create_task(self._sweep())
 
     async def _sweep(self) -> None:
         while True:
+            await asyncio.sleep(self._sweep_s)
             try:
                 removed = await self.store.purge(self._since()) if self.store else 0
                 if removed:
                     log.info("responses_expired", removed=removed)
             except StoreUnavailableError as exc:
                 log.warning("responses_sweep_failed", error=str(exc)[:300])
-            await asyncio.sleep(SWEEP_S)
 
     async def aclose(self) -> None:
         if self._sweeper is not None:
