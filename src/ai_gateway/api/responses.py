@@ -15,8 +15,8 @@ upgrade: the WebSocket mode (api/responses_ws.py).
 
 Create runs the chat chain (api/responses_run.py), so limits, budgets, content rules, the cache,
 context, routing and fallbacks, usage records and hooks all apply. As on chat completions, an
-error before the first event is an HTTP error; one after it ends the stream with
-`response.failed`.
+error before the first event is an HTTP error; one after it ends the stream with an `error`
+event and `response.failed`.
 """
 
 from __future__ import annotations

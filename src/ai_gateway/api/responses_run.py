@@ -8,7 +8,8 @@
     answer    the chain's JSON answer as a Response object (responses/output.py), kept
     events    the chain's chunks as Responses events (responses/events.py); the response is
               kept before `response.completed` goes out, so that a client may continue from it
-              at once; a failure after the stream started ends it with `response.failed`
+              at once; a failure after the stream started ends it with `error` and
+              `response.failed`
 
 A response is kept when the request says `store` (the default) and the gateway keeps responses.
 """
