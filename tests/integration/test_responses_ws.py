@@ -186,3 +186,21 @@ def test_a_stream_cut_upstream_ends_with_response_failed(
     assert [m["type"] for m in got[-2:]] == ["error", "response.failed"]
     assert got[-2]["error"]["code"] == "server_error"
     assert got[-1]["response"]["status"] == "failed"
+
+
+def test_turned_off_it_is_refused(emu: EmulatorServer, start_gateway: GatewayFactory) -> None:
+    off = start_gateway(f"""
+websocket: {{enabled: false}}
+models:
+  - {{name: gpt, provider: openai, model: gpt-4o-mini, api_base: "{emu.url}/v1",
+      api_key: {EMULATOR_KEY}}}
+""")
+
+    async def run() -> None:
+        async with websockets.connect(off.url.replace("http://", "ws://") + "/v1/responses"):
+            pass
+
+    with pytest.raises(InvalidStatus) as refused:
+        asyncio.run(run())
+    assert refused.value.response.status_code == 403
+    assert b"websocket_disabled" in refused.value.response.body
