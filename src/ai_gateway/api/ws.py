@@ -9,10 +9,12 @@ with 1008.
 
 Each request runs in a task of its own (`api/ws_endpoints.py`: the HTTP handlers' exchanges and
 chains); `cancel` cancels that task, and the chain's stages clean up as for an HTTP client that
-left (the upstream request is closed). What the tasks produce goes through one bounded queue
-(`api/ws_queue.py`) to the socket; a client that stops reading is closed with 4008 and its
-requests are cancelled. A message over `max_message_bytes` closes the socket with 1009. When
-the socket closes, however it closes, its requests are cancelled.
+left (the upstream request is closed). Each task sends its own messages straight to the socket,
+one at a time, so a request's messages stay in order and a slow reader holds back only the
+requests it is slow to read: at most one message per request waits, beside the server's write
+buffer. A send that has waited `send_timeout_s` (the client stopped reading) closes the socket
+with 4008, and its requests are cancelled. A message over `max_message_bytes` closes the socket
+with 1009. When the socket closes, however it closes, its requests are cancelled.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from ai_gateway.api.auth import bearer_subprotocol, can_deny, send_error, socket
 from ai_gateway.api.middleware import request_id_source
 from ai_gateway.api.ws_endpoints import SocketEndpoints
 from ai_gateway.api.ws_protocol import Incoming, ProtocolError, encode, error_message, parse
-from ai_gateway.api.ws_queue import SendQueue
 from ai_gateway.errors import (
     AuthenticationError,
     GatewayError,
@@ -130,7 +131,8 @@ class Session:
         self._config = config
         self._endpoints = endpoints
         self._metrics = metrics
-        self._queue = SendQueue(config.send_queue, config.send_timeout_s)
+        self._sending = 0  # sends waiting for the socket
+        self._sent = 0  # sends done; the watchdog tells a stalled socket by this not moving
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
         self._close: tuple[int, str] | None = None  # why the gateway closes the socket
@@ -140,7 +142,7 @@ class Session:
         """Serve the socket until it closes; `new_info` makes each request's facts."""
         self._main = asyncio.current_task()
         self._new_info = new_info
-        sender = asyncio.create_task(self._send_loop())
+        self._watchdog = self._watch(self._sent, None)
         try:
             await self._receive_loop()
         except asyncio.CancelledError:
@@ -152,9 +154,7 @@ class Session:
                 task.cancel()
             # Each request's stages clean up (upstream closed, recorded, settled).
             await asyncio.gather(*tasks, return_exceptions=True)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            self._watchdog.cancel()
         if self._close is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):  # a client that does not read may not read this
@@ -172,16 +172,19 @@ class Session:
                 self._close = (TOO_BIG, f"message larger than {limit} bytes")
                 return
             try:
-                self._handle(parse(data))
+                if self._handle(parse(data)):
+                    await self._deliver('{"type":"pong"}')
             except ProtocolError as exc:
-                self._queue.offer(encode(error_message(exc.request_id, exc)))
+                await self._deliver(encode(error_message(exc.request_id, exc)))
             except GatewayError as exc:
-                self._queue.offer(encode(error_message(None, exc)))
+                await self._deliver(encode(error_message(None, exc)))
+            except _ClientGone:
+                return
 
-    def _handle(self, incoming: Incoming) -> None:
+    def _handle(self, incoming: Incoming) -> bool:
+        """Act on a client's message; True if it is a ping (to answer)."""
         if incoming.type == "ping":
-            self._queue.offer('{"type":"pong"}')
-            return
+            return True
         request_id = incoming.id
         if incoming.type == "auth":
             raise ProtocolError(
@@ -193,7 +196,7 @@ class Session:
             if task is not None:  # else it has finished: nothing to cancel
                 self._cancelled.add(request_id)
                 task.cancel()
-            return
+            return False
         if request_id in self._tasks:
             raise ProtocolError(
                 f"A request with id {request_id!r} is in flight on this socket; use a new id.",
@@ -211,6 +214,7 @@ class Session:
         self._tasks[request_id] = asyncio.create_task(
             self._request(request_id, incoming.endpoint, incoming.body)
         )
+        return False
 
     async def _request(self, request_id: str, endpoint: str, body: Any) -> None:
         info = self._new_info()
@@ -220,21 +224,23 @@ class Session:
 
         async def emit(kind: str, payload: Any) -> None:
             key = "usage" if kind == "done" else "data"
-            if not await self._queue.put(encode({"type": kind, "id": request_id, key: payload})):
-                self._stop(NOT_READING, "the client does not read: send queue full")
-                raise asyncio.CancelledError
+            await self._deliver(encode({"type": kind, "id": request_id, key: payload}))
 
         try:
             await self._endpoints.run(endpoint, body, info, emit)
+        except _ClientGone:
+            status = 499
         except asyncio.CancelledError:
             status = 499
             if request_id in self._cancelled and self._close is None:
-                self._queue.offer(encode(error_message(request_id, _cancelled_error())))
+                with contextlib.suppress(_ClientGone):
+                    await self._deliver(encode(error_message(request_id, _cancelled_error())))
             raise
         except GatewayError as exc:
             status = exc.status
             self._metrics.observe_error(LABEL, exc.type, exc.code)
-            await self._queue.put(encode(error_message(request_id, exc)))
+            with contextlib.suppress(_ClientGone):
+                await self._deliver(encode(error_message(request_id, exc)))
         except Exception as exc:
             status = 500
             log.error(
@@ -246,7 +252,8 @@ class Session:
             error = InternalError(
                 f"The gateway failed unexpectedly; quote request id {info.request_id} to report it."
             )
-            await self._queue.put(encode(error_message(request_id, error)))
+            with contextlib.suppress(_ClientGone):
+                await self._deliver(encode(error_message(request_id, error)))
         finally:
             self._tasks.pop(request_id, None)
             self._cancelled.discard(request_id)
@@ -260,15 +267,40 @@ class Session:
             if self._main is not None:
                 self._main.cancel()
 
-    async def _send_loop(self) -> None:
-        send = self._ws.send
+    async def _deliver(self, text: str) -> None:
+        """Send one message. It returns at once unless the server's write buffer is full (the
+        client reads slowly). `_ClientGone` when the socket is closed (the receive loop sees the
+        disconnect and cancels the socket's requests)."""
+        self._sending += 1
         try:
-            while True:
-                await send({"type": "websocket.send", "text": await self._queue.get()})
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the client is gone: the receive loop sees the disconnect
-            return
+            await self._ws.send({"type": "websocket.send", "text": text})
+        except Exception:
+            raise _ClientGone from None
+        finally:
+            self._sending -= 1
+            self._sent += 1
+
+    def _watch(self, seen: int, stalled_at: float | None) -> asyncio.TimerHandle:
+        """Look, four times per `send_timeout_s`, for sends waiting with none done since the
+        last look: a socket stalled like that for `send_timeout_s` is closed with 4008. Cheaper
+        than a timeout around every send, and the same thing for a client that stops reading."""
+        loop = asyncio.get_running_loop()
+        timeout = self._config.send_timeout_s
+        if self._sending and self._sent == seen:
+            now = loop.time()
+            stalled_at = now if stalled_at is None else stalled_at
+            if now - stalled_at >= timeout:
+                self._stop(NOT_READING, "the client does not read")
+        else:
+            stalled_at = None
+        return loop.call_later(timeout / 4, self._rewatch, self._sent, stalled_at)
+
+    def _rewatch(self, seen: int, stalled_at: float | None) -> None:
+        self._watchdog = self._watch(seen, stalled_at)
+
+
+class _ClientGone(Exception):
+    """A send to a socket that is closed."""
 
 
 def _cancelled_error() -> GatewayError:
