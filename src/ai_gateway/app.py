@@ -161,7 +161,7 @@ def create_app(
         create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
     )
     body = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)
-    notify = build_notify(config.notifications, redis_client, settings.redis_prefix, body)
+    notify = build_notify(config.notifications, redis_client, settings.redis_prefix, body, metrics)
     breaker = CircuitBreaker(
         config.router.breaker,
         shared=(
