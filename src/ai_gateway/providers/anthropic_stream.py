@@ -94,7 +94,13 @@ class StreamTranslator:
             raise self._protocol("sent a stream event that is not JSON") from None
         if not isinstance(data, dict):
             raise self._protocol("sent a stream event that is not a JSON object")
-        kind = data.get("type") or event.event
+        return self.feed_data(data, event.event)
+
+    def feed_data(self, data: JSONObject, name: str | None = None) -> list[JSONObject]:
+        """The chunks for one event already parsed (`name`: its `event:` line)."""
+        if self.finished:
+            return []
+        kind = data.get("type") or name
         if kind == "error":
             raise stream_error(self._where, data, self._secrets)
         if kind == "ping":
