@@ -3,9 +3,11 @@
 From an Anthropic deployment the answer carries Anthropic's own message (providers/native.py):
 that is the answer, as it came (thinking blocks and signatures, citations, server tool blocks,
 usage with its cache counts), unless a stage changed the answer's view on the way back (content
-rules redacting text or tool arguments, a post_response hook): then the changed text replaces the
-message's text blocks (one block holds it) and changed tool arguments the `input` of their
-`tool_use` blocks, and a `content_filter` finish becomes the `refusal` stop reason.
+rules redacting text, thinking or tool arguments, a post_response hook): then the changed text
+replaces the message's text blocks (one block holds it), the changed reasoning its thinking
+blocks' text (a thinking block changed so no longer matches its signature: Anthropic will refuse
+it if the client sends it back), changed tool arguments the `input` of their `tool_use` blocks,
+and a `content_filter` finish becomes the `refusal` stop reason.
 
 From any other deployment (or a cached answer without Anthropic's message) it is translated:
 `reasoning_content` -> a `thinking` block with an empty signature (other providers' reasoning has
@@ -138,17 +140,9 @@ def _patched(native: JSONObject, choice: JSONObject) -> JSONObject:
     content: list[Any] = [
         dict(b) if isinstance(b, dict) else b for b in native.get("content") or ()
     ]
-    text = _view_text(view)
-    texts = [b for b in content if isinstance(b, dict) and b.get("type") == "text"]
-    if "".join(str(b.get("text", "")) for b in texts) != text:
-        keep = texts[0] if texts and text else None
-        content = [b for b in content if b is keep or b not in texts]
-        if keep is not None:
-            keep["text"] = text
-            keep.pop("citations", None)  # they pointed into the text that changed
-        elif text:
-            at = sum(1 for b in content if isinstance(b, dict) and "thinking" in str(b.get("type")))
-            content.insert(at, {"type": "text", "text": text})
+    reasoning = view.get("reasoning_content")
+    content = _with_text(content, "thinking", reasoning if isinstance(reasoning, str) else "")
+    content = _with_text(content, "text", _view_text(view))
     calls = {
         c.get("id"): c.get("function") for c in view.get("tool_calls") or () if isinstance(c, dict)
     }
@@ -163,3 +157,23 @@ def _patched(native: JSONObject, choice: JSONObject) -> JSONObject:
     if choice.get("finish_reason") == "content_filter":
         message["stop_reason"] = "refusal"
     return message
+
+
+def _with_text(content: list[Any], kind: str, text: str) -> list[Any]:
+    """`content` whose blocks of `kind` (text, thinking) hold `text` in all: unchanged when they
+    do, else the first of them holds it all (the others are dropped) or a new one does."""
+    blocks = [b for b in content if isinstance(b, dict) and b.get("type") == kind]
+    if "".join(str(b.get(kind, "")) for b in blocks) == text:
+        return content
+    keep = blocks[0] if blocks and text else None
+    content = [b for b in content if b is keep or b not in blocks]
+    if keep is not None:
+        keep[kind] = text
+        keep.pop("citations", None)  # they pointed into the text that changed
+    elif text:
+        at = sum(1 for b in content if isinstance(b, dict) and b.get("type") == "thinking")
+        block = {"type": kind, kind: text}
+        if kind == "thinking":
+            block["signature"] = ""
+        content.insert(at if kind == "text" else 0, block)
+    return content

@@ -4,12 +4,13 @@ per stream; `feed` each chunk, then `close` when the stream completed. Pure: no 
 Two modes, chosen by the first chunk:
 
 Relayed (an Anthropic deployment: the chunks carry the upstream's events, providers/native.py)
-    The events are sent as they came, `ping`s, thinking and signature deltas, citations and
-    usage included, with two changes. Text and tool arguments come from the chunks' view, which
-    the stages may have changed (content rules hold back and redact text, on_chunk hooks rewrite
-    it): a `text_delta` carries the view's text and an `input_json_delta` the view's arguments
-    (one left empty is not sent), and text a stage added (held-back text released at the end)
-    goes into the open text block, or before the message ends into a text block of its own.
+    The events are sent as they came, `ping`s, signatures, citations and usage included, with
+    two changes. Text, thinking and tool arguments come from the chunks' view, which the stages
+    may have changed (content rules hold back and redact text, on_chunk hooks rewrite it): a
+    `text_delta` carries the view's `content`, a `thinking_delta` its `reasoning_content` and an
+    `input_json_delta` its arguments (one left empty is not sent), and text a stage released
+    late goes into its block before the block ends (before a thinking block's signature), else
+    into the open block of its kind, else into a block of its own.
     Block indexes are renumbered in the order the blocks start, so that a block the gateway
     adds keeps them the positions in `content` that clients index by.
 
@@ -38,6 +39,21 @@ def _delta(chunk: JSONObject) -> tuple[JSONObject, object]:
         return {}, None
     delta = choice.get("delta")
     return (delta if isinstance(delta, dict) else {}), choice.get("finish_reason")
+
+
+# A delta type -> its streamed field (the view's text replaces it; a signature marks the end of
+# a thinking block's text).
+_STREAMED = {
+    "text_delta": "text",
+    "thinking_delta": "thinking",
+    "input_json_delta": "partial_json",
+    "signature_delta": "signature",
+}
+_DELTA_TYPES = {
+    "text": "text_delta",
+    "thinking": "thinking_delta",
+    "partial_json": "input_json_delta",
+}
 
 
 def _text(value: object) -> str:
@@ -105,16 +121,19 @@ class MessageEvents:
 
     def _relay(self, chunk: JSONObject, upstream: list[Any]) -> list[JSONObject]:
         delta, finish = _delta(chunk)
-        text = _text(delta.get("content"))
         calls = delta.get("tool_calls")
         call = calls[0] if isinstance(calls, list) and calls and isinstance(calls[0], dict) else {}
-        arguments = _arguments(call)
+        # The chunk's view of each streamed text: what the client is to get of it.
+        view = {
+            "text": _text(delta.get("content")),
+            "thinking": _text(delta.get("reasoning_content")),
+            "partial_json": _arguments(call),
+        }
         out: list[JSONObject] = []
         for event in upstream:
             if not isinstance(event, dict):
                 continue
-            kind = event.get("type")
-            index = event.get("index")
+            kind, index = event.get("type"), event.get("index")
             if kind == "content_block_start" and isinstance(index, int):
                 block = event.get("content_block")
                 block = block if isinstance(block, dict) else {}
@@ -126,71 +145,77 @@ class MessageEvents:
             if kind == "content_block_delta" and isinstance(index, int):
                 change = event.get("delta")
                 change = change if isinstance(change, dict) else {}
-                if change.get("type") == "text_delta":
-                    change, text = {**change, "text": text}, ""
-                elif change.get("type") == "input_json_delta":
-                    change, arguments = {**change, "partial_json": arguments}, ""
-                if change.get("text") == "" or change.get("partial_json") == "":
-                    continue
+                field = _STREAMED.get(str(change.get("type")))
+                if field is not None:
+                    if change.get("type") == "signature_delta":
+                        out += self._flush(index, view)  # the thinking ends before its signature
+                    else:
+                        change, view[field] = {**change, field: view[field]}, ""
+                        if not change[field]:
+                            continue
                 out.append({**event, "index": self._native.get(index, index), "delta": change})
                 continue
             if kind == "content_block_stop" and isinstance(index, int):
-                if text and self._open.get(index, (0, ""))[1] == "text":
-                    out.append(self._text_delta(self._native[index], text))
-                    text = ""
+                out += self._flush(index, view)
                 if index in self._open:
                     out.append(self._stop_block(index))
                 continue
             if kind == "message_delta":
-                out += self._own_text_block(text)
-                text = ""
+                out += self._placed(view)
                 if finish == "content_filter":
-                    event = {
-                        **event,
-                        "delta": {**(event.get("delta") or {}), "stop_reason": "refusal"},
-                    }
+                    change = {**(event.get("delta") or {}), "stop_reason": "refusal"}
+                    event = {**event, "delta": change}
             elif kind == "message_stop":
                 self._finished = True
             out.append(event)
-        out += self._placed(text, arguments)
-        return out
+        return out + self._placed(view)
 
-    def _placed(self, text: str, arguments: str) -> list[JSONObject]:
-        """Text and arguments of a chunk that no event of its own carried (a stage added them)."""
+    def _flush(self, index: int, view: dict[str, str]) -> list[JSONObject]:
+        """The view's text of the kind of open block `index` that no delta carried yet (a stage
+        released it late), as one more delta of that block before it ends."""
+        kind = self._open.get(index, (0, ""))[1]
+        field = "text" if kind == "text" else "thinking" if kind == "thinking" else None
+        if field is None or not view[field]:
+            return []
+        text, view[field] = view[field], ""
+        return [self._delta_event(self._native[index], field, text)]
+
+    def _placed(self, view: dict[str, str]) -> list[JSONObject]:
+        """Texts of a chunk that no event of its own carried (a stage added them): into the open
+        block of their kind, else a block of their own; tool arguments into the open tool
+        block (else they have nowhere to go)."""
         out: list[JSONObject] = []
-        if text:
-            open_text = [i for i, kind in self._open.values() if kind == "text"]
-            out += (
-                [self._text_delta(open_text[-1], text)] if open_text else self._own_text_block(text)
-            )
+        for field in ("thinking", "text"):
+            text, view[field] = view[field], ""
+            if not text:
+                continue
+            open_ones = [i for i, kind in self._open.values() if kind == field]
+            if open_ones:
+                out.append(self._delta_event(open_ones[-1], field, text))
+            else:
+                out += self._own_block(field, text)
+        arguments, view["partial_json"] = view["partial_json"], ""
         if arguments and self._tool_blocks and self._tool_blocks[-1] in self._open:
             index = self._native[self._tool_blocks[-1]]
-            change = {"type": "input_json_delta", "partial_json": arguments}
-            out.append({"type": "content_block_delta", "index": index, "delta": change})
+            out.append(self._delta_event(index, "partial_json", arguments))
         return out
 
-    def _own_text_block(self, text: str) -> list[JSONObject]:
-        if not text:
-            return []
+    def _own_block(self, field: str, text: str) -> list[JSONObject]:
         index = self._started
         self._started += 1
+        block = {"type": "text", "text": ""}
+        if field == "thinking":
+            block = {"type": "thinking", "thinking": "", "signature": ""}
         return [
-            {
-                "type": "content_block_start",
-                "index": index,
-                "content_block": {"type": "text", "text": ""},
-            },
-            self._text_delta(index, text),
+            {"type": "content_block_start", "index": index, "content_block": block},
+            self._delta_event(index, field, text),
             {"type": "content_block_stop", "index": index},
         ]
 
     @staticmethod
-    def _text_delta(index: int, text: str) -> JSONObject:
-        return {
-            "type": "content_block_delta",
-            "index": index,
-            "delta": {"type": "text_delta", "text": text},
-        }
+    def _delta_event(index: int, field: str, text: str) -> JSONObject:
+        change = {"type": _DELTA_TYPES[field], field: text}
+        return {"type": "content_block_delta", "index": index, "delta": change}
 
     # -- translated --------------------------------------------------------------------------
 
@@ -216,12 +241,11 @@ class MessageEvents:
         reasoning = _text(delta.get("reasoning_content"))
         if reasoning:
             out += self._into("thinking", {"type": "thinking", "thinking": "", "signature": ""})
-            change = {"type": "thinking_delta", "thinking": reasoning}
-            out.append({"type": "content_block_delta", "index": self._index(), "delta": change})
+            out.append(self._delta_event(self._index(), "thinking", reasoning))
         text = _text(delta.get("content"))
         if text:
             out += self._into("text", {"type": "text", "text": ""})
-            out.append(self._text_delta(self._index(), text))
+            out.append(self._delta_event(self._index(), "text", text))
         for call in delta.get("tool_calls") or ():
             if isinstance(call, dict):
                 out += self._tool_call(call)
@@ -261,8 +285,5 @@ class MessageEvents:
             self._calls[position] = out[-1]["index"]
         arguments = _text(function.get("arguments"))
         if arguments:
-            change = {"type": "input_json_delta", "partial_json": arguments}
-            out.append(
-                {"type": "content_block_delta", "index": self._calls[position], "delta": change}
-            )
+            out.append(self._delta_event(self._calls[position], "partial_json", arguments))
         return out

@@ -130,7 +130,8 @@ class AnthropicProvider:
                 orjson.dumps(native_body(native, request, deployment.model)),
                 map_anthropic_error,
             )
-            completion = to_chat_completion(data, None, self._where(deployment))
+            where = self._where(deployment)
+            completion = to_chat_completion(data, None, where, reasoning=True)
             completion[NATIVE_KEY] = data  # relayed as it came by the Messages API's renderer
             return completion
         call = self._translate(deployment, request)
@@ -157,7 +158,8 @@ class AnthropicProvider:
             call = self._translate(deployment, request)
             body, response_tool = call.body, call.response_tool
         where = self._where(deployment)
-        translator = StreamTranslator(where, response_tool, (deployment.api_key,))
+        secrets = (deployment.api_key,)
+        translator = StreamTranslator(where, response_tool, secrets, reasoning=native is not None)
         events: list[JSONObject] = []  # a native stream's events since its last chunk
         async with self._http.stream(
             deployment,
