@@ -114,9 +114,9 @@ def test_redacted_answer_json_and_stream(gw: GatewayServer) -> None:
     starts = [e["index"] for e in events if e["type"] == "content_block_start"]
     assert starts == [0, 1]
     assert events[-1] == {"type": "message_stop"}
-    with anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0) as client:
-        with client.messages.stream(**body) as stream:  # type: ignore[arg-type]
-            final = stream.get_final_message()
+    client = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0)
+    with client, client.messages.stream(**body) as stream:  # type: ignore[arg-type]
+        final = stream.get_final_message()
     assert final.content[1].type == "text"
     assert final.content[1].text == text
 
