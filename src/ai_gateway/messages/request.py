@@ -109,9 +109,7 @@ def _user(content: str | list[Any], where: str, out: _View) -> None:
         if kind == "tool_result":
             out.messages.append(_tool_result(block, here, out))
         else:
-            part = _part(block, here, out)
-            if part is not None:
-                parts.append(part)
+            parts.append(_part(block, here, out))
     if parts:
         out.messages.append({"role": "user", "content": parts})
 
@@ -185,12 +183,20 @@ def _tool_result(block: JSONObject, where: str, out: _View) -> JSONObject:
                 parts.append({"type": "text", "text": _text(inner, here)})
             else:
                 out.cannot(here, f"a '{kind}' block inside a tool result")
+                parts.append(_placeholder(kind))
         result["content"] = parts
     return result
 
 
-def _part(block: JSONObject, where: str, out: _View) -> JSONObject | None:
-    """The content part of one user block (None: nothing the view can hold)."""
+def _placeholder(kind: object) -> JSONObject:
+    """What the view holds for a block it cannot express: the request is then refused for the
+    providers that would be sent the view, and Anthropic's gets the client's block; the stages
+    (limits, counts) still see a message with something in it."""
+    return {"type": "text", "text": f"[{kind} block]"}
+
+
+def _part(block: JSONObject, where: str, out: _View) -> JSONObject:
+    """The content part of one user block."""
     kind = block.get("type")
     if kind == "text":
         return {"type": "text", "text": _text(block, where)}
@@ -203,7 +209,7 @@ def _part(block: JSONObject, where: str, out: _View) -> JSONObject | None:
             f"{where}: a tool_use block belongs to an assistant message.", param=where
         )
     out.cannot(where, f"a '{kind}' block")
-    return None
+    return _placeholder(kind)
 
 
 def _source(block: JSONObject, where: str) -> JSONObject:
@@ -216,7 +222,7 @@ def _source(block: JSONObject, where: str) -> JSONObject:
     return source
 
 
-def _image(block: JSONObject, where: str, out: _View) -> JSONObject | None:
+def _image(block: JSONObject, where: str, out: _View) -> JSONObject:
     source = _source(block, where)
     kind = source["type"]
     if kind == "base64" and isinstance(source.get("data"), str):
@@ -225,10 +231,10 @@ def _image(block: JSONObject, where: str, out: _View) -> JSONObject | None:
     if kind == "url" and isinstance(source.get("url"), str):
         return {"type": "image_url", "image_url": {"url": source["url"]}}
     out.cannot(f"{where}.source", f"an image from a '{kind}' source")
-    return None
+    return _placeholder("image")
 
 
-def _document(block: JSONObject, where: str, out: _View) -> JSONObject | None:
+def _document(block: JSONObject, where: str, out: _View) -> JSONObject:
     citations = block.get("citations")
     if isinstance(citations, dict) and citations.get("enabled"):
         out.cannot(f"{where}.citations", "a document with citations")
@@ -250,7 +256,7 @@ def _document(block: JSONObject, where: str, out: _View) -> JSONObject | None:
         if len(texts) == len(inner) and all(isinstance(t, str) for t in texts):
             return {"type": "text", "text": "\n".join(str(t) for t in texts)}
     out.cannot(f"{where}.source", f"a document from a '{kind}' source")
-    return None
+    return _placeholder("document")
 
 
 # -- parameters and tools ----------------------------------------------------------------------
