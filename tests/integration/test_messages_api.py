@@ -19,6 +19,7 @@ import anthropic
 import httpx
 import pytest
 from anthropic.types import Message, RawMessageStreamEvent
+from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter
 
 from conftest import EMULATOR_KEY, PROVIDER_ENV
@@ -350,3 +351,23 @@ def test_usage_record_with_cost(client: anthropic.Anthropic, gw: GatewayServer, 
     assert row["model"] == model
     assert row["completion_tokens"] == message.usage.output_tokens
     assert Decimal(row["cost_usd"]) > 0
+
+
+def test_answers_match_the_openapi_document(gw: GatewayServer) -> None:
+    spec = httpx.get(f"{gw.url}/openapi.json").json()
+    assert "/v1/messages" in spec["paths"]
+    assert "/ai/messages/count_tokens" in spec["paths"]
+
+    def check(name: str, instance: Any) -> None:
+        schema = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+        assert not list(Draft202012Validator(schema).iter_errors(instance))
+
+    body = {"model": "gpt", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    check("MessagesRequest", body)
+    check("AnthropicMessage", httpx.post(f"{gw.url}/v1/messages", json=body, timeout=30).json())
+    count = httpx.post(f"{gw.url}/v1/messages/count_tokens", json=body, timeout=30).json()
+    check("MessageTokensCount", count)
+    bad = httpx.post(f"{gw.url}/v1/messages", json={"model": "gpt"}, timeout=30)
+    check("AnthropicError", bad.json())
+    request_schema = {"$ref": "#/components/schemas/MessagesRequest", **spec}
+    assert list(Draft202012Validator(request_schema).iter_errors({"model": "gpt"}))
