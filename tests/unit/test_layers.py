@@ -63,7 +63,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "request_info",
             *("routing", "providers", "security", "usage", "cache", "prompts", "rag"),
-            *("notify", "hooks", "integrations", "codegen", "chains"),
+            *("notify", "hooks", "integrations", "codegen", "chains", "messages"),
         ),
     ),
     ("pipeline", ("pipeline",)),
@@ -76,6 +76,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "app_security",
             *("app_hooks", "app_cache", "app_analytics"),
             "app_notify",
+            "app_errors",
             "cli",
             "cli_banner",
             *("cli_keys", "cli_prompts", "demo", "serving", "__main__"),
