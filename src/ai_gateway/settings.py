@@ -164,6 +164,9 @@ class GatewaySettings(BaseModel):
     analytics_enabled: bool = True
     analytics_retention_days: int = Field(default=30, ge=0)  # 0: keep forever
     analytics_buffer: int = Field(default=100_000, ge=100)  # records held while the store is down
+    # Each record the writer takes is appended to `<data_dir>/journal` until the store has it, so
+    # a killed process does not lose it (usage/journal.py).
+    analytics_journal: bool = True
     # Tracing: prompt and completion text are recorded in spans only when this is on.
     trace_content: bool = False
     # Namespace of the gateway's Redis keys: instances that should share state use the same one.

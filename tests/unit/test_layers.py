@@ -65,7 +65,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "request_info",
             *("routing", "providers", "security", "usage", "cache", "prompts", "rag"),
-            *("notify", "hooks", "integrations", "codegen", "chains", "responses"),
+            *("notify", "hooks", "integrations", "codegen", "chains", "messages"),
+            "responses",
         ),
     ),
     ("pipeline", ("pipeline",)),
@@ -79,6 +80,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             *("app_hooks", "app_cache", "app_analytics"),
             "app_notify",
             "app_responses",
+            "app_errors",
             "cli",
             "cli_banner",
             *("cli_keys", "cli_prompts", "demo", "serving", "__main__"),

@@ -17,7 +17,8 @@ A request the gateway refuses before its first event is answered with
 `{"type": "error", "status": <HTTP status>, "error": {type, code, message, param}}`; a message
 that is not a `response.create` (a `response.steer`, say) too, and the socket stays open. A
 message over `websocket.max_message_bytes` closes the socket with 1009, a client that does not
-read with 4008; when the socket closes its responses are cancelled (upstream calls included).
+read with 4008 (api/ws_send.py); when the socket closes its responses are cancelled (upstream
+calls included).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from ai_gateway.api.auth import bearer_subprotocol, can_deny, send_error, socket
 from ai_gateway.api.middleware import request_id_source
 from ai_gateway.api.render import open_stream
 from ai_gateway.api.responses_run import Prepared, ResponsesRunner
-from ai_gateway.api.ws import NOT_READING, TOO_BIG
-from ai_gateway.api.ws_queue import SendQueue
+from ai_gateway.api.ws import TOO_BIG
+from ai_gateway.api.ws_send import ClientGone, SocketSender
 from ai_gateway.errors import (
     AuthenticationError,
     GatewayError,
@@ -109,7 +110,7 @@ class ResponsesSession:
         self._config = config
         self._runner = runner
         self._metrics = metrics
-        self._queue = SendQueue(config.send_queue, config.send_timeout_s)
+        self._sender = SocketSender(websocket, config.send_timeout_s, self._stop)
         self._lanes: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._recent: OrderedDict[str, list[Turn]] = OrderedDict()
@@ -119,7 +120,7 @@ class ResponsesSession:
     async def run(self, new_info: Any) -> None:
         self._main = asyncio.current_task()
         self._new_info = new_info
-        sender = asyncio.create_task(self._send_loop())
+        self._sender.start()
         try:
             await self._receive_loop()
         except asyncio.CancelledError:
@@ -130,9 +131,7 @@ class ResponsesSession:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            self._sender.close()
         if self._close is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
@@ -152,7 +151,10 @@ class ResponsesSession:
             try:
                 self._handle(raw)
             except GatewayError as exc:
-                self._queue.offer(_encode(_error_event(exc, None)))
+                try:
+                    await self._sender.deliver(_encode(_error_event(exc, None)))
+                except ClientGone:
+                    return
 
     def _handle(self, raw: bytes) -> None:
         try:
@@ -196,13 +198,16 @@ class ResponsesSession:
         try:
             async with lock:
                 await self._respond(body, lane, generate, info)
+        except ClientGone:
+            status = 499
         except asyncio.CancelledError:
             status = 499
             raise
         except GatewayError as exc:
             status = exc.status
             self._metrics.observe_error(LABEL, exc.type, exc.code)
-            await self._put(_error_event(exc, lane))
+            with contextlib.suppress(ClientGone):
+                await self._put(_error_event(exc, lane))
         except Exception as exc:
             status = 500
             log.error(
@@ -214,7 +219,8 @@ class ResponsesSession:
             error = InternalError(
                 f"The gateway failed unexpectedly; quote request id {info.request_id} to report it."
             )
-            await self._put(_error_event(error, lane))
+            with contextlib.suppress(ClientGone):
+                await self._put(_error_event(error, lane))
         finally:
             seconds = perf_counter() - info.started
             self._metrics.observe_request(LABEL, info.model, info.provider, status, seconds)
@@ -281,25 +287,13 @@ class ResponsesSession:
     async def _put(self, event: JSONObject, lane: str | None = None) -> None:
         if lane is not None:
             event = {**event, "stream_id": lane}
-        if not await self._queue.put(_encode(event)):
-            self._stop(NOT_READING, "the client does not read: send queue full")
-            raise asyncio.CancelledError
+        await self._sender.deliver(_encode(event))
 
     def _stop(self, code: int, reason: str) -> None:
         if self._close is None:
             self._close = (code, reason)
             if self._main is not None:
                 self._main.cancel()
-
-    async def _send_loop(self) -> None:
-        send = self._ws.send
-        try:
-            while True:
-                await send({"type": "websocket.send", "text": await self._queue.get()})
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the client is gone: the receive loop sees the disconnect
-            return
 
 
 def _error_event(exc: GatewayError, lane: str | None) -> JSONObject:

@@ -17,12 +17,13 @@ from ai_gateway.api.chat import CompletionsAPI
 from ai_gateway.api.code import CodeAPI
 from ai_gateway.api.dashboard import DashboardAPI
 from ai_gateway.api.health import HealthAPI
+from ai_gateway.api.messages import MessagesAPI
 from ai_gateway.api.models import ModelsAPI
 from ai_gateway.api.notifications import NotificationsAPI
 from ai_gateway.api.prompts import PromptsAPI
 from ai_gateway.api.responses import ResponsesAPI
 from ai_gateway.api.responses_ws import ResponsesSocketAPI
-from ai_gateway.api.route_table import Access, Endpoint, RouteEntry, RouteTable
+from ai_gateway.api.route_table import ANTHROPIC, Access, Endpoint, RouteEntry, RouteTable
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.api.vector_stores import VectorStoresAPI
 from ai_gateway.api.ws import WebSocketAPI
@@ -52,6 +53,7 @@ class Handlers:
     notifications: NotificationsAPI
     responses: ResponsesAPI
     responses_ws: ResponsesSocketAPI
+    messages: MessagesAPI | None = None  # the Anthropic Messages API
 
 
 def gateway_routes(h: Handlers) -> RouteTable:
@@ -65,6 +67,7 @@ def gateway_routes(h: Handlers) -> RouteTable:
         E("/models/{model_id:path}", GET, h.models.retrieve, CALLER, "/models/{id}", api=True),
         E("/tokens/count", POST, h.tokens.count, CALLER, "/tokens/count", api=True),
         *responses_entries(h.responses, h.responses_ws),
+        *(messages_entries(h.messages) if h.messages is not None else ()),
         *analytics_entries(h.analytics, h.dashboard),
         *prompt_entries(h.prompts),
         *chain_entries(h.chains),
@@ -94,6 +97,16 @@ def responses_entries(r: ResponsesAPI, ws: ResponsesSocketAPI) -> list[RouteEntr
         E(one, DELETE, r.delete, CALLER, label, api=True),
         E(one + "/cancel", POST, r.cancel, CALLER, label, api=True),
         E(one + "/input_items", GET, r.input_items, CALLER, label, api=True),
+    ]
+
+
+def messages_entries(m: MessagesAPI) -> list[RouteEntry]:
+    """The Anthropic Messages API (docs/api.md): Anthropic's errors, `x-api-key` accepted."""
+    E = RouteEntry
+    create, count = "/messages", "/messages/count_tokens"
+    return [
+        E(create, POST, m.create, CALLER, create, api=True, dialect=ANTHROPIC),
+        E(count, POST, m.count_tokens, CALLER, count, api=True, dialect=ANTHROPIC),
     ]
 
 
