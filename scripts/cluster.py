@@ -1,6 +1,7 @@
 """scripts/cluster: the two-instance topology of deploy/compose.yaml on one machine, without
 Docker: nginx (Debian's package, run as the current user) in front of two `ai-gateway serve`
-processes that share Redis and PostgreSQL, optionally with the provider emulator.
+processes that share Redis, PostgreSQL, a Qdrant server (the project's emulator of one, unless
+a server is given) and a folder of RAG file bytes, optionally with the provider emulator.
 
     scripts/cluster up [options] [-- extra `ai-gateway serve` arguments]
     scripts/cluster status [--dir D] [--json]
@@ -46,10 +47,12 @@ from cluster_topology import (
     clean,
     database_url,
     emulator_env,
+    qdrant_url,
     redis_url,
     respawn,
     spawn_emulator,
     spawn_instance,
+    spawn_qdrant,
     start_nginx,
     wait_ready,
 )
@@ -60,8 +63,8 @@ STOP_TIMEOUT_S = 40.0  # the gateway's graceful shutdown allows its requests 30 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/cluster",
-        description="nginx in front of two gateway instances sharing Redis and PostgreSQL, on "
-        "this machine (docs/deployment.md).",
+        description="nginx in front of two gateway instances sharing Redis, PostgreSQL, Qdrant "
+        "and RAG's file bytes, on this machine (docs/deployment.md).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run_dir = os.environ.get("CLUSTER_DIR") or str(REPO / ".cluster")
@@ -70,15 +73,22 @@ def _parser() -> argparse.ArgumentParser:
         "redis": f"shared Redis (default $AI_GATEWAY_REDIS_URL, $REDIS_URL, {DEFAULT_REDIS})",
         "database": "shared PostgreSQL (default $AI_GATEWAY_DATABASE_URL, $DATABASE_URL, "
         f"{DEFAULT_DATABASE})",
+        "qdrant": "a Qdrant server for RAG (default $QDRANT_URL; without either, the Qdrant "
+        "emulator that `up` starts)",
     }
 
     up = sub.add_parser(
         "up",
-        help="start nginx, two instances (and the emulator with --emulator); wait until ready",
+        help="start nginx, two instances, the Qdrant emulator (unless --qdrant-url) and the "
+        "provider emulator (with --emulator); wait until ready",
         description="Start two `ai-gateway serve` instances on 127.0.0.1 and nginx in front of "
-        "them, and wait until both instances are ready and nginx answers. The instances inherit "
-        "this environment (AI_GATEWAY_*, provider keys, QDRANT_URL, ...). Arguments after `--` "
-        "go to `ai-gateway serve`.",
+        "them, and wait until both instances are ready and nginx answers. Without --qdrant-url "
+        "or $QDRANT_URL, also start the Qdrant server emulator (`ai-gateway emulate --qdrant`, "
+        "collections under the run directory; for tests and one machine, not production). Both "
+        "instances get QDRANT_URL and one folder for RAG's file bytes in the run directory "
+        "(AI_GATEWAY_RAG_FILES_DIR), so that RAG works whichever instance a request reaches. "
+        "The instances inherit this environment (AI_GATEWAY_*, provider keys, QDRANT_API_KEY, "
+        "...). Arguments after `--` go to `ai-gateway serve`.",
     )
     up.add_argument("--dir", default=run_dir, help=dir_help)
     up.add_argument("--port", type=int, default=3001, help="nginx's port (default 3001)")
@@ -88,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--config", help="YAML config file for both instances")
     up.add_argument("--redis-url", help=stores_help["redis"])
     up.add_argument("--database-url", help=stores_help["database"])
+    up.add_argument("--qdrant-url", help=stores_help["qdrant"])
+    up.add_argument(
+        "--qdrant-port", type=int, help="the Qdrant emulator's port (default: a free port)"
+    )
     up.add_argument(
         "--emulator",
         action="store_true",
@@ -113,14 +127,15 @@ def _parser() -> argparse.ArgumentParser:
         "restart",
         help="stop one instance (SIGTERM, or SIGKILL with --kill) and start it again",
         description="Stop one instance, unless it has already exited, start it again as `up` "
-        "did (same port, arguments and environment; Redis and PostgreSQL as given now, which "
-        "must be the ones `up` used), and wait until it is ready.",
+        "did (same port, arguments and environment; Redis, PostgreSQL and a Qdrant server as "
+        "given now, which must be the ones `up` used), and wait until it is ready.",
     )
     restart.add_argument("name", choices=["gateway-1", "gateway-2"])
     restart.add_argument("--dir", default=run_dir, help=dir_help)
     restart.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
     restart.add_argument("--redis-url", help=stores_help["redis"])
     restart.add_argument("--database-url", help=stores_help["database"])
+    restart.add_argument("--qdrant-url", help=stores_help["qdrant"])
     restart.add_argument("--ready-timeout", type=float, default=60.0, help="seconds (default 60)")
 
     down = sub.add_parser("down", help="stop everything (SIGTERM, then SIGKILL) and clean up")
@@ -170,13 +185,21 @@ def up(args: argparse.Namespace, serve_args: list[str]) -> int:
     reachable(database, 5432, "PostgreSQL", "DATABASE_URL")
     ports = _instance_ports(args.instance_ports)
     emulator_port = (args.emulator_port or free_port()) if args.emulator else None
-    _check_free([args.port, *ports, *([emulator_port] if emulator_port else [])])
+    qdrant = qdrant_url(args.qdrant_url)
+    if qdrant:
+        reachable(qdrant, 6333, "Qdrant", "QDRANT_URL")
+    qdrant_port = None if qdrant else (args.qdrant_port or free_port())
+    extra_ports = [p for p in (emulator_port, qdrant_port) if p is not None]
+    _check_free([args.port, *ports, *extra_ports])
+    if qdrant_port is not None:
+        qdrant = f"http://127.0.0.1:{qdrant_port}"
+    assert qdrant is not None
     config = str(Path(args.config).resolve()) if args.config else None
     if config and not Path(config).is_file():
         raise ClusterError(f"--config: {config} is not a file")
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    base = base_env(redis, database)
+    base = base_env(redis, database, qdrant)
     state = State(
         url=f"http://127.0.0.1:{args.port}",
         port=args.port,
@@ -188,9 +211,13 @@ def up(args: argparse.Namespace, serve_args: list[str]) -> int:
         database_url=redacted(database),
         redis_prefix=os.environ.get("AI_GATEWAY_REDIS_PREFIX") or "ai-gateway",
         access_log=str(run_dir / "nginx" / "access.log"),
+        qdrant_url=redacted(qdrant),
     )
     extra: dict[str, str] = {}
     try:
+        if qdrant_port is not None:
+            state.qdrant = spawn_qdrant(run_dir, qdrant_port, base)
+            save(run_dir, state)
         if emulator_port is not None:
             state.emulator = spawn_emulator(run_dir, emulator_port, args.emulator_chunk_delay, base)
             save(run_dir, state)
@@ -216,6 +243,14 @@ def up(args: argparse.Namespace, serve_args: list[str]) -> int:
                 [emulator],
                 args.ready_timeout,
             )
+        if state.qdrant is not None:
+            emulated = state.qdrant
+            wait_until(
+                "the Qdrant emulator",
+                lambda: http_status(f"{emulated.url}/readyz")[0] == 200,
+                [emulated],
+                args.ready_timeout,
+            )
         wait_ready(state.instances, args.ready_timeout)
         state.nginx = start_nginx(args.nginx, run_dir, args.port, state.instances)
         save(run_dir, state)
@@ -239,6 +274,10 @@ def _print_up(state: State) -> None:
         print(f"  {proc.name}: {proc.url} (pid {proc.pid}, log {proc.log})")
     if state.emulator is not None:
         print(f"  emulator: {state.emulator.url} (pid {state.emulator.pid})")
+    if state.qdrant is not None:
+        print(f"  Qdrant emulator: {state.qdrant.url} (pid {state.qdrant.pid}; not for production)")
+    else:
+        print(f"  Qdrant server: {state.qdrant_url}")
     print(
         f"  Redis {state.redis_url} (prefix {state.redis_prefix}), PostgreSQL {state.database_url}"
     )
@@ -267,6 +306,12 @@ def restart(args: argparse.Namespace) -> int:
             "Redis or PostgreSQL is not the one `up` used: give restart the same REDIS_URL and "
             "DATABASE_URL (or --redis-url, --database-url)"
         )
+    qdrant = state.qdrant.url if state.qdrant is not None else qdrant_url(args.qdrant_url)
+    if qdrant is None or redacted(qdrant) != state.qdrant_url:
+        raise ClusterError(
+            "the Qdrant server is not the one `up` used: give restart the same QDRANT_URL "
+            "(or --qdrant-url)"
+        )
     index = [p.name for p in state.instances].index(args.name)
     old = state.instances[index]
     if old.alive() and args.kill:
@@ -275,7 +320,7 @@ def restart(args: argparse.Namespace) -> int:
     elif old.alive():
         stop([old], STOP_TIMEOUT_S)
         wait_until(f"{old.name} to exit", lambda: not old.alive(), [], 10)
-    new = respawn(old, base_env(redis, database))
+    new = respawn(old, base_env(redis, database, qdrant))
     state.instances[index] = new
     save(run_dir, state)
     wait_ready([new], args.ready_timeout)
@@ -299,6 +344,8 @@ def status(args: argparse.Namespace) -> int:
             probe["http"] = http_status(f"{state.url}/health")[0]
         elif proc is state.emulator:
             probe["http"] = http_status(f"{proc.url}/_emulator/stats")[0]
+        elif proc is state.qdrant:
+            probe["http"] = http_status(f"{proc.url}/readyz")[0]
         else:
             probe["http"] = http_status(f"{proc.url}/health/ready")[0]
         probe["ok"] = bool(probe["alive"]) and probe["http"] == 200

@@ -248,10 +248,13 @@ class State:
     database_url: str
     redis_prefix: str
     access_log: str
+    qdrant: Proc | None = None  # the Qdrant emulator, unless a server was given
+    qdrant_url: str = ""  # without the password
 
     def procs(self) -> list[Proc]:
-        """In the order they stop: the balancer first, the upstream last."""
-        return [p for p in (self.nginx, *self.instances, self.emulator) if p is not None]
+        """In the order they stop: the balancer first, the upstreams last."""
+        procs = (self.nginx, *self.instances, self.emulator, self.qdrant)
+        return [p for p in procs if p is not None]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -266,6 +269,7 @@ class State:
                 **data,
                 "nginx": proc(data.get("nginx")),
                 "emulator": proc(data.get("emulator")),
+                "qdrant": proc(data.get("qdrant")),
                 "instances": [Proc(**p) for p in data.get("instances", [])],
             }
         )

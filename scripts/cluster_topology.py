@@ -1,5 +1,6 @@
-"""The parts of scripts/cluster's topology: the instances' environment, the emulator, an
-instance, nginx with deploy/nginx.conf filled in, and cleaning the run directory."""
+"""The parts of scripts/cluster's topology: the instances' environment, the provider and Qdrant
+emulators, an instance, nginx with deploy/nginx.conf filled in, and cleaning the run
+directory."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
 # Above nginx's upstream keepalive_timeout (60 s in deploy/nginx.conf): nginx closes idle
 # connections first, so it never writes a request on one an instance is closing.
 KEEP_ALIVE_S = "75"
+QDRANT_DIR = "qdrant"  # the Qdrant emulator's collections, in the run directory
+RAG_FILES_DIR = "rag-files"  # RAG's file bytes, shared by the instances
 
 
 def redis_url(flag: str | None) -> str:
@@ -42,13 +45,20 @@ def database_url(flag: str | None) -> str:
     return flag or env.get("AI_GATEWAY_DATABASE_URL") or env.get("DATABASE_URL") or DEFAULT_DATABASE
 
 
-def base_env(redis: str, database: str) -> dict[str, str]:
-    """What every process runs with: this environment, the shared stores, and what nginx in
-    front needs of an instance."""
+def qdrant_url(flag: str | None) -> str | None:
+    """--qdrant-url, else $QDRANT_URL: a Qdrant server to use instead of the emulator."""
+    return flag or os.environ.get("QDRANT_URL") or None
+
+
+def base_env(redis: str, database: str, qdrant: str) -> dict[str, str]:
+    """What every process runs with: this environment, the shared stores (Redis, PostgreSQL,
+    Qdrant: never saved in the state file, since their URLs may hold a password), and what
+    nginx in front needs of an instance."""
     env = {
         **os.environ,
         "REDIS_URL": redis,
         "DATABASE_URL": database,
+        "QDRANT_URL": qdrant,
         "AI_GATEWAY_KEEP_ALIVE_TIMEOUT_S": os.environ.get(
             "AI_GATEWAY_KEEP_ALIVE_TIMEOUT_S", KEEP_ALIVE_S
         ),
@@ -83,6 +93,16 @@ def spawn_emulator(run_dir: Path, port: int, chunk_delay: float, env: Mapping[st
     )
 
 
+def spawn_qdrant(run_dir: Path, port: int, env: Mapping[str, str]) -> Proc:
+    """The Qdrant server emulator (`ai-gateway emulate --qdrant`), its collections under the
+    run directory. It asks for $QDRANT_API_KEY when that is set, which the instances send."""
+    argv = [sys.executable, "-m", "ai_gateway", "emulate", "--qdrant", "--host", "127.0.0.1"]
+    argv += ["--qdrant-port", str(port), "--qdrant-path", str(run_dir / QDRANT_DIR)]
+    return spawn(
+        "qdrant", argv, base_env=env, env={}, log=run_dir / "qdrant.log", cwd=run_dir, port=port
+    )
+
+
 def spawn_instance(
     run_dir: Path,
     name: str,
@@ -98,8 +118,14 @@ def spawn_instance(
     argv = [sys.executable, "-m", "ai_gateway", "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port), *(["--config", config] if config else []), *serve_args]
     # Each instance has its own data directory (the SQLite fallback, embedded indexes: one
-    # process per folder); shared state goes through Redis and PostgreSQL.
-    env = {**extra_env, "AI_GATEWAY_DATA_DIR": str(home / "data")}
+    # process per folder); shared state goes through Redis, PostgreSQL and Qdrant, and RAG's
+    # file bytes through one folder (compose's shared volume), since the instance that indexes
+    # a file may not be the one that received it.
+    env = {
+        **extra_env,
+        "AI_GATEWAY_DATA_DIR": str(home / "data"),
+        "AI_GATEWAY_RAG_FILES_DIR": str(run_dir / RAG_FILES_DIR),
+    }
     log = run_dir / f"{name}.log"
     return spawn(name, argv, base_env=base, env=env, log=log, cwd=home, port=port)
 
@@ -165,6 +191,8 @@ def clean(run_dir: Path, state: State, *, keep_logs: bool) -> None:
     """Remove what `up` made in `run_dir` (only that: the directory may be the caller's)."""
     for proc in state.instances:
         shutil.rmtree(run_dir / proc.name, ignore_errors=True)
+    for shared in (QDRANT_DIR, RAG_FILES_DIR):
+        shutil.rmtree(run_dir / shared, ignore_errors=True)
     nginx_dir = run_dir / "nginx"
     if keep_logs:
         for path in nginx_dir.glob("*"):
@@ -175,6 +203,7 @@ def clean(run_dir: Path, state: State, *, keep_logs: bool) -> None:
     else:
         shutil.rmtree(nginx_dir, ignore_errors=True)
         (run_dir / "emulator.log").unlink(missing_ok=True)
+        (run_dir / "qdrant.log").unlink(missing_ok=True)
         for proc in state.instances:
             (run_dir / f"{proc.name}.log").unlink(missing_ok=True)
     (run_dir / STATE_FILE).unlink(missing_ok=True)

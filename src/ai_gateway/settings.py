@@ -286,12 +286,15 @@ class Config:
 
 
 def _rag_from_env(rag: RagConfig, env: Mapping[str, str]) -> RagConfig:
-    """QDRANT_URL and QDRANT_API_KEY, the conventional names, when the file sets neither."""
-    changes: dict[str, SecretStr] = {}
+    """QDRANT_URL and QDRANT_API_KEY, the conventional names, and AI_GATEWAY_RAG_FILES_DIR (the
+    folder instances share, as scripts/cluster sets it), when the file sets none of them."""
+    changes: dict[str, SecretStr | str] = {}
     if rag.qdrant_url is None and env.get("QDRANT_URL"):
         changes["qdrant_url"] = SecretStr(env["QDRANT_URL"])
     if rag.qdrant_api_key is None and env.get("QDRANT_API_KEY"):
         changes["qdrant_api_key"] = SecretStr(env["QDRANT_API_KEY"])
+    if rag.files_dir is None and env.get("AI_GATEWAY_RAG_FILES_DIR"):
+        changes["files_dir"] = env["AI_GATEWAY_RAG_FILES_DIR"]
     return rag.model_copy(update=changes) if changes else rag
 
 
