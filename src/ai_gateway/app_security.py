@@ -22,9 +22,10 @@ from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.guard import GuardrailSets
 from ai_gateway.security.admission import Admission, RefusalWatch
+from ai_gateway.security.admit_redis import RedisAdmitter
 from ai_gateway.security.audit import AuditRecord
 from ai_gateway.security.authenticator import Authenticator
-from ai_gateway.security.budget import LocalSpendCounter, RedisSpendCounter
+from ai_gateway.security.budget import LocalSpendCounter, RedisSpendCounter, SpendCounter
 from ai_gateway.security.budget_gate import BudgetScope, SpendSource, SpendWatch
 from ai_gateway.security.jwt_auth import JWTVerifier
 from ai_gateway.security.ratelimit import LocalRateLimiter, RateLimiter
@@ -100,6 +101,7 @@ def build_security(
     local = LocalRateLimiter()
     limiter: RateLimiter = local
     checks: list[ReadinessCheck] = []
+    admitter: RedisAdmitter | None = None
     if redis_client is not None:
         shared = RedisRateLimiter(
             redis_client, f"{prefix}:rl", limits.redis_failure, fallback=local
@@ -112,11 +114,12 @@ def build_security(
         checks.append(
             ReadinessCheck("rate_limits", limits.redis_failure == "fail_closed", limiter_check)
         )
-    spend = (
-        RedisSpendCounter(redis_client, f"{prefix}:spend")
-        if redis_client is not None
-        else LocalSpendCounter()
-    )
+    spend: SpendCounter = LocalSpendCounter()
+    if redis_client is not None:
+        shared_spend = RedisSpendCounter(redis_client, f"{prefix}:spend")
+        spend = shared_spend
+        # A request's limits and budgets in one round trip, its settlement in one more.
+        admitter = RedisAdmitter(redis_client, shared, shared_spend)
     admission = Admission(
         security,
         limiter,
@@ -126,6 +129,7 @@ def build_security(
         spend_source=spend_source(analytics) if analytics is not None else None,
         on_refused=on_refused,
         on_spent=on_spent,
+        shared=admitter,
     )
     parts = Security(
         admission=admission,

@@ -163,6 +163,11 @@ class RedisRateLimiter:
         return self._failure_mode
 
     @property
+    def fallback(self) -> LocalRateLimiter:
+        """The local limiter answering in `fail_open` mode while Redis cannot."""
+        return self._fallback
+
+    @property
     def degraded(self) -> bool:
         """True from a failed Redis call until the next successful one."""
         return self._degraded
@@ -211,7 +216,7 @@ class RedisRateLimiter:
     async def release(self, key: str, lease_id: str) -> None:
         self._fallback.release_now(key, lease_id)
         rkey = self.redis_key(key, "conc")
-        await self._call(lambda: self._client.zrem(rkey, lease_id))
+        await self.call(lambda: self._client.zrem(rkey, lease_id))
 
     def readiness(self) -> CheckResult:
         if not self._degraded:
@@ -226,11 +231,12 @@ class RedisRateLimiter:
     # -- Redis calls and degradation ---------------------------------------------------------
 
     async def _script(self, script: Any, rkey: str, args: tuple[object, ...]) -> Any:
-        return await self._call(lambda: script(keys=(rkey,), args=args))
+        return await self.call(lambda: script(keys=(rkey,), args=args))
 
-    async def _call(self, make: Callable[[], Awaitable[Any]]) -> Any:
+    async def call(self, make: Callable[[], Awaitable[Any]]) -> Any:
         """The result of the Redis call `make()`, or None when Redis cannot answer (skipped
-        while degraded and not yet due for a retry)."""
+        while degraded and not yet due for a retry). Also used by `RedisAdmitter`
+        (admit_redis.py), whose scripts share this limiter's keys and its degradation."""
         if self._degraded:
             now = self._clock()
             if now < self._retry_at:
