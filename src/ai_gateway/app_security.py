@@ -32,6 +32,7 @@ from ai_gateway.security.ratelimit import LocalRateLimiter, RateLimiter
 from ai_gateway.security.ratelimit_redis import RedisRateLimiter
 from ai_gateway.settings import Config
 from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
+from ai_gateway.stores.redis_pipe import RedisPipe
 from ai_gateway.stores.security import SecurityStore
 
 log = get_logger(__name__)
@@ -55,6 +56,7 @@ class Security:
     async def aclose(self) -> None:
         if self.authenticator is not None:
             await self.authenticator.aclose()
+        await self.admission.aclose()
         await self.limiter.aclose()
 
 
@@ -118,8 +120,11 @@ def build_security(
     if redis_client is not None:
         shared_spend = RedisSpendCounter(redis_client, f"{prefix}:spend")
         spend = shared_spend
-        # A request's limits and budgets in one round trip, its settlement in one more.
-        admitter = RedisAdmitter(redis_client, shared, shared_spend)
+        # A request's limits and budgets in one round trip, its settlement in one more, over a
+        # pipelined connection of their own.
+        assert settings.redis_url is not None
+        pipe = RedisPipe(settings.redis_url.get_secret_value())
+        admitter = RedisAdmitter(pipe, shared, shared_spend)
     admission = Admission(
         security,
         limiter,

@@ -19,11 +19,12 @@ them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 
 from ai_gateway.errors import (
@@ -90,6 +91,7 @@ class Admission:
         self._on_refused = on_refused
         self._limiter = limiter
         self._shared = shared
+        self._settling: set[asyncio.Future[None]] = set()  # settlements awaiting Redis's answer
         self._metrics = metrics
         self._lease_ttl_s = lease_ttl_s
         self._fail_closed = limits.redis_failure == "fail_closed"
@@ -347,7 +349,7 @@ class Admission:
             return
         ticket.settled = True
         if self._shared is not None:
-            await self._settle_shared(self._shared, ticket, info)
+            self._settle_shared(self._shared, ticket, info)
             return
         await self._release(ticket)
         try:
@@ -363,37 +365,72 @@ class Admission:
             # After the charge: the cost always counts, as spend or as a reservation.
             self._budgets.unreserve(ticket.reserved)
 
-    async def _settle_shared(
-        self, shared: RedisAdmitter, ticket: Ticket, info: RequestInfo
-    ) -> None:
-        """Leases, tokens and spend in one Redis round trip (none when there is nothing)."""
+    def _settle_shared(self, shared: RedisAdmitter, ticket: Ticket, info: RequestInfo) -> None:
+        """Leases, tokens and spend in one script (nothing to send: none), sent now; the
+        request does not wait for its answer. The reservation is given back as soon as the
+        script is sent: every later admission of this instance goes over the same connection
+        after it, so Redis counts the cost as spend before it checks them (admit_redis.py)."""
         leases, ticket.leases = ticket.leases, []
         fallback = shared.limiter.fallback
         for key, lease_id in leases:  # a lease taken while Redis was down lives here
             fallback.release_now(key, lease_id)
         used = info.total_tokens
         tokens = [(key, tpm, used) for key, tpm in ticket.token_scopes] if used > 0 else []
-        cost = info.cost_usd
-        charged = cost is not None and cost > 0
+        cost = info.cost_usd if info.cost_usd is not None and info.cost_usd > 0 else None
+        spends = [(b.key, b.period, cost) for b in ticket.budgets] if cost is not None else []
         try:
-            if not (leases or tokens or charged):
+            if not (leases or tokens or spends):
                 return
-            spends = [(b.key, b.period, cost) for b in ticket.budgets] if charged else []
-            totals = await shared.settle(leases, tokens, spends)  # type: ignore[arg-type]
-            if totals is not None:
-                assert cost is not None
-                for budget, total in zip(ticket.budgets, totals, strict=True):
-                    self._budgets.charged(budget, total, cost)
+            answer = shared.settle(leases, tokens, spends)
+            if answer is not None:
+                task = asyncio.ensure_future(self._settled(answer, ticket, info, cost))
+                self._settling.add(task)
+                task.add_done_callback(self._settling.discard)
                 return
-            # Redis cannot answer: leases expire by themselves; tokens are charged locally
-            # when failing open (as the checks are); the spend cannot be.
-            if not self._fail_closed:
-                for key, tpm, count in tokens:
-                    fallback.charge_tokens_now(key, tpm, count)
-            if spends or (tokens and self._fail_closed):
-                log.warning("usage_not_charged", request_id=info.request_id, error="redis")
+            self._not_settled(shared, tokens, bool(spends), info)
         finally:
             self._budgets.unreserve(ticket.reserved)
+
+    async def _settled(
+        self,
+        answer: Awaitable[list[Decimal] | None],
+        ticket: Ticket,
+        info: RequestInfo,
+        cost: Decimal | None,
+    ) -> None:
+        totals = await answer
+        if totals is None:
+            assert self._shared is not None
+            used = info.total_tokens
+            tokens = [(key, tpm, used) for key, tpm in ticket.token_scopes] if used > 0 else []
+            self._not_settled(self._shared, tokens, cost is not None, info)
+            return
+        if cost is not None:
+            for budget, total in zip(ticket.budgets, totals, strict=True):
+                self._budgets.charged(budget, total, cost)
+
+    def _not_settled(
+        self,
+        shared: RedisAdmitter,
+        tokens: list[tuple[str, int, int]],
+        spends: bool,
+        info: RequestInfo,
+    ) -> None:
+        """Redis did not take the settlement: leases expire by themselves; tokens are charged
+        locally when failing open (as the checks then are); the spend cannot be."""
+        if not self._fail_closed:
+            for key, tpm, count in tokens:
+                shared.limiter.fallback.charge_tokens_now(key, tpm, count)
+        if spends or (tokens and self._fail_closed):
+            log.warning("usage_not_charged", request_id=info.request_id, error="redis")
+
+    async def aclose(self) -> None:
+        """Wait (up to 5 s) for the settlements still on their way to Redis, then close the
+        connection they use."""
+        if self._settling:
+            await asyncio.wait(list(self._settling), timeout=5.0)
+        if self._shared is not None:
+            await self._shared.aclose()
 
     async def _release(self, ticket: Ticket) -> None:
         leases, ticket.leases = ticket.leases, []

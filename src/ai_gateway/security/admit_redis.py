@@ -22,12 +22,13 @@ doubles, exact only to 2**53 pico-dollars, about 9,000 USD), by length and then 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from ai_gateway.security.budget import Period, RedisSpendCounter, from_pico, to_pico
@@ -41,7 +42,8 @@ from ai_gateway.security.ratelimit import (
     token_cost,
     token_decision,
 )
-from ai_gateway.security.ratelimit_redis import MAX_COST_US, US_PER_S, RedisRateLimiter
+from ai_gateway.security.ratelimit_redis import ERRORS, MAX_COST_US, US_PER_S, RedisRateLimiter
+from ai_gateway.stores.redis_pipe import RedisPipe
 
 _ADMIT = """
 local t = redis.call('TIME')
@@ -199,11 +201,11 @@ def _script(source: str) -> _Script:
 
 
 class RedisAdmitter:
-    """The two scripts, over the keys of `limiter` and `spend` (which share `limiter`'s Redis
-    client: `client`)."""
+    """The two scripts, over the keys of `limiter` and `spend`, sent through `pipe` (one
+    pipelined connection: stores/redis_pipe.py), which the admitter owns (`aclose`)."""
 
-    def __init__(self, client: Redis, limiter: RedisRateLimiter, spend: RedisSpendCounter):
-        self._client = client
+    def __init__(self, pipe: RedisPipe, limiter: RedisRateLimiter, spend: RedisSpendCounter):
+        self._pipe = pipe
         self._limiter = limiter
         self._spend = spend
         self._admit = _script(_ADMIT)
@@ -217,7 +219,7 @@ class RedisAdmitter:
         """Run every check in one round trip (see the module's docstring); None when Redis
         cannot answer."""
         keys: list[str] = []
-        args: list[object] = []
+        args: list[str | int] = []
         rkey = self._limiter.redis_key
         for check in checks:
             if isinstance(check, RateCheck):
@@ -235,7 +237,10 @@ class RedisAdmitter:
                 keys.append(self._spend.redis_key(check.key, check.period)[0])
                 committed = check.usd - check.held
                 args += ("b", to_pico(check.usd), to_pico(committed) if committed > 0 else 0)
-        result = await self._run(self._admit, keys, args)
+        script = self._admit
+        result = await self._limiter.call(
+            lambda: self._answer(script, self._send(script, keys, args), keys, args)
+        )
         if result is None:
             return None
         if int(result[0]) == 1:  # {1, each check's values} or {0, the refusing check, its values}
@@ -245,17 +250,21 @@ class RedisAdmitter:
         decisions[index] = _refusal(checks[index], result[2:])
         return Verdict(index, decisions)
 
-    async def settle(
+    def settle(
         self,
         leases: list[tuple[str, str]],
         tokens: list[tuple[str, int, int]],
         spends: list[tuple[str, Period, Decimal]],
-    ) -> list[Decimal] | None:
-        """In one round trip: release `leases` (limiter key, lease id), charge `tokens`
-        (limiter key, tpm, tokens used), add `spends` (budget scope key, period, USD). The
-        spends' new totals, in order; None when Redis cannot answer (nothing was done)."""
+    ) -> Coroutine[Any, Any, list[Decimal] | None] | None:
+        """Send, now, one script that releases `leases` (limiter key, lease id), charges
+        `tokens` (limiter key, tpm, tokens used) and adds `spends` (budget scope key, period,
+        USD). It is sent before this returns, so Redis applies it before any admission sent
+        after. Returns None when Redis is not to be called (degraded: nothing was sent), else
+        what to await for the spends' new totals, in order (None if Redis did not answer)."""
+        if not self._limiter.due():
+            return None
         keys: list[str] = []
-        args: list[object] = []
+        args: list[str | int] = []
         rkey = self._limiter.redis_key
         for key, lease_id in leases:
             keys.append(rkey(key, "conc"))
@@ -268,21 +277,37 @@ class RedisAdmitter:
             key, expire_at = self._spend.redis_key(scope_key, period)
             keys.append(key)
             args += ("s", to_pico(amount), "" if expire_at is None else expire_at)
-        result = await self._run(self._settle, keys, args)
-        if result is None:
+        sent = self._send(self._settle, keys, args, flush=True)
+        return self._settled(sent, keys, args)
+
+    async def _settled(
+        self, sent: asyncio.Future[Any], keys: list[str], args: list[str | int]
+    ) -> list[Decimal] | None:
+        limiter = self._limiter
+        try:
+            async with asyncio.timeout(limiter.op_timeout_s):
+                result = await self._answer(self._settle, sent, keys, args)
+        except ERRORS as exc:
+            limiter.failed(exc)
             return None
+        limiter.answered()
         return [from_pico(int(total)) for total in result]
 
-    async def _run(self, script: _Script, keys: list[str], args: list[object]) -> Any:
-        client = self._client
+    def _send(
+        self, script: _Script, keys: list[str], args: list[str | int], flush: bool = False
+    ) -> asyncio.Future[Any]:
+        return self._pipe.send("EVALSHA", script.sha, len(keys), *keys, *args, flush=flush)
 
-        async def call() -> Any:
-            try:
-                return await client.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
-            except NoScriptError:  # Redis restarted or its script cache was flushed
-                return await client.eval(script.source, len(keys), *keys, *args)  # type: ignore[arg-type]
+    async def _answer(
+        self, script: _Script, sent: asyncio.Future[Any], keys: list[str], args: list[str | int]
+    ) -> Any:
+        try:
+            return await sent
+        except NoScriptError:  # Redis restarted or its script cache was flushed: load it
+            return await self._pipe.send("EVAL", script.source, len(keys), *keys, *args)
 
-        return await self._limiter.call(call)
+    async def aclose(self) -> None:
+        await self._pipe.aclose()
 
 
 def _decisions(checks: list[Check], result: list[Any]) -> list[Decision | Decimal]:

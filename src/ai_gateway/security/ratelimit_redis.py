@@ -117,7 +117,7 @@ return {allowed, held, first, last}
 # KEYS: conc. ARGV: limit, lease id, ttl (ms).
 # Returns {allowed, leases held, first expiry ms, last expiry ms} (expiries from now).
 
-_ERRORS = (RedisError, OSError, TimeoutError)
+ERRORS = (RedisError, OSError, TimeoutError)  # what a failed Redis call raises
 
 
 class RedisRateLimiter:
@@ -237,21 +237,40 @@ class RedisRateLimiter:
         """The result of the Redis call `make()`, or None when Redis cannot answer (skipped
         while degraded and not yet due for a retry). Also used by `RedisAdmitter`
         (admit_redis.py), whose scripts share this limiter's keys and its degradation."""
-        if self._degraded:
-            now = self._clock()
-            if now < self._retry_at:
-                return None
-            self._retry_at = now + self._retry_interval_s  # one probe per interval
+        if not self.due():
+            return None
         try:
             async with asyncio.timeout(self._op_timeout_s):
                 result = await make()
-        except _ERRORS as exc:
-            self._mark_down(exc)
+        except ERRORS as exc:
+            self.failed(exc)
             return None
+        self.answered()
+        return result
+
+    @property
+    def op_timeout_s(self) -> float:
+        return self._op_timeout_s
+
+    def due(self) -> bool:
+        """Whether Redis may be called now: not degraded, or degraded and due for a retry (the
+        next one is then not before `retry_interval_s`)."""
+        if self._degraded:
+            now = self._clock()
+            if now < self._retry_at:
+                return False
+            self._retry_at = now + self._retry_interval_s  # one probe per interval
+        return True
+
+    def answered(self) -> None:
+        """A call succeeded: back on Redis if degraded."""
         if self._degraded:
             self._degraded = False
             self._log.info("ratelimit_redis_recovered", failure_mode=self._failure_mode)
-        return result
+
+    def failed(self, exc: BaseException) -> None:
+        """A call failed: degraded (logged at most once per `warn_interval_s`)."""
+        self._mark_down(exc)
 
     def _local(self) -> LocalRateLimiter:
         if self._failure_mode == "fail_closed":
