@@ -44,6 +44,7 @@ from typing import Any
 
 import redis
 
+from bench.cpu import cpu_seconds
 from bench.load import LoadSpec, Measurement, measure, pick_tool, tool_version
 from bench.procs import Server, free_port, running
 from bench.run import AUX_CPUS, BODY, CHAT_PATH, MASTER_KEY, SUT_CPUS
@@ -211,11 +212,15 @@ def measure_round(
     for name in order:
         server, auth = found["targets"][name]
         url = server.base_url + CHAT_PATH
-        with_auth = LoadSpec(spec.tool, spec.body, spec.cpus, spec.warmup_s, auth)
+        with_auth = LoadSpec(spec.tool, spec.body, spec.cpus, 0.0, auth)
         print(f"  [{name}] {args.connections} connections, then 1 ...", flush=True)
+        measure(with_auth, url, args.connections, args.warmup)
+        before = cpu_seconds(server.popen.pid)
         many = measure(with_auth, url, args.connections, args.duration)
+        cpu_us = (cpu_seconds(server.popen.pid) - before) * 1e6 / max(1, many.requests)
+        measure(with_auth, url, 1, args.warmup)
         one = measure(with_auth, url, 1, args.duration)
-        figures[name] = {"many": many, "one": one}
+        figures[name] = {"many": many, "one": one, "cpu_us_per_request": cpu_us}
     upstream = found["upstream"]
     streams = {"direct": first_content_us("127.0.0.1", upstream.port, None, args.streams)}
     for name in order:
@@ -232,6 +237,11 @@ def ratios(figures: dict[str, Any]) -> dict[str, float]:
     names.sort(key=lambda name: (len(name), name))
     floor = figures["passthrough"]["many"].rps
     out = {f"{name}/passthrough rps": figures[name]["many"].rps / floor for name in names}
+    # The same ratio from CPU time per request (what req/s is when each has its core to itself):
+    # far less disturbed by other work on the machine than req/s.
+    floor_cpu = figures["passthrough"]["cpu_us_per_request"]
+    for name in names:
+        out[f"{name}/passthrough by CPU"] = floor_cpu / figures[name]["cpu_us_per_request"]
     local = figures["local"]["one"].p50_us
     for name in names:
         if name.startswith("redis"):
@@ -246,8 +256,8 @@ def ratios(figures: dict[str, Any]) -> dict[str, float]:
 def render(rounds: list[dict[str, Any]], connections: int) -> str:
     lines = [
         f"| target | req/s @{connections} | p50 @{connections} | req/s @1 | p50 @1 "
-        "| first content p50 |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| first content p50 | CPU per request @" + str(connections) + " |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in (
         "direct",
@@ -266,16 +276,19 @@ def render(rounds: list[dict[str, Any]], connections: int) -> str:
             r[name]["first_content_p50_us"] for r in rounds if "first_content_p50_us" in r[name]
         ]
         row.append(f"{statistics.median(first):.0f} us" if first else "")
+        cpu = [r[name]["cpu_us_per_request"] for r in rounds if "cpu_us_per_request" in r[name]]
+        row.append(f"{statistics.median(cpu):.0f} us" if cpu else "")
         lines.append("| " + " | ".join(row) + " |")
     per_round = [ratios(r) for r in rounds]
     lines += ["", "| comparison (median of rounds) | value | rounds |", "|---|---:|---|"]
     for label in per_round[0]:
         values = [r[label] for r in per_round]
-        shown = ", ".join(f"{v:.3f}" if "rps" in label else f"{v:+.0f}" for v in values)
+        ratio = "rps" in label or "CPU" in label
+        shown = ", ".join(f"{v:.3f}" if ratio else f"{v:+.0f}" for v in values)
         median = statistics.median(values)
         lines.append(
             f"| {label} | {median:.3f} | {shown} |"
-            if "rps" in label
+            if ratio
             else f"| {label} | {median:+.0f} | {shown} |"
         )
     return "\n".join(lines)

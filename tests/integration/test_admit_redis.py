@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from ai_gateway.security import admit_redis
 from ai_gateway.security.admit_redis import (
@@ -271,3 +273,34 @@ async def test_redis_down_answers_none_at_once(instances: Instances, mode: Mode)
         assert gate.settle([("user:x", "l")], [], []) is None  # not even sent
     assert loop.time() - started < 0.5
     assert not gate.limiter.readiness().ok
+
+
+async def test_the_pipe_keeps_order_selects_its_database_and_reconnects(
+    instances: Instances,
+) -> None:
+    base = REDIS_URL.rsplit("/", 1)[0]
+    pipe = RedisPipe(f"{base}/3")
+    admin = create_redis(f"{base}/3")
+    key = f"{instances.prefix}:pipe"
+    try:
+        replies = await asyncio.gather(*(pipe.send("INCR", key) for _ in range(200)))
+        assert replies == list(range(1, 201)), "one write, answered in order"
+        assert await admin.get(key) == "200", "in database 3"
+        own_id = await pipe.send("CLIENT", "ID")
+        await admin.client_kill_filter(_id=own_id)
+
+        async def until_lost() -> None:
+            for _ in range(50):  # the loss is seen when the server's close arrives
+                await pipe.send("PING")
+                await asyncio.sleep(0.01)
+
+        with pytest.raises(RedisConnectionError):
+            await until_lost()
+        assert await pipe.send("INCR", key) == 201, "reconnected"
+        with pytest.raises(ResponseError):
+            await pipe.send("NOT-A-COMMAND")
+        assert await pipe.send("PING") == "PONG"
+    finally:
+        await admin.delete(key)
+        await admin.aclose()
+        await pipe.aclose()
