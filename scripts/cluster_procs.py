@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,6 +56,12 @@ class Proc:
     log: str
     port: int | None = None
     url: str | None = None
+    # How it was started, to start it again (`restart`): its command line, its working
+    # directory, and the variables set for it on top of the caller's environment (never a
+    # secret: Redis's and PostgreSQL's URLs are given again).
+    argv: list[str] = field(default_factory=list)
+    cwd: str = ""
+    env: dict[str, str] = field(default_factory=dict)
 
     def alive(self) -> bool:
         return _start_ticks(self.pid) == self.start
@@ -77,16 +83,18 @@ def spawn(
     name: str,
     argv: Sequence[str],
     *,
+    base_env: Mapping[str, str],
     env: Mapping[str, str],
     log: Path,
     cwd: Path,
     port: int | None = None,
 ) -> Proc:
-    """Start `argv` in a new session, its output appended to `log`; it outlives this script."""
+    """Start `argv` in a new session with `base_env` and `env` (which the state keeps), its
+    output appended to `log`; it outlives this script."""
     with log.open("ab") as out:
         popen = subprocess.Popen(  # noqa: S603 (our own argv)
             list(argv),
-            env=dict(env),
+            env={**base_env, **env},
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -97,7 +105,17 @@ def spawn(
     popen.returncode = 0  # no ResourceWarning about a child still running: that is the point
     start = _start_ticks(popen.pid)
     url = f"http://127.0.0.1:{port}" if port is not None else None
-    return Proc(name, popen.pid, start if start is not None else -1, str(log), port, url)
+    return Proc(
+        name,
+        popen.pid,
+        start if start is not None else -1,
+        str(log),
+        port,
+        url,
+        argv=list(argv),
+        cwd=str(cwd),
+        env=dict(env),
+    )
 
 
 def stop(procs: Sequence[Proc], timeout: float) -> list[str]:
@@ -230,10 +248,13 @@ class State:
     database_url: str
     redis_prefix: str
     access_log: str
+    qdrant: Proc | None = None  # the Qdrant emulator, unless a server was given
+    qdrant_url: str = ""  # without the password
 
     def procs(self) -> list[Proc]:
-        """In the order they stop: the balancer first, the upstream last."""
-        return [p for p in (self.nginx, *self.instances, self.emulator) if p is not None]
+        """In the order they stop: the balancer first, the upstreams last."""
+        procs = (self.nginx, *self.instances, self.emulator, self.qdrant)
+        return [p for p in procs if p is not None]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -248,6 +269,7 @@ class State:
                 **data,
                 "nginx": proc(data.get("nginx")),
                 "emulator": proc(data.get("emulator")),
+                "qdrant": proc(data.get("qdrant")),
                 "instances": [Proc(**p) for p in data.get("instances", [])],
             }
         )

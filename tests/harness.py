@@ -117,6 +117,8 @@ class GatewayServer:
         uv_config = uvicorn.Config(
             self.app,
             http="httptools",
+            ws="websockets-sansio",  # as `ai-gateway serve` (serving.py)
+            ws_per_message_deflate=config.websocket.compression,
             lifespan="on",
             log_config=None,
             access_log=False,

@@ -8,22 +8,21 @@ from dataclasses import dataclass
 from typing import Literal
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from ai_gateway.api.analytics_routes import analytics_endpoints
 from ai_gateway.api.cache_admin import CacheAdminAPI
 from ai_gateway.api.chat import CompletionsAPI
-from ai_gateway.api.common import BodyLimit, JSONResponse, error_response
+from ai_gateway.api.common import BodyLimit, JSONResponse
 from ai_gateway.api.dashboard import DashboardAPI
 from ai_gateway.api.health import HealthAPI
+from ai_gateway.api.messages import MessagesAPI
 from ai_gateway.api.middleware import RequestContextMiddleware
 from ai_gateway.api.models import ModelsAPI, build_model_cards
 from ai_gateway.api.openapi import build_openapi
 from ai_gateway.api.paths import ExactPathRouter
-from ai_gateway.api.render import route_headers
 from ai_gateway.api.routes import Handlers, gateway_routes
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.api.ws import WebSocketAPI
@@ -33,18 +32,14 @@ from ai_gateway.app_cache import cache_store, semantic_lookup
 from ai_gateway.app_chains import build_chains
 from ai_gateway.app_codegen import code_api
 from ai_gateway.app_context import block_counter, context_stage, model_window
+from ai_gateway.app_errors import exception_handlers
 from ai_gateway.app_hooks import build_hooks
 from ai_gateway.app_notify import build_notify
 from ai_gateway.app_prompts import build_prompts
 from ai_gateway.app_rag import build_rag
+from ai_gateway.app_responses import build_responses
 from ai_gateway.app_security import build_security, needs_store, start_store
 from ai_gateway.demo import DEMO_HEADER
-from ai_gateway.errors import (
-    GatewayError,
-    InternalError,
-    MethodNotAllowedError,
-    NotFoundError,
-)
 from ai_gateway.model_registry import ModelRegistry, load_default_registry
 from ai_gateway.observability.health import CheckResult, ReadinessCheck
 from ai_gateway.observability.logging import get_logger
@@ -61,7 +56,6 @@ from ai_gateway.pipeline.guard import Guard
 from ai_gateway.pipeline.record import Record
 from ai_gateway.providers.local import local_models_installed
 from ai_gateway.providers.registry import ProviderRegistry
-from ai_gateway.request_info import RequestInfo
 from ai_gateway.routing.breaker import CircuitBreaker
 from ai_gateway.routing.breaker_redis import RedisBreakerStore
 from ai_gateway.routing.context_window import ContextWindowManager
@@ -93,48 +87,6 @@ class Gateway:
     breaker: CircuitBreaker
 
 
-async def _gateway_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GatewayError)
-    return error_response(exc, headers=route_headers(RequestInfo.from_scope(request.scope)))
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        return error_response(
-            MethodNotAllowedError(f"Method {request.method} is not allowed on {request.url.path}."),
-            headers=exc.headers,
-        )
-    if exc.status_code == 404:
-        return error_response(
-            NotFoundError(
-                f"There is no route {request.url.path}. The API lives under /v1 and /ai "
-                "(e.g. POST /v1/chat/completions); see GET /openapi.json.",
-                code="route_not_found",
-            )
-        )
-    return error_response(InternalError(str(exc.detail)))
-
-
-async def _client_gone(request: Request, exc: Exception) -> Response:
-    return Response(status_code=499)  # nobody is listening; recorded as "client closed request"
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    info = RequestInfo.from_scope(request.scope)
-    log.error(
-        "unhandled_error",
-        request_id=info.request_id,
-        path=request.url.path,
-        error_type=type(exc).__name__,
-    )
-    return error_response(
-        InternalError(
-            f"The gateway failed unexpectedly; quote request id {info.request_id} to report it."
-        )
-    )
-
-
 def create_app(
     config: Config,
     registry: ModelRegistry | None = None,
@@ -161,7 +113,7 @@ def create_app(
         create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
     )
     body = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)
-    notify = build_notify(config.notifications, redis_client, settings.redis_prefix, body)
+    notify = build_notify(config.notifications, redis_client, settings.redis_prefix, body, metrics)
     breaker = CircuitBreaker(
         config.router.breaker,
         shared=(
@@ -282,6 +234,7 @@ def create_app(
         return Response(openapi, media_type="application/json")
 
     code = code_api(config, chains, body, metrics, prompts.catalog)
+    responses = build_responses(config, chains, body, metrics)
     table = gateway_routes(
         Handlers(
             completions=completions,
@@ -303,6 +256,11 @@ def create_app(
                 metrics,
             ),
             notifications=notify.api,
+            responses=responses.api,
+            responses_ws=responses.socket,
+            messages=MessagesAPI(
+                chains, config.security.request_limits, body, metrics, deployments, counter
+            ),
         )
     )
 
@@ -332,6 +290,7 @@ def create_app(
         await prompts.start()
         await chain_parts.start()
         await rag.start()
+        await responses.start()
         if writer is not None:
             await writer.start()
         await hooks.start()
@@ -354,6 +313,7 @@ def create_app(
             await prompts.aclose()
             await chain_parts.aclose()
             await rag.aclose()  # ingestion stops; files under way resume after a restart
+            await responses.aclose()
             await security.aclose()
             await breaker.aclose()
             await providers.aclose()
@@ -367,12 +327,7 @@ def create_app(
         routes=table.routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={
-            GatewayError: _gateway_error,
-            HTTPException: _http_error,
-            ClientDisconnect: _client_gone,
-            Exception: _unexpected,
-        },
+        exception_handlers=exception_handlers(),
     )
     # The same routes and lifespan, with exact paths looked up in a dict (api/paths.py); set
     # before the first request builds the middleware stack around it.

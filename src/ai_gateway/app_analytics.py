@@ -4,11 +4,13 @@ feedback and audit records, and its readiness check."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from ai_gateway.observability.health import CheckResult, ReadinessCheck
 from ai_gateway.settings import GatewaySettings
 from ai_gateway.stores.analytics import AnalyticsStore
 from ai_gateway.stores.security import SecurityStore
+from ai_gateway.usage.journal import Journal
 from ai_gateway.usage.writer import AnalyticsWriter, WriterStats
 from ai_gateway.usage.writer_metrics import writer_probe
 
@@ -25,7 +27,11 @@ def analytics_writer(
     """The background writer with the settings' buffer size and retention: usage and feedback
     to `store` (None: analytics is off), audit records to `audit`. The callbacks report what
     it wrote and dropped, and its state after each turn (`usage/writer_metrics.py` puts them in
-    /metrics)."""
+    /metrics). With `analytics_journal` on and something to write, records are journaled under
+    `<data_dir>/journal` until the store has them."""
+    journal = None
+    if settings.analytics_journal and (store is not None or audit is not None):
+        journal = Journal(Path(settings.data_dir) / "journal")
     return AnalyticsWriter(
         store,
         audit=audit,
@@ -34,6 +40,7 @@ def analytics_writer(
         on_drop=on_drop,
         on_written=on_written,
         on_state=on_state,
+        journal=journal,
     )
 
 

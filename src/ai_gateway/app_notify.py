@@ -26,8 +26,10 @@ from ai_gateway.notify.config import EmailChannel, NotificationsConfig, SlackCha
 from ai_gateway.notify.dedupe import Claims, LocalClaims, RedisClaims
 from ai_gateway.notify.events import circuit_changed
 from ai_gateway.notify.expiry import KeyExpiryCheck
+from ai_gateway.notify.metrics import NotifyMetrics
 from ai_gateway.notify.sender import Notifier
 from ai_gateway.notify.watches import AttemptWatch, BudgetWatch, RefusalWatch
+from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.attempts import AttemptWatch as OnAttempt
 from ai_gateway.routing.breaker import BreakerState
 from ai_gateway.routing.deployments import Deployment
@@ -97,7 +99,11 @@ class Notify:
 
 
 def build_notify(
-    config: NotificationsConfig, redis_client: Redis | None, prefix: str, body: BodyLimit
+    config: NotificationsConfig,
+    redis_client: Redis | None,
+    prefix: str,
+    body: BodyLimit,
+    metrics: Metrics,
 ) -> Notify:
     if not config.enabled:
         return Notify(config, None, None, NotificationsAPI(None, body))
@@ -105,7 +111,7 @@ def build_notify(
     claims: Claims = (
         RedisClaims(redis_client, f"{prefix}:notify") if redis_client is not None else LocalClaims()
     )
-    notifier = Notifier(config, channels_of(config, http), claims)
+    notifier = Notifier(config, channels_of(config, http), claims, metrics=NotifyMetrics(metrics))
     parts = Notify(config, notifier, http, NotificationsAPI(notifier, body))
     emit = notifier.emit
     if notifier.wants("errors.spike") or (

@@ -22,15 +22,17 @@ from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.pipeline.guard import GuardrailSets
 from ai_gateway.security.admission import Admission, RefusalWatch
+from ai_gateway.security.admit_redis import RedisAdmitter
 from ai_gateway.security.audit import AuditRecord
 from ai_gateway.security.authenticator import Authenticator
-from ai_gateway.security.budget import LocalSpendCounter, RedisSpendCounter
+from ai_gateway.security.budget import LocalSpendCounter, RedisSpendCounter, SpendCounter
 from ai_gateway.security.budget_gate import BudgetScope, SpendSource, SpendWatch
 from ai_gateway.security.jwt_auth import JWTVerifier
 from ai_gateway.security.ratelimit import LocalRateLimiter, RateLimiter
 from ai_gateway.security.ratelimit_redis import RedisRateLimiter
 from ai_gateway.settings import Config
 from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
+from ai_gateway.stores.redis_pipe import RedisPipe
 from ai_gateway.stores.security import SecurityStore
 
 log = get_logger(__name__)
@@ -54,6 +56,7 @@ class Security:
     async def aclose(self) -> None:
         if self.authenticator is not None:
             await self.authenticator.aclose()
+        await self.admission.aclose()
         await self.limiter.aclose()
 
 
@@ -100,6 +103,7 @@ def build_security(
     local = LocalRateLimiter()
     limiter: RateLimiter = local
     checks: list[ReadinessCheck] = []
+    admitter: RedisAdmitter | None = None
     if redis_client is not None:
         shared = RedisRateLimiter(
             redis_client, f"{prefix}:rl", limits.redis_failure, fallback=local
@@ -112,11 +116,15 @@ def build_security(
         checks.append(
             ReadinessCheck("rate_limits", limits.redis_failure == "fail_closed", limiter_check)
         )
-    spend = (
-        RedisSpendCounter(redis_client, f"{prefix}:spend")
-        if redis_client is not None
-        else LocalSpendCounter()
-    )
+    spend: SpendCounter = LocalSpendCounter()
+    if redis_client is not None:
+        shared_spend = RedisSpendCounter(redis_client, f"{prefix}:spend")
+        spend = shared_spend
+        # A request's limits and budgets in one round trip, its settlement in one more, over a
+        # pipelined connection of their own.
+        assert settings.redis_url is not None
+        pipe = RedisPipe(settings.redis_url.get_secret_value())
+        admitter = RedisAdmitter(pipe, shared, shared_spend)
     admission = Admission(
         security,
         limiter,
@@ -126,6 +134,7 @@ def build_security(
         spend_source=spend_source(analytics) if analytics is not None else None,
         on_refused=on_refused,
         on_spent=on_spent,
+        shared=admitter,
     )
     parts = Security(
         admission=admission,

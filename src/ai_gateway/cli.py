@@ -67,11 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     emulate = sub.add_parser(
         "emulate",
         help="run the provider emulator (OpenAI, Anthropic, Gemini wire formats), or with "
-        "--services the DevMentor Memory, Project and Learning service emulators",
+        "--services the DevMentor Memory, Project and Learning service emulators, or with "
+        "--qdrant a Qdrant server emulator",
         description="Run the provider emulator on --port. With --services, run instead the "
         "emulators of the DevMentor Memory, Project and Learning services (docs/integrations.md) "
         "on --memory-port, --project-port and --learning-port; their faults are set through "
-        "each one's /_emulator/faults.",
+        "each one's /_emulator/faults. With --qdrant, run instead an emulator of a Qdrant "
+        "server's REST API (the part the gateway's Qdrant client uses, answered by "
+        "qdrant-client's local mode) on --qdrant-port, for tests and one-machine clusters, not "
+        "production (docs/rag.md).",
     )
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, default=8089)
@@ -79,6 +83,22 @@ def _parser() -> argparse.ArgumentParser:
         "--services",
         action="store_true",
         help="run the Memory, Project and Learning service emulators instead",
+    )
+    emulate.add_argument(
+        "--qdrant", action="store_true", help="run the Qdrant server emulator instead"
+    )
+    emulate.add_argument("--qdrant-port", type=int, default=6333, help="with --qdrant")
+    emulate.add_argument(
+        "--qdrant-path",
+        help="with --qdrant: keep the collections in this folder (locked to this process; "
+        "default: in memory)",
+    )
+    emulate.add_argument(
+        "--qdrant-api-key",
+        action="append",
+        default=[],
+        help="with --qdrant: accept only this key, as `api-key` or a bearer token (repeatable; "
+        "default: none needed); also $QDRANT_API_KEY",
     )
     emulate.add_argument("--memory-port", type=int, default=3003, help="with --services")
     emulate.add_argument("--project-port", type=int, default=3004, help="with --services")
@@ -239,7 +259,7 @@ def _run(args: argparse.Namespace, config: Config, app: Any, overrides: dict[str
     if sys.stderr.isatty():
         banner = start_banner(config, list(table.groups), list(table.direct_providers))
         print(banner, file=sys.stderr)
-    common = uvicorn_options(settings)
+    common = uvicorn_options(settings, ws_compression=config.websocket.compression)
     if settings.workers == 1:
         tune_gc()
         uvicorn.run(app, **common)
@@ -276,9 +296,27 @@ def _emulate_services(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emulate_qdrant(args: argparse.Namespace) -> int:
+    from ai_gateway.emulator.qdrant import QdrantEmulatorSettings, run
+
+    if args.services:
+        return _fail("emulate: --qdrant and --services run different emulators; pick one")
+    keys = set(args.qdrant_api_key)
+    if not keys and os.environ.get("QDRANT_API_KEY"):
+        keys.add(os.environ["QDRANT_API_KEY"])
+    try:
+        settings = QdrantEmulatorSettings(path=args.qdrant_path, api_keys=frozenset(keys))
+        run(settings, args.host, args.qdrant_port)
+    except RuntimeError as exc:  # the folder is held by another process
+        return _fail(str(exc))
+    return 0
+
+
 def _emulate(args: argparse.Namespace) -> int:
     from ai_gateway.emulator.app import EmulatorSettings, run
 
+    if args.qdrant:
+        return _emulate_qdrant(args)
     if args.services:
         return _emulate_services(args)
 

@@ -147,8 +147,9 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
-    """The options `serve` gives uvicorn (with the host, port and workers)."""
+def uvicorn_options(settings: GatewaySettings, ws_compression: bool = False) -> dict[str, Any]:
+    """The options `serve` gives uvicorn (with the host, port and workers); `ws_compression`:
+    accept permessage-deflate on WebSockets (`websocket.compression`)."""
     limits = ServerLimits(
         header_timeout_s=settings.header_timeout_s, max_connections=settings.max_connections
     )
@@ -158,6 +159,10 @@ def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
         "loop": "uvloop",
         # A partial over a module-level class: picklable, for the worker processes.
         "http": functools.partial(GuardedProtocol, limits=limits),
+        # The sans-I/O protocol writes a message straight to the transport; the default one
+        # (websockets' legacy protocol) takes a lock and awaits a drain per message.
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": ws_compression,
         "timeout_keep_alive": settings.keep_alive_timeout_s,
         "access_log": False,
         "server_header": False,

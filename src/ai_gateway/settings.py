@@ -35,6 +35,7 @@ from ai_gateway.integrations.config import IntegrationsConfig
 from ai_gateway.model_names import model_name_problem
 from ai_gateway.notify.config import NotificationsConfig
 from ai_gateway.rag.config import RagConfig
+from ai_gateway.responses.config import ResponsesConfig
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
 from ai_gateway.streaming.config import WebSocketConfig
@@ -163,6 +164,9 @@ class GatewaySettings(BaseModel):
     analytics_enabled: bool = True
     analytics_retention_days: int = Field(default=30, ge=0)  # 0: keep forever
     analytics_buffer: int = Field(default=100_000, ge=100)  # records held while the store is down
+    # Each record the writer takes is appended to `<data_dir>/journal` until the store has it, so
+    # a killed process does not lose it (usage/journal.py).
+    analytics_journal: bool = True
     # Tracing: prompt and completion text are recorded in spans only when this is on.
     trace_content: bool = False
     # Namespace of the gateway's Redis keys: instances that should share state use the same one.
@@ -223,6 +227,7 @@ class _FileConfig(BaseModel):
     codegen: CodegenConfig = Field(default_factory=CodegenConfig)
     chains: ChainsConfig = Field(default_factory=ChainsConfig)
     rag: RagConfig = Field(default_factory=RagConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
     hooks: HooksConfig = ()
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
@@ -270,6 +275,7 @@ class Config:
     codegen: CodegenConfig = field(default_factory=CodegenConfig)
     chains: ChainsConfig = field(default_factory=ChainsConfig)
     rag: RagConfig = field(default_factory=RagConfig)
+    responses: ResponsesConfig = field(default_factory=ResponsesConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     hooks: HooksConfig = ()
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
@@ -280,12 +286,15 @@ class Config:
 
 
 def _rag_from_env(rag: RagConfig, env: Mapping[str, str]) -> RagConfig:
-    """QDRANT_URL and QDRANT_API_KEY, the conventional names, when the file sets neither."""
-    changes: dict[str, SecretStr] = {}
+    """QDRANT_URL and QDRANT_API_KEY, the conventional names, and AI_GATEWAY_RAG_FILES_DIR (the
+    folder instances share, as scripts/cluster sets it), when the file sets none of them."""
+    changes: dict[str, SecretStr | str] = {}
     if rag.qdrant_url is None and env.get("QDRANT_URL"):
         changes["qdrant_url"] = SecretStr(env["QDRANT_URL"])
     if rag.qdrant_api_key is None and env.get("QDRANT_API_KEY"):
         changes["qdrant_api_key"] = SecretStr(env["QDRANT_API_KEY"])
+    if rag.files_dir is None and env.get("AI_GATEWAY_RAG_FILES_DIR"):
+        changes["files_dir"] = env["AI_GATEWAY_RAG_FILES_DIR"]
     return rag.model_copy(update=changes) if changes else rag
 
 
@@ -435,6 +444,7 @@ def load_config(
         codegen=file_config.codegen,
         chains=file_config.chains,
         rag=_rag_from_env(file_config.rag, env),
+        responses=file_config.responses,
         websocket=file_config.websocket,
         hooks=file_config.hooks,
         notifications=file_config.notifications,

@@ -79,9 +79,9 @@ async def test_fresh_database_migrates_and_a_second_start_is_a_no_op(
     with capture_logs() as logs:
         await first.start()
     assert [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"] == [
-        [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     ]
-    assert await first.schema_version() == first.latest_version() == 9
+    assert await first.schema_version() == first.latest_version() == 10
     await first.write_usage([usage("kept")])
     await first.start()  # again on the same store
     await first.aclose()
@@ -90,7 +90,7 @@ async def test_fresh_database_migrates_and_a_second_start_is_a_no_op(
     with capture_logs() as logs:
         await second.start()
     assert not [e for e in logs if e["event"] == "analytics_schema_migrated"]
-    assert await second.schema_version() == 9
+    assert await second.schema_version() == 10
     assert await second.has_request("kept")
     await second.aclose()
 
@@ -104,7 +104,7 @@ async def test_two_instances_starting_at_once_migrate_once(
         await asyncio.gather(*(s.start() for s in stores))
     assert len([e for e in logs if e["event"] == "analytics_schema_migrated"]) == 1
     for started in stores:
-        assert await started.schema_version() == 9
+        assert await started.schema_version() == 10
         await started.aclose()
 
 
@@ -529,7 +529,7 @@ async def test_a_version_3_database_gains_the_client_id_and_keeps_its_rows(
     with capture_logs() as logs:
         await upgraded.start()
     migrated = [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"]
-    assert migrated == [[4, 5, 6, 7, 8, 9]]
+    assert migrated == [[4, 5, 6, 7, 8, 9, 10]]
     assert await upgraded.has_request("client-chosen")
     await upgraded.write_usage([usage("gw-new", client_request_id="client-chosen")])
     found = await upgraded.requests(*DAY, "client_request_id", "client-chosen", 10)
@@ -574,7 +574,7 @@ async def test_a_version_4_database_gains_the_cache_savings_and_keeps_its_rows(
     with capture_logs() as logs:
         await upgraded.start()
     assert [e["versions"] for e in logs if e["event"] == "analytics_schema_migrated"] == [
-        [5, 6, 7, 8, 9]
+        [5, 6, 7, 8, 9, 10]
     ]
     [old_row] = await upgraded.requests(*DAY, "request_id", "before-5", 10)
     assert (old_row["cache_status"], old_row["saved_tokens"], old_row["saved_cost_usd"]) == (

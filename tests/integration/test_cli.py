@@ -41,6 +41,8 @@ def test_help_lists_the_documented_commands_and_flags() -> None:
     emulate = run("emulate", "--help").stdout
     for flag in ("--port", "--services", "--memory-port", "--project-port", "--learning-port"):
         assert flag in emulate
+    for flag in ("--qdrant", "--qdrant-port", "--qdrant-path", "--qdrant-api-key"):
+        assert flag in emulate
 
 
 def test_serve_starts_logs_and_answers(tmp_path: Path, emulator: EmulatorServer) -> None:

@@ -25,7 +25,7 @@ import pytest
 import websockets
 
 from ai_gateway.emulator.app import EmulatorSettings
-from cluster_support import Cluster, running_cluster
+from cluster_support import Cluster, run_cluster, running_cluster
 from harness import EMULATOR_KEY, EmulatorServer
 
 pytestmark = pytest.mark.integration
@@ -68,12 +68,18 @@ def _sdk(cluster: Cluster, key: str = MASTER) -> openai.OpenAI:
 
 
 def _lines(cluster: Cluster, request_ids: set[str]) -> dict[str, dict[str, Any]]:
-    """nginx's access-log line of each request id (the x-request-id the test sent)."""
-    return {
-        line["request_id"]: line
-        for line in cluster.access_log()
-        if line["request_id"] in request_ids
-    }
+    """nginx's access-log line of each request id (the x-request-id the test sent). nginx
+    writes a line once the response is sent, so the last one may trail the client a little."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = {
+            line["request_id"]: line
+            for line in cluster.access_log()
+            if line["request_id"] in request_ids
+        }
+        if len(lines) == len(request_ids) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
 
 
 def _wait_for_rows(
@@ -307,11 +313,12 @@ def test_kill_9_of_one_instance_costs_only_its_in_flight_requests(cluster: Clust
     }
 
     # A POST that could not reach gateway-1 (connection refused, once nginx tries it again
-    # after fail_timeout) is moved to gateway-2: nginx retries what cannot have been sent.
-    time.sleep(max(0.0, killed_at + 5.5 - time.time()))
+    # after fail_timeout, 5 s counted in whole seconds) is moved to gateway-2: nginx retries
+    # what cannot have been sent.
+    time.sleep(max(0.0, killed_at + 5.0 - time.time()))
     retried = []
     with httpx.Client(timeout=10) as client:
-        for _ in range(4):
+        while time.time() < killed_at + 7.5:
             rid = f"retry-{uuid.uuid4().hex}"
             resp = client.post(
                 f"{cluster.url}/v1/chat/completions",
@@ -320,6 +327,7 @@ def test_kill_9_of_one_instance_costs_only_its_in_flight_requests(cluster: Clust
             )
             assert resp.status_code == 200
             retried.append(rid)
+            time.sleep(0.2)
     moved = [
         line for line in _lines(cluster, set(retried)).values() if "," in line["upstream_addr"]
     ]
@@ -354,3 +362,31 @@ def test_status_reports_the_dead_instance(cluster: Cluster) -> None:
     assert status["running"] is False
     assert status["probes"]["gateway-2"]["ok"] is True
     assert status["probes"]["nginx"]["ok"] is True
+
+
+def test_restart_brings_the_killed_instance_back(cluster: Cluster) -> None:
+    # After the kill test (module order): `restart` starts gateway-1 again on its port, and
+    # nginx sends it requests again.
+    before = cluster.instances["gateway-1"]
+    run_cluster(["restart", "gateway-1", "--dir", str(cluster.dir)], cluster.env)
+    status = cluster.status()
+    assert status["running"] is True, status["probes"]
+    after = {p["name"]: p for p in status["instances"]}["gateway-1"]
+    assert after["port"] == before["port"]
+    assert after["pid"] != before["pid"]
+    # nginx takes it back once fail_timeout (5 s) has passed since its last failure.
+    served: set[str] = set()
+    deadline = time.monotonic() + 10
+    with httpx.Client(timeout=10) as client:
+        while served != {"gateway-1", "gateway-2"} and time.monotonic() < deadline:
+            rid = f"back-{uuid.uuid4().hex}"
+            resp = client.post(
+                f"{cluster.url}/v1/chat/completions",
+                json={"model": "fast", "messages": [{"role": "user", "content": "x"}]},
+                headers={"Authorization": f"Bearer {MASTER}", "x-request-id": rid},
+            )
+            assert resp.status_code == 200
+            line = _lines(cluster, {rid})[rid]
+            served.add(cluster.instance_at(line["upstream_addr"].split(",")[-1]))
+            time.sleep(0.2)
+    assert served == {"gateway-1", "gateway-2"}

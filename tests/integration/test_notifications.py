@@ -275,6 +275,13 @@ def test_a_failing_webhook_is_retried_with_backoff_and_its_outcome_listed(
     assert by_channel["down"]["attempts"] == 2
     assert by_channel["down"]["status"] == 500
     assert by_channel["down"]["error"] == "the receiver answered 500"
+    metrics = httpx.get(f"{gw.url}/metrics").text
+    sent = (
+        'ai_gateway_notifications_total{channel="%s",event="ratelimit.exceeded",outcome="%s"} 1.0'
+    )
+    assert sent % ("flaky", "delivered") in metrics
+    assert sent % ("down", "failed") in metrics
+    assert "ai_gateway_notifications_dropped_total 0.0" in metrics
 
 
 class SMTPReceiver:

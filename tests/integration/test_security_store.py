@@ -123,16 +123,16 @@ async def test_one_migration_history_with_the_analytics_store(
     with capture_logs() as logs:
         await security.start()
     assert [e["versions"] for e in logs if e["event"] == "security_schema_migrated"] == [
-        [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     ]
-    assert await security.schema_version() == security.latest_version() == 9
+    assert await security.schema_version() == security.latest_version() == 10
     analytics = analytics_store(request, backend, tmp_path, tag)
     with capture_logs() as logs:
         await analytics.start()  # finds the schema done, and works in it
         await analytics.write_usage([usage("r1")])
         assert await analytics.has_request("r1")
     assert not [e for e in logs if e["event"].endswith("_schema_migrated")]
-    assert await analytics.schema_version() == 9
+    assert await analytics.schema_version() == 10
     await analytics.aclose()
     await security.aclose()
 
@@ -146,11 +146,11 @@ async def test_stores_opening_one_database_at_once_all_start(
     with capture_logs() as logs:
         await asyncio.gather(*(s.start() for s in stores))
     migrated = [e for e in logs if e["event"].endswith("_schema_migrated")]
-    assert [e["versions"] for e in migrated] == [list(range(1, 10))]  # applied once, by one
+    assert [e["versions"] for e in migrated] == [list(range(1, 11))]  # applied once, by one
     created, _ = full_key()
     await security[0].create_key(created)
     for started in stores:
-        assert await started.schema_version() == 9
+        assert await started.schema_version() == 10
     for other in security[1:]:
         assert await other.get_key(created.id) == created
     await asyncio.gather(*(s.aclose() for s in stores))

@@ -1,12 +1,14 @@
 """The WebSocket endpoint (/ai/ws, /v1/ws) on a real gateway, with the provider emulator (and a
 slow upstream for cancellation) behind it: several requests on one socket, cancel, the same
 text as over SSE, JSON answers, embeddings, code generation, the three ways to authenticate,
-bad messages, an oversized one, a rate-limited key, and the endpoint turned off."""
+bad messages, an oversized one, a client that stops reading, a rate-limited key, and the
+endpoint turned off."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -285,3 +287,62 @@ def test_turned_off_an_upgrade_gets_a_403(
         assert json.loads(response.body)["error"]["code"] == "websocket_disabled"
 
     asyncio.run(run())
+
+
+def test_a_client_that_stops_reading_is_closed_with_4008_and_its_upstream_call_cancelled(
+    emu: EmulatorServer, start_gateway: GatewayFactory
+) -> None:
+    # An upstream that streams without end, as fast as the gateway reads.
+    endless = SlowSSEUpstream(chunks=10_000_000, interval=0)
+    extra = (
+        "  - {name: endless, provider: openai, model: endless, "
+        f"api_base: '{endless.base}', api_key: sk-endless-123456}}\n"
+        "websocket: {send_timeout_s: 0.4}\n"
+    )
+    gw = start_gateway(emulator_yaml(emu, extra))
+
+    async def run() -> tuple[int | None, list[str]]:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills soon
+        sock.connect(("127.0.0.1", gw.port))
+        # max_queue=1: the client stops reading the socket once one message waits unread; no
+        # compression, else the repetitive chunks take megabytes of buffers to fill.
+        connect = websockets.connect(ws_url(gw), sock=sock, max_queue=1, compression=None)
+        async with connect as ws:
+            await ws.send(request("r", chat_body("go on forever", model="endless")))
+            await asyncio.sleep(0.1)
+            assert not endless.closed.is_set()
+            # Nothing is read: the gateway's sends wait, then it gives up on this client.
+            assert await asyncio.to_thread(endless.closed.wait, 10), "upstream left running"
+            kinds = []
+            try:
+                while True:
+                    kinds.append((await recv(ws))["type"])
+            except ConnectionClosed:
+                return ws.close_code, kinds
+
+    try:
+        code, kinds = asyncio.run(run())
+    finally:
+        endless.stop()
+    assert code == 4008
+    assert kinds
+    assert set(kinds) == {"chunk"}  # cut off mid-stream: no done, no error message
+
+
+@pytest.mark.parametrize("compression", [False, True])
+def test_permessage_deflate_only_when_configured(
+    emu: EmulatorServer, start_gateway: GatewayFactory, compression: bool
+) -> None:
+    gw = start_gateway(
+        emulator_yaml(emu, f"websocket: {{compression: {str(compression).lower()}}}\n")
+    )
+
+    async def run() -> str | None:
+        async with websockets.connect(ws_url(gw)) as ws:  # the client offers permessage-deflate
+            assert (await one_answer(ws))["type"] == "response"
+            assert ws.response is not None
+            return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+    negotiated = asyncio.run(run())
+    assert (negotiated is not None and "permessage-deflate" in negotiated) == compression

@@ -113,3 +113,15 @@ def test_a_block_rule_on_tool_call_arguments_ends_the_stream() -> None:
     with pytest.raises(GuardrailBlockedError) as info:
         stream(guard, [{"tool_calls": [call]}, {}])
     assert "choices[0].delta.tool_calls[0].function.arguments" in str(info.value)
+
+
+def test_a_text_ends_before_the_next_field_begins() -> None:
+    """The reasoning's held-back tail goes out when the content starts, not at the finish: a
+    client (and the Messages API's thinking block) gets each text whole before the next."""
+    reasoning = f"ask {EMAIL}"
+    deltas = stream(chunk_guard(), [{"reasoning_content": reasoning}, {"content": "Done."}, {}])
+    assert joined(deltas[:1], "reasoning_content") != "ask [REDACTED:email]"  # held back
+    assert deltas[1]["reasoning_content"].endswith("[REDACTED:email]")
+    assert joined(deltas, "reasoning_content") == "ask [REDACTED:email]"
+    assert "reasoning_content" not in deltas[2]
+    assert joined(deltas, "content") == "Done."

@@ -27,6 +27,7 @@ CONFIG_SCHEMA = (
     "integrations.config",
     "notify.config",
     "rag.config",
+    "responses.config",
     "routing.config",
     "security.config",
     "security.jwt_config",
@@ -42,6 +43,7 @@ STORED_RECORDS = (
     "security.keys",
     "prompts.records",
     "rag.records",
+    "responses.records",
 )
 # The layers, lowest first. A module may import its own layer and the layers before it, except the
 # emulator, which is a tool apart (see EMULATOR below).
@@ -63,7 +65,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "request_info",
             *("routing", "providers", "security", "usage", "cache", "prompts", "rag"),
-            *("notify", "hooks", "integrations", "codegen", "chains"),
+            *("notify", "hooks", "integrations", "codegen", "chains", "messages"),
+            "responses",
         ),
     ),
     ("pipeline", ("pipeline",)),
@@ -76,6 +79,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "app_security",
             *("app_hooks", "app_cache", "app_analytics"),
             "app_notify",
+            "app_responses",
+            "app_errors",
             "cli",
             "cli_banner",
             *("cli_keys", "cli_prompts", "demo", "serving", "__main__"),

@@ -26,8 +26,10 @@ from ai_gateway.notify.config import (
 from ai_gateway.notify.dedupe import LocalClaims
 from ai_gateway.notify.events import Event, circuit_changed, sample_event
 from ai_gateway.notify.expiry import KeyExpiryCheck
+from ai_gateway.notify.metrics import NotifyMetrics
 from ai_gateway.notify.sender import Notifier, backoff_s
 from ai_gateway.notify.watches import AttemptWatch, BudgetWatch, RefusalWatch, crossed
+from ai_gateway.observability.metrics import Metrics
 from ai_gateway.security.keys import ApiKey
 
 
@@ -229,12 +231,18 @@ def test_one_occurrence_is_delivered_once_by_two_instances() -> None:
     async def run() -> None:
         claims = LocalClaims()  # what Redis is to two instances
         channels = [FakeChannel("hook"), FakeChannel("hook")]
-        notifiers = [Notifier(config(), {"hook": c}, claims) for c in channels]
+        metrics = Metrics()
+        counted = NotifyMetrics(metrics)
+        notifiers = [Notifier(config(), {"hook": c}, claims, metrics=counted) for c in channels]
         for notifier in notifiers:
             notifier.emit(circuit_changed(deployment="fast/0", opened=True))
         await drain(*notifiers)
         assert sum(len(c.sent) for c in channels) == 1
         assert sum(n.suppressed for n in notifiers) == 1
+        text = metrics.render().decode()
+        assert 'ai_gateway_notifications_suppressed_total{event="circuit.opened"} 1.0' in text
+        delivered = '{channel="hook",event="circuit.opened",outcome="delivered"} 1.0'
+        assert "ai_gateway_notifications_total" + delivered in text
 
     asyncio.run(run())
 
@@ -254,10 +262,14 @@ def test_events_no_rule_wants_are_not_queued() -> None:
 def test_a_full_queue_drops_and_counts() -> None:
     async def run() -> None:
         channel = FakeChannel("hook")
-        notifier = Notifier(config(queue_size=2), {"hook": channel}, LocalClaims())
+        metrics = Metrics()
+        notifier = Notifier(
+            config(queue_size=2), {"hook": channel}, LocalClaims(), metrics=NotifyMetrics(metrics)
+        )
         for n in range(5):
             notifier.emit(circuit_changed(deployment=f"d/{n}", opened=True))
         assert notifier.stats()["dropped"] == 3
+        assert "ai_gateway_notifications_dropped_total 3.0" in metrics.render().decode()
         await drain(notifier)
         assert len(channel.sent) == 2
 

@@ -1,5 +1,6 @@
-"""The RAG vector index, on both backends: Qdrant Edge in a temporary folder, and qdrant-client's
-local mode (which emulates a Qdrant server's API) behind QdrantIndex."""
+"""The RAG vector index, on both backends: Qdrant Edge in a temporary folder, and QdrantIndex in
+front of qdrant-client's local mode, in process and over HTTP through the project's Qdrant
+server emulator (what a server URL runs: the client's REST requests and their answers)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from pydantic import TypeAdapter
 from qdrant_client import AsyncQdrantClient
 
+from ai_gateway.emulator.qdrant import start as start_qdrant
 from ai_gateway.rag.filters import AttributeFilter
 from ai_gateway.rag.index import ChunkPoint, VectorIndex
 from ai_gateway.rag.index_common import InvalidFilterError
@@ -50,15 +52,21 @@ def chunk(
     return ChunkPoint(store, file, f"{file}.txt", n, text, vector, attributes or {})
 
 
-@pytest.fixture(params=["edge", "qdrant"])
+@pytest.fixture(params=["edge", "qdrant", "qdrant-rest"])
 async def index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorIndex]:
     made: VectorIndex
+    server = None
     if request.param == "edge":
         made = await EdgeIndex.open(str(tmp_path / "index"))
-    else:
+    elif request.param == "qdrant":
         made = QdrantIndex("rag", client=AsyncQdrantClient(location=":memory:"))
+    else:
+        server, port = await start_qdrant()
+        made = QdrantIndex("rag", url=f"http://127.0.0.1:{port}")
     yield made
     await made.aclose()
+    if server is not None:
+        await server.cleanup()
 
 
 def ids(hits: list[Any]) -> list[tuple[str, int]]:

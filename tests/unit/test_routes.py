@@ -78,8 +78,10 @@ def test_every_route_of_the_app_comes_from_the_table(env: None) -> None:
     assert served - {(path, "HEAD") for path, _ in served} == declared
     sockets = {r.path for r in app.router.routes if isinstance(r, WebSocketRoute)}
     assert sockets == {path for e in table.entries if e.websocket for path in e.paths()}
-    assert sockets == {"/ai/ws", "/v1/ws"}
+    assert sockets == {"/ai/ws", "/v1/ws", "/ai/responses", "/v1/responses"}
     assert table.match("/v1/ws").websocket
+    # The Responses WebSocket shares its path with POST: it authenticates at the upgrade.
+    assert not table.match("/v1/responses").websocket
     for path, label in LABELS.items():
         assert table.match(path).label == label, path
 

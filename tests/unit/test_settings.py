@@ -232,3 +232,17 @@ def test_a_wrong_cache_field_is_a_clear_error(tmp_path: Path, text: str, fragmen
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(info.value) == f"{path}: {fragment}"
+
+
+def test_rag_server_and_shared_files_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QDRANT_URL", "http://127.0.0.1:6333")
+    monkeypatch.setenv("AI_GATEWAY_RAG_FILES_DIR", "/srv/shared/rag-files")
+    rag = load_config().rag
+    assert rag.qdrant_url is not None
+    assert rag.qdrant_url.get_secret_value() == "http://127.0.0.1:6333"
+    assert rag.files_dir == "/srv/shared/rag-files"
+    # The file's own value wins over the variable.
+    path = write(tmp_path, "rag: {files_dir: /data/files}\n")
+    assert load_config(path).rag.files_dir == "/data/files"

@@ -1,15 +1,12 @@
-"""The WebSocket endpoint's parts without a socket: reading messages (api/ws_protocol.py) and
-the bounded send queue that finds a client that does not read (api/ws_queue.py)."""
+"""The WebSocket endpoint's messages without a socket: reading them (api/ws_protocol.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
 from ai_gateway.api.ws_protocol import Incoming, ProtocolError, parse
-from ai_gateway.api.ws_queue import SendQueue
 
 
 def test_messages_are_read_and_checked() -> None:
@@ -51,21 +48,3 @@ def test_a_bad_message_names_its_id_when_it_can(
     assert raised.value.request_id == request_id
     assert raised.value.code == code
     assert raised.value.status == 400
-
-
-async def test_the_send_queue_waits_for_a_slow_reader_and_gives_up_on_one_that_stops() -> None:
-    queue = SendQueue(2, timeout_s=0.05)
-    assert await queue.put("1")
-    assert await queue.put("2")
-    assert not queue.offer("3")  # full: a last word is dropped, not waited for
-
-    async def read_soon() -> str:
-        await asyncio.sleep(0.01)
-        return await queue.get()
-
-    reader = asyncio.create_task(read_soon())
-    assert await queue.put("3")  # waited for the reader
-    assert await reader == "1"
-    assert len(queue) == 2
-    assert not await queue.put("4")  # nobody reads: given up after timeout_s
-    assert [await queue.get(), await queue.get()] == ["2", "3"]

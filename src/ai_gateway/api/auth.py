@@ -22,8 +22,9 @@ from functools import partial
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ai_gateway.api.route_table import Access, matched_route
+from ai_gateway.api.route_table import ANTHROPIC, Access, matched_route
 from ai_gateway.errors import GatewayError, PermissionDeniedError
+from ai_gateway.messages.errors import error_json
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.security.audit import ACCESS_DENIED, AUTH_FAILED, AuditRecord, Outcome
@@ -58,9 +59,14 @@ def client_ip(scope: Scope) -> str | None:
 
 
 async def send_error(
-    send: Send, error: GatewayError, scope_type: str = "http", denial: bool = False
+    send: Send,
+    error: GatewayError,
+    scope_type: str = "http",
+    denial: bool = False,
+    body: bytes | None = None,
 ) -> None:
-    """An OpenAI-style error from pure-ASGI code (outside the exception handlers' reach). A
+    """An OpenAI-style error (or `body`) from pure-ASGI code (outside the exception handlers'
+    reach). A
     WebSocket is refused before it is accepted: with the same HTTP error when the server can
     send one (`denial`, the ASGI `websocket.http.response` extension), else closed with 1008
     (policy violation), which the server answers with a 403."""
@@ -70,7 +76,7 @@ async def send_error(
             await send({"type": "websocket.close", "code": 1008, "reason": error.code or ""})
             return
         prefix = "websocket.http"
-    body = error.to_json()
+    body = body if body is not None else error.to_json()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -108,10 +114,14 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         header = None
+        anthropic = route is not None and route.dialect == ANTHROPIC
         for name, value in scope["headers"]:
             if name == b"authorization":
                 header = value
                 break
+            if name == b"x-api-key" and anthropic and header is None:
+                # Anthropic's SDKs send the key so; `Authorization` wins when both are sent.
+                header = b"Bearer " + value
         socket = scope["type"] == "websocket"
         if header is None and socket:
             protocol = bearer_subprotocol(scope)
@@ -125,7 +135,10 @@ class AuthMiddleware:
         try:
             principal = await self._authenticate(scope, header)
         except GatewayError as exc:
-            await send_error(send, exc, scope["type"], denial)
+            body = None
+            if anthropic:
+                body = error_json(exc, RequestInfo.from_scope(scope).request_id or None)
+            await send_error(send, exc, scope["type"], denial, body)
             return
         info = RequestInfo.from_scope(scope)
         if access is Access.ADMIN and not principal.admin:

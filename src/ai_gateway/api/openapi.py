@@ -12,8 +12,10 @@ from ai_gateway import __version__
 from ai_gateway.api.analytics_openapi import ANALYTICS_SCHEMAS, analytics_paths
 from ai_gateway.api.chains_openapi import CHAIN_SCHEMAS, chain_paths
 from ai_gateway.api.code_openapi import CODE_SCHEMAS, code_paths
+from ai_gateway.api.messages_openapi import MESSAGES_SCHEMAS, messages_paths
 from ai_gateway.api.openapi_sse import sse_content
 from ai_gateway.api.prompts_openapi import PROMPT_SCHEMAS, prompt_paths
+from ai_gateway.api.responses_openapi import RESPONSES_SCHEMAS, responses_paths
 from ai_gateway.api.vector_stores_openapi import (
     VECTOR_STORE_OBJECTS,
     VECTOR_STORE_SCHEMAS,
@@ -33,6 +35,8 @@ _MODELS: list[type[BaseModel]] = [
     *CODE_SCHEMAS,
     *CHAIN_SCHEMAS,
     *VECTOR_STORE_SCHEMAS,
+    *RESPONSES_SCHEMAS,
+    *MESSAGES_SCHEMAS,
     ChatCompletionRequest,
     ChatCompletion,
     ChatCompletionChunk,
@@ -202,6 +206,8 @@ def build_openapi() -> dict[str, Any]:
     paths.update(code_paths())
     paths.update(chain_paths())
     paths.update(vector_store_paths())
+    paths.update(responses_paths())
+    paths.update(messages_paths())
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",
@@ -232,6 +238,9 @@ def build_openapi() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": {**schemas["$defs"], **VECTOR_STORE_OBJECTS},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "x_api_key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            },
         },
     }

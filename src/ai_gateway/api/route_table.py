@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -33,6 +33,9 @@ API_PREFIXES = ("/ai", "/v1")
 _GUARDED_PREFIXES = ("/ai/", "/v1/", "/admin/")
 UNMATCHED = "unmatched"
 ROUTE_KEY = "ai_gateway.route"
+# The API dialect of a route's errors and credentials: OpenAI's (`Authorization: Bearer`, the
+# OpenAI error JSON), or Anthropic's (also `x-api-key`, the Anthropic error JSON: api/messages*).
+OPENAI, ANTHROPIC = "openai", "anthropic"
 
 
 class Access(Enum):
@@ -49,7 +52,8 @@ class RouteEntry:
     relative and the route exists under each of `API_PREFIXES`. `label` is the `route` label of
     its metrics and access log line: a fixed string, so clients cannot create label values.
     `traced`: whether its requests get a server span (probes and scrapes would drown the rest).
-    `websocket`: a WebSocket route (no methods; `endpoint` takes a `WebSocket`)."""
+    `websocket`: a WebSocket route (no methods; `endpoint` takes a `WebSocket`). `dialect`: the
+    API whose error shape and credential headers the route uses (`OPENAI`, `ANTHROPIC`)."""
 
     path: str
     methods: tuple[str, ...]
@@ -59,6 +63,7 @@ class RouteEntry:
     api: bool = False
     traced: bool = True
     websocket: bool = False
+    dialect: str = OPENAI
 
     def paths(self) -> tuple[str, ...]:
         return tuple(prefix + self.path for prefix in API_PREFIXES) if self.api else (self.path,)
@@ -69,13 +74,14 @@ class MatchedRoute:
     """What the middleware needs to know about a request's route. `template` is the route's path
     without parameter types (`/v1/models/{model_id}`), the span's `http.route`; None when no
     route matched. `websocket`: the route is a WebSocket's (which may authenticate after it
-    opens, api/ws.py)."""
+    opens, api/ws.py). `dialect`: as the route entry's."""
 
     label: str
     access: Access
     template: str | None
     traced: bool = True
     websocket: bool = False
+    dialect: str = OPENAI
 
 
 _UNMATCHED_PUBLIC = MatchedRoute(UNMATCHED, Access.PUBLIC, None)
@@ -102,11 +108,19 @@ class RouteTable:
                 self.routes.append(Route(path, entry.endpoint, methods=list(entry.methods)))
             regex, template, convertors = compile_path(path)
             matched = MatchedRoute(
-                entry.label, entry.access, template, entry.traced, entry.websocket
+                entry.label, entry.access, template, entry.traced, entry.websocket, entry.dialect
             )
             known = self._exact.get(path) or self._patterns.get(path, (None, None))[1]
-            if known is not None and known != matched:
-                raise ValueError(f"routes for {path} disagree on their label or access")
+            if known is not None:
+                if (known.label, known.access, known.traced) != (
+                    matched.label,
+                    matched.access,
+                    matched.traced,
+                ):
+                    raise ValueError(f"routes for {path} disagree on their label or access")
+                # A path served over HTTP and as a WebSocket (/v1/responses): its sockets
+                # authenticate at the upgrade, as its HTTP requests do, not with a message.
+                matched = replace(matched, websocket=known.websocket and matched.websocket)
             if convertors:
                 self._patterns[path] = (regex, matched)
                 continue

@@ -17,10 +17,13 @@ from ai_gateway.api.chat import CompletionsAPI
 from ai_gateway.api.code import CodeAPI
 from ai_gateway.api.dashboard import DashboardAPI
 from ai_gateway.api.health import HealthAPI
+from ai_gateway.api.messages import MessagesAPI
 from ai_gateway.api.models import ModelsAPI
 from ai_gateway.api.notifications import NotificationsAPI
 from ai_gateway.api.prompts import PromptsAPI
-from ai_gateway.api.route_table import Access, Endpoint, RouteEntry, RouteTable
+from ai_gateway.api.responses import ResponsesAPI
+from ai_gateway.api.responses_ws import ResponsesSocketAPI
+from ai_gateway.api.route_table import ANTHROPIC, Access, Endpoint, RouteEntry, RouteTable
 from ai_gateway.api.tokens import TokensAPI
 from ai_gateway.api.vector_stores import VectorStoresAPI
 from ai_gateway.api.ws import WebSocketAPI
@@ -48,6 +51,9 @@ class Handlers:
     vector_stores: VectorStoresAPI
     ws: WebSocketAPI
     notifications: NotificationsAPI
+    responses: ResponsesAPI
+    responses_ws: ResponsesSocketAPI
+    messages: MessagesAPI | None = None  # the Anthropic Messages API
 
 
 def gateway_routes(h: Handlers) -> RouteTable:
@@ -60,6 +66,8 @@ def gateway_routes(h: Handlers) -> RouteTable:
         E("/models", GET, h.models.list, CALLER, "/models", api=True),
         E("/models/{model_id:path}", GET, h.models.retrieve, CALLER, "/models/{id}", api=True),
         E("/tokens/count", POST, h.tokens.count, CALLER, "/tokens/count", api=True),
+        *responses_entries(h.responses, h.responses_ws),
+        *(messages_entries(h.messages) if h.messages is not None else ()),
         *analytics_entries(h.analytics, h.dashboard),
         *prompt_entries(h.prompts),
         *chain_entries(h.chains),
@@ -74,6 +82,32 @@ def gateway_routes(h: Handlers) -> RouteTable:
         E("/openapi.json", GET, h.openapi, PUBLIC, "/openapi.json"),
     ]
     return RouteTable(entries)
+
+
+def responses_entries(r: ResponsesAPI, ws: ResponsesSocketAPI) -> list[RouteEntry]:
+    """The Responses API (docs/api.md): any caller's, each seeing its own stored responses; the
+    create path also takes the WebSocket mode's upgrade."""
+    E = RouteEntry
+    one = "/responses/{response_id}"
+    label = "/responses"
+    return [
+        E("/responses", POST, r.create, CALLER, label, api=True),
+        E("/responses", (), ws.serve, CALLER, label, api=True, websocket=True),
+        E(one, GET, r.retrieve, CALLER, label, api=True),
+        E(one, DELETE, r.delete, CALLER, label, api=True),
+        E(one + "/cancel", POST, r.cancel, CALLER, label, api=True),
+        E(one + "/input_items", GET, r.input_items, CALLER, label, api=True),
+    ]
+
+
+def messages_entries(m: MessagesAPI) -> list[RouteEntry]:
+    """The Anthropic Messages API (docs/api.md): Anthropic's errors, `x-api-key` accepted."""
+    E = RouteEntry
+    create, count = "/messages", "/messages/count_tokens"
+    return [
+        E(create, POST, m.create, CALLER, create, api=True, dialect=ANTHROPIC),
+        E(count, POST, m.count_tokens, CALLER, count, api=True, dialect=ANTHROPIC),
+    ]
 
 
 def analytics_entries(a: AnalyticsEndpoints, dashboard: DashboardAPI) -> list[RouteEntry]:

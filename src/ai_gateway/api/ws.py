@@ -1,5 +1,6 @@
 """The WebSocket endpoint, `/ai/ws` and `/v1/ws` (docs/api.md, "WebSocket"): one socket, many
-requests, each told apart by the client's `id`; the messages are in `api/ws_protocol.py`.
+requests, each told apart by the client's `id`; the messages are in `api/ws_protocol.py`, how
+they are sent in `api/ws_send.py`.
 
 Opening: refused (403 `websocket_disabled`) when `websocket.enabled` is off. With
 authentication on, the auth middleware (`api/auth.py`) has checked an `Authorization` header or
@@ -9,10 +10,12 @@ with 1008.
 
 Each request runs in a task of its own (`api/ws_endpoints.py`: the HTTP handlers' exchanges and
 chains); `cancel` cancels that task, and the chain's stages clean up as for an HTTP client that
-left (the upstream request is closed). What the tasks produce goes through one bounded queue
-(`api/ws_queue.py`) to the socket; a client that stops reading is closed with 4008 and its
-requests are cancelled. A message over `max_message_bytes` closes the socket with 1009. When
-the socket closes, however it closes, its requests are cancelled.
+left (the upstream request is closed). Each task sends its own messages straight to the socket,
+one at a time, so a request's messages stay in order and a slow reader holds back only the
+requests it is slow to read: at most one message per request waits, beside the server's write
+buffer. A send that has waited `send_timeout_s` (the client stopped reading) closes the socket
+with 4008, and its requests are cancelled. A message over `max_message_bytes` closes the socket
+with 1009. When the socket closes, however it closes, its requests are cancelled.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from ai_gateway.api.auth import bearer_subprotocol, can_deny, send_error, socket
 from ai_gateway.api.middleware import request_id_source
 from ai_gateway.api.ws_endpoints import SocketEndpoints
 from ai_gateway.api.ws_protocol import Incoming, ProtocolError, encode, error_message, parse
-from ai_gateway.api.ws_queue import SendQueue
+from ai_gateway.api.ws_send import ClientGone, SocketSender
 from ai_gateway.errors import (
     AuthenticationError,
     GatewayError,
@@ -47,7 +50,6 @@ log = get_logger("ai_gateway.ws")
 
 LABEL = "/ws"  # the metrics label of the socket's requests
 TOO_BIG = 1009
-NOT_READING = 4008
 POLICY = 1008
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -130,7 +132,8 @@ class Session:
         self._config = config
         self._endpoints = endpoints
         self._metrics = metrics
-        self._queue = SendQueue(config.send_queue, config.send_timeout_s)
+        self._sender = SocketSender(websocket, config.send_timeout_s, self._stop)
+        self._deliver = self._sender.deliver
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
         self._close: tuple[int, str] | None = None  # why the gateway closes the socket
@@ -140,7 +143,7 @@ class Session:
         """Serve the socket until it closes; `new_info` makes each request's facts."""
         self._main = asyncio.current_task()
         self._new_info = new_info
-        sender = asyncio.create_task(self._send_loop())
+        self._sender.start()
         try:
             await self._receive_loop()
         except asyncio.CancelledError:
@@ -152,9 +155,7 @@ class Session:
                 task.cancel()
             # Each request's stages clean up (upstream closed, recorded, settled).
             await asyncio.gather(*tasks, return_exceptions=True)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            self._sender.close()
         if self._close is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):  # a client that does not read may not read this
@@ -172,16 +173,19 @@ class Session:
                 self._close = (TOO_BIG, f"message larger than {limit} bytes")
                 return
             try:
-                self._handle(parse(data))
+                if self._handle(parse(data)):
+                    await self._deliver('{"type":"pong"}')
             except ProtocolError as exc:
-                self._queue.offer(encode(error_message(exc.request_id, exc)))
+                await self._deliver(encode(error_message(exc.request_id, exc)))
             except GatewayError as exc:
-                self._queue.offer(encode(error_message(None, exc)))
+                await self._deliver(encode(error_message(None, exc)))
+            except ClientGone:
+                return
 
-    def _handle(self, incoming: Incoming) -> None:
+    def _handle(self, incoming: Incoming) -> bool:
+        """Act on a client's message; True if it is a ping (to answer)."""
         if incoming.type == "ping":
-            self._queue.offer('{"type":"pong"}')
-            return
+            return True
         request_id = incoming.id
         if incoming.type == "auth":
             raise ProtocolError(
@@ -193,7 +197,7 @@ class Session:
             if task is not None:  # else it has finished: nothing to cancel
                 self._cancelled.add(request_id)
                 task.cancel()
-            return
+            return False
         if request_id in self._tasks:
             raise ProtocolError(
                 f"A request with id {request_id!r} is in flight on this socket; use a new id.",
@@ -211,6 +215,7 @@ class Session:
         self._tasks[request_id] = asyncio.create_task(
             self._request(request_id, incoming.endpoint, incoming.body)
         )
+        return False
 
     async def _request(self, request_id: str, endpoint: str, body: Any) -> None:
         info = self._new_info()
@@ -220,21 +225,23 @@ class Session:
 
         async def emit(kind: str, payload: Any) -> None:
             key = "usage" if kind == "done" else "data"
-            if not await self._queue.put(encode({"type": kind, "id": request_id, key: payload})):
-                self._stop(NOT_READING, "the client does not read: send queue full")
-                raise asyncio.CancelledError
+            await self._deliver(encode({"type": kind, "id": request_id, key: payload}))
 
         try:
             await self._endpoints.run(endpoint, body, info, emit)
+        except ClientGone:
+            status = 499
         except asyncio.CancelledError:
             status = 499
             if request_id in self._cancelled and self._close is None:
-                self._queue.offer(encode(error_message(request_id, _cancelled_error())))
+                with contextlib.suppress(ClientGone):
+                    await self._deliver(encode(error_message(request_id, _cancelled_error())))
             raise
         except GatewayError as exc:
             status = exc.status
             self._metrics.observe_error(LABEL, exc.type, exc.code)
-            await self._queue.put(encode(error_message(request_id, exc)))
+            with contextlib.suppress(ClientGone):
+                await self._deliver(encode(error_message(request_id, exc)))
         except Exception as exc:
             status = 500
             log.error(
@@ -246,7 +253,8 @@ class Session:
             error = InternalError(
                 f"The gateway failed unexpectedly; quote request id {info.request_id} to report it."
             )
-            await self._queue.put(encode(error_message(request_id, error)))
+            with contextlib.suppress(ClientGone):
+                await self._deliver(encode(error_message(request_id, error)))
         finally:
             self._tasks.pop(request_id, None)
             self._cancelled.discard(request_id)
@@ -259,16 +267,6 @@ class Session:
             self._close = (code, reason)
             if self._main is not None:
                 self._main.cancel()
-
-    async def _send_loop(self) -> None:
-        send = self._ws.send
-        try:
-            while True:
-                await send({"type": "websocket.send", "text": await self._queue.get()})
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the client is gone: the receive loop sees the disconnect
-            return
 
 
 def _cancelled_error() -> GatewayError:

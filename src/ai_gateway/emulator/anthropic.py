@@ -10,6 +10,8 @@ count is in ``message_delta`` (cumulative), equal to the non-streaming ``usage``
 Prompt caching is emulated (``anthropic_cache``): blocks marked with ``cache_control`` make
 ``cache_creation_input_tokens`` the first time and ``cache_read_input_tokens`` afterwards, in
 the usage and in the stream's ``message_start``; ``input_tokens`` is the rest of the prompt.
+Extended thinking (``thinking: {"type": "enabled"}``) is emulated with signed thinking blocks
+(``anthropic_thinking``); a thinking block sent back must keep the signature it was given.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ from aiohttp import web
 from ai_gateway.emulator import model as m
 from ai_gateway.emulator.anthropic_cache import cache_usage
 from ai_gateway.emulator.anthropic_parse import MessagesRequest, parse_request
+from ai_gateway.emulator.anthropic_thinking import (
+    check_signatures,
+    thinking_block,
+    thinking_frames,
+    thinking_tokens,
+    wants_thinking,
+)
 from ai_gateway.emulator.faults import Fault
 from ai_gateway.emulator.flow import Answer, Dialect, EmulatorError, serve, sse_event
 from ai_gateway.emulator.settings import EmulatorSettings
@@ -134,7 +143,11 @@ def _stream(message: dict[str, Any], completion: m.Completion) -> list[bytes]:
     start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
     start["usage"] = {**message["usage"], "output_tokens": 1}
     frames = [sse_event("message_start", {"type": "message_start", "message": start})]
-    for index, block in enumerate(message["content"]):
+    content = message["content"]
+    thought = 1 if content and content[0]["type"] == "thinking" else 0
+    if thought:
+        frames += thinking_frames(content[0], 0)
+    for index, block in enumerate(content[thought:], start=thought):
         opening = {**block, "text": ""} if block["type"] == "text" else {**block, "input": {}}
         frames.append(
             sse_event(
@@ -142,12 +155,12 @@ def _stream(message: dict[str, Any], completion: m.Completion) -> list[bytes]:
                 {"type": "content_block_start", "index": index, "content_block": opening},
             )
         )
-        if index == 0:
+        if index == thought:
             frames.append(sse_event("ping", {"type": "ping"}))
         if block["type"] == "text":
             deltas = [{"type": "text_delta", "text": p} for p in completion.pieces]
         else:
-            arguments = completion.tool_calls[index - (1 if completion.text else 0)]
+            arguments = completion.tool_calls[index - thought - (1 if completion.text else 0)]
             deltas = [
                 {"type": "input_json_delta", "partial_json": fragment}
                 for fragment in split_fragments(arguments.arguments_json)
@@ -173,26 +186,33 @@ def _stream(message: dict[str, Any], completion: m.Completion) -> list[bytes]:
 
 
 def _render(
-    req: MessagesRequest, completion: m.Completion, refused: bool, cache: tuple[int, int]
+    req: MessagesRequest,
+    completion: m.Completion,
+    refused: bool,
+    cache: tuple[int, int],
+    thought: dict[str, Any] | None = None,
 ) -> Answer:
     prompt_tokens = m.prompt_tokens(req.prompt)
+    output = completion.tokens + (thinking_tokens(thought) if thought else 0)
     message = {
         "id": "msg_" + uuid.uuid4().hex[:24],
         "type": "message",
         "role": "assistant",
         "model": req.model,
-        "content": _blocks(completion),
+        "content": ([thought] if thought else []) + _blocks(completion),
         "stop_reason": "refusal" if refused else _STOP_REASONS[completion.finish],
         "stop_sequence": completion.stop_sequence,
-        "usage": _usage(prompt_tokens, completion.tokens, cache),
+        "usage": _usage(prompt_tokens, output, cache),
     }
     if not req.stream:
-        return Answer(prompt_tokens, completion.tokens, body=message)
-    return Answer(prompt_tokens, completion.tokens, frames=_stream(message, completion))
+        return Answer(prompt_tokens, output, body=message)
+    return Answer(prompt_tokens, output, frames=_stream(message, completion))
 
 
 async def _build(request: web.Request, body: Any, fault: Fault | None) -> Answer:
     req = parse_request(body)
+    check_signatures(body)
+    thinking = wants_thinking(body)
     cache = cache_usage(req.model, body, state_of(request).prompt_cache)
     completion = m.complete(req.prompt)[0]
     refused = fault is not None and fault.kind == "safety_block"
@@ -202,7 +222,9 @@ async def _build(request: web.Request, body: Any, fault: Fault | None) -> Answer
             if fault.stage == "prompt"
             else completion.truncated_for_safety()
         )
-    return _render(req, completion, refused, cache)
+    users = [t.text for t in req.prompt.turns if t.role == "user"]
+    thought = thinking_block(users[-1] if users else "") if thinking and not refused else None
+    return _render(req, completion, refused, cache, thought)
 
 
 def _model_of(request: web.Request, body: Any) -> str:

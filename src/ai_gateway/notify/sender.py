@@ -6,7 +6,8 @@ full. A background task takes events off the queue; for each, every matching rul
 occurrence (notify/dedupe.py: once per deployment, and at most once per the rule's
 `min_interval_s`), and the event goes to each channel of the rules that won their claim, once
 per channel, with retries and exponential backoff. Each delivery's outcome is kept in a ring
-buffer of this instance (GET /admin/notifications).
+buffer of this instance (GET /admin/notifications), and counted in `/metrics` when a
+`NotifyMetrics` is given (notify/metrics.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ai_gateway.notify.channels import Channel, DeliveryError
 from ai_gateway.notify.config import NotificationsConfig, RetryConfig
 from ai_gateway.notify.dedupe import Claims
 from ai_gateway.notify.events import Event
+from ai_gateway.notify.metrics import NotifyMetrics
 from ai_gateway.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -73,8 +75,10 @@ class Notifier:
         claims: Claims,
         *,
         sleep: Sleep = asyncio.sleep,
+        metrics: NotifyMetrics | None = None,
     ) -> None:
         self._channels = dict(channels)
+        self._metrics = metrics
         self._claims = claims
         self._sleep = sleep
         self._rules: dict[str, list[tuple[str, float, tuple[str, ...]]]] = {}
@@ -103,6 +107,8 @@ class Notifier:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
             self.dropped += 1
+            if self._metrics is not None:
+                self._metrics.dropped()
             log.warning("notification_dropped", kind=event.kind, reason="queue_full")
             return
         self.emitted += 1
@@ -130,6 +136,8 @@ class Notifier:
         left = self._queue.qsize()
         if left:
             self.dropped += left
+            if self._metrics is not None:
+                self._metrics.dropped(left)
             log.warning("notifications_dropped_at_shutdown", count=left)
 
     async def _run(self) -> None:
@@ -155,6 +163,8 @@ class Notifier:
                 channels.update(dict.fromkeys(names))
             else:
                 self.suppressed += 1
+                if self._metrics is not None:
+                    self._metrics.suppressed(event.kind)
         await asyncio.gather(*(self.send(self._channels[name], event) for name in channels))
 
     async def send(self, channel: Channel, event: Event, *, retry: bool = True) -> Delivery:
@@ -188,6 +198,8 @@ class Notifier:
             duration_ms=(perf_counter() - started) * 1000,
         )
         self._history.append(delivery)
+        if self._metrics is not None:
+            self._metrics.delivered(event.kind, channel.name, delivery.outcome)
         if error is not None:
             log.warning(
                 "notification_not_delivered",

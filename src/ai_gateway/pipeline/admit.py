@@ -20,8 +20,9 @@ from ai_gateway.pipeline.chain import Next
 from ai_gateway.pipeline.charges import Charges
 from ai_gateway.pipeline.exchange import Chunks, Exchange, Outcome
 from ai_gateway.request_info import Reach, RequestInfo
-from ai_gateway.security.admission import Admission, Ticket
+from ai_gateway.security.admission import Admission
 from ai_gateway.security.principal import Principal
+from ai_gateway.security.tickets import Ticket
 
 
 class Admit:

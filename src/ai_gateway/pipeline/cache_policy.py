@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import orjson
 
 from ai_gateway.cache.config import CacheConfig, CacheRule
-from ai_gateway.cache.key import DEFAULT_NAMESPACE, CacheKey, cache_key, scope_of
+from ai_gateway.cache.key import DEFAULT_NAMESPACE, CacheKey, cache_key, canonical, scope_of
 from ai_gateway.pipeline.exchange import Exchange
 from ai_gateway.schemas.chat import Tool
 
@@ -47,6 +47,14 @@ def policy_of(config: CacheConfig, exchange: Exchange, *, semantic: bool) -> Pol
     scope = key_rule.scope or model_rule.scope or config.scope
     namespace = (options.namespace if options else None) or DEFAULT_NAMESPACE
     tenant = scope_of(principal, scope)
+    extra = _context_of(exchange)
+    native = exchange.native
+    if native is not None:
+        # A native request (the Messages API) is keyed on what the client sent (its view holds
+        # less: thinking signatures, cache_control, top_k), and its answers hold the upstream's
+        # own message or events: no other API shares its entries, nor the semantic index.
+        extra += b"\nnative:" + native.provider.encode() + b":" + canonical(native.body)
+        semantic = False
     return Policy(
         ttl_s=ttl or config.ttl_s,
         lookup=not (control.no_cache or (options is not None and options.no_cache)),
@@ -54,7 +62,7 @@ def policy_of(config: CacheConfig, exchange: Exchange, *, semantic: bool) -> Pol
         max_age_s=control.max_age_s,
         semantic=semantic
         and bool(key_rule.semantic if key_rule.semantic is not None else model_rule.semantic),
-        key=cache_key(chat.body, tenant, namespace, exchange.prompt, _context_of(exchange)),
+        key=cache_key(chat.body, tenant, namespace, exchange.prompt, extra),
     )
 
 

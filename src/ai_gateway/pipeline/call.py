@@ -50,7 +50,8 @@ class Call:
 
         async def attempt(deployment: Deployment, body: JSONObject) -> JSONObject:
             self._charges.check_attempt(deployment, info)
-            return await self._attempts.chat(deployment, _with_body(chat, body), info)
+            request = _with_body(chat, body, exchange, deployment)
+            return await self._attempts.chat(deployment, request, info)
 
         route = RouteRequest(
             model=exchange.model,
@@ -86,7 +87,8 @@ class Call:
 
         async def attempt(deployment: Deployment, body: JSONObject) -> OpenStream:
             self._charges.check_attempt(deployment, info)
-            return await self._attempts.open_stream(deployment, _with_body(chat, body), info)
+            request = _with_body(chat, body, exchange, deployment)
+            return await self._attempts.open_stream(deployment, request, info)
 
         async def discard(opened: OpenStream) -> None:  # a losing hedge
             await opened.close(completed=False)
@@ -182,8 +184,21 @@ def _total_tokens(result: JSONObject) -> int | None:
     return total if isinstance(total, int) else None
 
 
-def _with_body(request: ChatRequest, body: JSONObject) -> ChatRequest:
-    """The request as one attempt sends it: unchanged, or with the router's truncated prompt."""
+def _with_body(
+    request: ChatRequest, body: JSONObject, exchange: Exchange, deployment: Deployment
+) -> ChatRequest:
+    """The request as one attempt sends it: unchanged, or with the router's truncated prompt;
+    with the client's native body, when it sent one (a 400 when this deployment's provider
+    cannot take something in it: providers/native.py)."""
+    native = exchange.native
+    if native is not None:
+        refusal = native.refusal(deployment.provider)
+        if refusal is not None:
+            raise refusal
+        parsed = request.parsed
+        if body is not request.body:
+            parsed = ChatCompletionRequest.model_validate(body)
+        return ChatRequest(body=body, parsed=parsed, native=native)
     if body is request.body:
         return request
     return ChatRequest(body=body, parsed=ChatCompletionRequest.model_validate(body))

@@ -17,7 +17,10 @@ class ChunkGuard:
     goes through a StreamFilter: each string field of the delta but `role` (`content`,
     `refusal`, `reasoning_content`, ...), each tool call's `function.arguments` and a legacy
     `function_call.arguments`. The filter may hold back a short tail of each until it knows no
-    match spans the chunk boundary; the tails are released with the choice's finishing chunk."""
+    match spans the chunk boundary; a tail is released as soon as the choice moves on to other
+    fields (the reasoning is over once the content starts, a tool call once the next one does),
+    so that each text ends before the next begins, and the rest with the choice's finishing
+    chunk."""
 
     def __init__(self, guard: Guardrails, report: Report) -> None:
         self._filter: StreamFilter = guard.stream_filter()
@@ -36,7 +39,13 @@ class ChunkGuard:
             delta = choice.get("delta")
             if not isinstance(delta, dict):
                 continue
-            for field, holder, key, call in _streamed_texts(delta):
+            texts = _streamed_texts(delta)
+            fields = self._open.get(index)
+            if texts and fields:
+                now = {field for field, *_ in texts}
+                for field in [f for f in fields if f not in now]:
+                    self._release_field(index, field, delta)
+            for field, holder, key, call in texts:
                 text = holder[key]
                 self._open.setdefault(index, {})[field] = call
                 step = self._filter.feed(index, text, field)
@@ -56,6 +65,14 @@ class ChunkGuard:
                 choice = {"index": index, "delta": delta, "finish_reason": None}
                 chunks.append({**self._envelope, "choices": [choice]})
         return chunks
+
+    def _release_field(self, index: int, field: str, delta: JSONObject) -> None:
+        """Add what the filter held back of one finished text of choice `index` to `delta`."""
+        call = self._open[index].pop(field)
+        step = self._filter.finish(index, field)
+        self._report(step.findings, step.blocked)
+        if step.text:
+            _append(delta, field, call, step.text)
 
     def _release(self, index: int, delta: JSONObject) -> None:
         """Add what the filter held back of each text of choice `index` to `delta`."""

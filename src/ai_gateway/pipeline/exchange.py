@@ -21,6 +21,8 @@ from ai_gateway.cache.controls import NO_CONTROL, CacheControl
 from ai_gateway.cache.entry import Entry
 from ai_gateway.errors import GatewayError
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
+from ai_gateway.providers.native import NativeRequest
+from ai_gateway.rag.index import IndexHit
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.chat import GATEWAY_FIELDS, ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
@@ -30,6 +32,15 @@ from ai_gateway.security.request_limits import check_chat, check_embeddings
 
 Chunks = AsyncGenerator[JSONObject, None]
 Outcome = JSONObject | Chunks
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    """What the retrieval stage searched for and put in the prompt (pipeline/retrieve.py), for
+    a renderer that shows it (the Responses API's `file_search_call` item)."""
+
+    query: str
+    hits: tuple[IndexHit, ...]
 
 
 class Kind(Enum):
@@ -70,6 +81,10 @@ class Exchange:
     stopped: GatewayError | None = None
     # The prompt template version the request was rendered from (pipeline/prompt.py).
     prompt: str | None = None  # "<id>@<version>"
+    retrieval: Retrieval | None = None  # what the retrieval stage searched and used
+    # The request in a provider's own wire format (the Messages API), beside the OpenAI-shaped
+    # `request` the stages see; each attempt's adapter gets both (providers/native.py).
+    native: NativeRequest | None = None
 
     @property
     def chat(self) -> ChatRequest:

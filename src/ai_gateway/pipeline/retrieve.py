@@ -20,7 +20,7 @@ from urllib.parse import quote
 from ai_gateway.errors import InvalidRequestError
 from ai_gateway.pipeline.chain import Next
 from ai_gateway.pipeline.context import insert_blocks, last_user_text
-from ai_gateway.pipeline.exchange import Chunks, Exchange, Kind, Outcome
+from ai_gateway.pipeline.exchange import Chunks, Exchange, Kind, Outcome, Retrieval
 from ai_gateway.providers.base import ChatRequest
 from ai_gateway.rag.access import viewer_of
 from ai_gateway.rag.config import RagConfig
@@ -82,6 +82,7 @@ class Retrieve:
                 _filters(options.filters),
             )
         used = self._fit(exchange, hits)
+        exchange.retrieval = Retrieval(query, tuple(used))
         if used:
             insert_blocks(exchange, [{"role": "system", "content": _block(used)}])
         exchange.headers["x-gateway-citations"] = _header(used) or "none"

@@ -1,12 +1,16 @@
 """Anthropic Messages API: ``POST {api_base}/v1/messages``, JSON and SSE.
 
-The client speaks OpenAI Chat Completions only; this adapter translates the request
+For a client of the Chat Completions API this adapter translates the request
 (``anthropic_request``), the response (``anthropic_response``) and the event stream
-(``anthropic_stream``), and maps Anthropic's errors, ``{"type": "error", "error": {"type",
-"message"}}``, through the shared status table (``providers.errors``; 529 is a 503 there).
+(``anthropic_stream``); for every client it maps Anthropic's errors, ``{"type": "error",
+"error": {"type", "message"}}``, through the shared status table (``providers.errors``; 529
+is a 503 there).
 Requests carry ``x-api-key`` and ``anthropic-version: 2023-06-01``. ``api_base`` is the host
 without ``/v1`` (``https://api.anthropic.com``); a trailing ``/v1`` is tolerated.
 Anthropic has no embeddings API: an embeddings request is a 400 saying so.
+A client of the gateway's Messages API (``api/messages.py``) has its own body sent instead, with
+its ``anthropic-version`` and ``anthropic-beta`` (``anthropic_native``); the answer carries
+Anthropic's message, or each chunk the events that made it, under ``NATIVE_KEY``.
 With ``prompt_caching`` (the config's ``cache.prompt_caching``), the request's stable prefix is
 marked for Anthropic's prompt cache (``anthropic_caching``); None leaves requests unmarked.
 """
@@ -20,6 +24,7 @@ import orjson
 from ai_gateway.cache.config import PromptCaching
 from ai_gateway.errors import GatewayError, InvalidRequestError, UpstreamProtocolError
 from ai_gateway.model_registry import ModelRegistry
+from ai_gateway.providers.anthropic_native import native_body, native_headers, native_of
 from ai_gateway.providers.anthropic_request import (
     DEFAULT_MAX_TOKENS,
     MessagesCall,
@@ -30,6 +35,7 @@ from ai_gateway.providers.anthropic_stream import StreamTranslator
 from ai_gateway.providers.base import ChatRequest, EmbeddingsCall, JSONObject
 from ai_gateway.providers.errors import upstream_error
 from ai_gateway.providers.http import UpstreamHTTP
+from ai_gateway.providers.native import NATIVE_KEY
 from ai_gateway.routing.deployments import Deployment
 from ai_gateway.streaming.sse import SSEDecoder
 
@@ -56,6 +62,21 @@ def map_anthropic_error(
     deployment: Deployment, status: int, body: bytes, headers: Mapping[str, str]
 ) -> GatewayError:
     return upstream_error(deployment, status, anthropic_error_message(body), headers)
+
+
+def _event_data(data: str, where: str) -> JSONObject | None:
+    """A native stream's event, parsed (None: an event without data, which is skipped)."""
+    if not data:
+        return None
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise UpstreamProtocolError(
+            f"The upstream provider ({where}) sent a stream event that is not a JSON object."
+        )
+    return parsed
 
 
 def messages_url(api_base: str) -> str:
@@ -99,6 +120,20 @@ class AnthropicProvider:
         )
 
     async def chat(self, deployment: Deployment, request: ChatRequest) -> JSONObject:
+        native = native_of(request)
+        if native is not None:
+            data = await self._http.request_json(
+                deployment,
+                "POST",
+                messages_url(deployment.api_base),
+                self._headers(deployment, stream=False) | native_headers(native, ANTHROPIC_VERSION),
+                orjson.dumps(native_body(native, request, deployment.model)),
+                map_anthropic_error,
+            )
+            where = self._where(deployment)
+            completion = to_chat_completion(data, None, where, reasoning=True)
+            completion[NATIVE_KEY] = data  # relayed as it came by the Messages API's renderer
+            return completion
         call = self._translate(deployment, request)
         data = await self._http.request_json(
             deployment,
@@ -113,22 +148,47 @@ class AnthropicProvider:
     async def stream_chat(
         self, deployment: Deployment, request: ChatRequest
     ) -> AsyncGenerator[JSONObject, None]:
-        call = self._translate(deployment, request)
-        payload = orjson.dumps({**call.body, "stream": True})
+        native = native_of(request)
+        headers = self._headers(deployment, stream=True)
+        if native is not None:
+            body = native_body(native, request, deployment.model)
+            headers |= native_headers(native, ANTHROPIC_VERSION)
+            response_tool = None
+        else:
+            call = self._translate(deployment, request)
+            body, response_tool = call.body, call.response_tool
         where = self._where(deployment)
-        translator = StreamTranslator(where, call.response_tool, (deployment.api_key,))
+        secrets = (deployment.api_key,)
+        translator = StreamTranslator(where, response_tool, secrets, reasoning=native is not None)
+        events: list[JSONObject] = []  # a native stream's events since its last chunk
         async with self._http.stream(
             deployment,
             messages_url(deployment.api_base),
-            self._headers(deployment, stream=True),
-            payload,
+            headers,
+            orjson.dumps({**body, "stream": True}),
             map_anthropic_error,
-        ) as body:
+        ) as stream:
             decoder = SSEDecoder()
-            async for raw in body:
+            async for raw in stream:
                 for event in decoder.feed(raw):
-                    for chunk in translator.feed(event):
+                    if native is None:
+                        for chunk in translator.feed(event):
+                            yield chunk
+                        continue
+                    data = _event_data(event.data, where)
+                    if data is None:
+                        continue
+                    chunks = translator.feed_data(data, event.event)
+                    events.append(data)
+                    if chunks:
+                        # Each chunk carries the events that made it (and those before it that
+                        # made none), for the Messages API's renderer to relay as they came.
+                        chunks[0][NATIVE_KEY] = events
+                        events = []
+                    for chunk in chunks:
                         yield chunk
+        if events and translator.finished:
+            yield {"object": "chat.completion.chunk", "choices": [], NATIVE_KEY: events}
         # Reading on to the end after message_stop keeps the connection reusable.
         if not translator.finished:
             raise UpstreamProtocolError(

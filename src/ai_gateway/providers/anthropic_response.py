@@ -4,7 +4,9 @@ Text blocks are joined (with nothing between them: citations split one text into
 blocks) into ``content``; ``tool_use`` blocks become ``tool_calls`` with compact JSON
 ``arguments``; the ``response_format`` tool's input becomes JSON text in ``content`` instead.
 Thinking, redacted-thinking and server-tool blocks are not part of the OpenAI message and are
-skipped. ``stop_reason`` maps to ``finish_reason`` through :data:`FINISH_REASONS`.
+skipped (but with ``reasoning``, for a native request, the thinking text is the message's
+``reasoning_content``, for the output content rules to see). ``stop_reason`` maps to
+``finish_reason`` through :data:`FINISH_REASONS`.
 
 Usage: ``prompt_tokens`` counts every input token, i.e. ``input_tokens`` (uncached) plus
 ``cache_read_input_tokens`` plus ``cache_creation_input_tokens``; ``prompt_tokens_details.
@@ -65,7 +67,12 @@ def openai_usage(usage: Mapping[str, Any]) -> JSONObject:
 
 
 def to_chat_completion(
-    message: object, response_tool: str | None, where: str, *, created: int | None = None
+    message: object,
+    response_tool: str | None,
+    where: str,
+    *,
+    created: int | None = None,
+    reasoning: bool = False,
 ) -> JSONObject:
     """The ``chat.completion`` for one Anthropic message; ``where`` names the upstream in errors."""
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
@@ -73,6 +80,7 @@ def to_chat_completion(
             f"The upstream provider ({where}) answered with something that is not a message."
         )
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[JSONObject] = []
     for block in message["content"]:
         if not isinstance(block, dict):
@@ -80,6 +88,8 @@ def to_chat_completion(
         kind = block.get("type")
         if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
+        elif kind == "thinking" and reasoning and isinstance(block.get("thinking"), str):
+            thoughts.append(block["thinking"])
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
             if response_tool is not None and block.get("name") == response_tool:
@@ -96,6 +106,8 @@ def to_chat_completion(
     reply: JSONObject = {"role": "assistant", "content": text if text or not calls else None}
     if calls:
         reply["tool_calls"] = calls
+    if thoughts:
+        reply["reasoning_content"] = "".join(thoughts)
     usage = message.get("usage")
     return {
         "id": str(message.get("id") or ""),

@@ -13,7 +13,9 @@ chunk as it arrives). The mapping:
 * the ``response_format`` tool's fragments are content deltas instead (see
   ``anthropic_request``);
 * thinking blocks and their ``thinking_delta`` / ``signature_delta``, server-tool blocks and
-  ``citations_delta`` are skipped: the OpenAI chunk has no place for them;
+  ``citations_delta`` are skipped: the OpenAI chunk has no place for them (but with
+  ``reasoning``, for a native request, ``thinking_delta`` -> a ``reasoning_content`` delta, so
+  that the output content rules see the thinking that the Messages API shows its client);
 * ``message_delta`` -> a chunk with the mapped ``finish_reason`` (its usage is cumulative and
   updates the counts from ``message_start``);
 * ``message_stop`` -> the usage chunk, ``choices: []``; the stream is then complete;
@@ -43,7 +45,7 @@ from ai_gateway.providers.base import JSONObject
 from ai_gateway.redaction import scrub
 from ai_gateway.streaming.sse import ServerSentEvent
 
-_TEXT, _TOOL, _JSON, _SKIP = "text", "tool", "json", "skip"
+_TEXT, _TOOL, _JSON, _SKIP, _THINK = "text", "tool", "json", "skip", "think"
 _USAGE_KEYS = (
     "input_tokens",
     "output_tokens",
@@ -70,9 +72,14 @@ class StreamTranslator:
     """Turns one Anthropic event stream into OpenAI chunks. Not thread-safe; one per stream."""
 
     def __init__(
-        self, where: str, response_tool: str | None = None, secrets: Iterable[str | None] = ()
+        self,
+        where: str,
+        response_tool: str | None = None,
+        secrets: Iterable[str | None] = (),
+        reasoning: bool = False,
     ) -> None:
         self._where = where
+        self._reasoning = reasoning
         self._response_tool = response_tool
         self._secrets = tuple(secrets)
         self._id = ""
@@ -94,7 +101,13 @@ class StreamTranslator:
             raise self._protocol("sent a stream event that is not JSON") from None
         if not isinstance(data, dict):
             raise self._protocol("sent a stream event that is not a JSON object")
-        kind = data.get("type") or event.event
+        return self.feed_data(data, event.event)
+
+    def feed_data(self, data: JSONObject, name: str | None = None) -> list[JSONObject]:
+        """The chunks for one event already parsed (`name`: its `event:` line)."""
+        if self.finished:
+            return []
+        kind = data.get("type") or name
         if kind == "error":
             raise stream_error(self._where, data, self._secrets)
         if kind == "ping":
@@ -150,6 +163,12 @@ class StreamTranslator:
                 "function": {"name": name, "arguments": ""},
             }
             return [self._chunk({"tool_calls": [call]})]
+        if kind == "thinking" and self._reasoning:
+            self._blocks[index] = (_THINK, 0)
+            text = block.get("thinking")
+            return (
+                [self._chunk({"reasoning_content": text})] if isinstance(text, str) and text else []
+            )
         self._blocks[index] = (_SKIP, 0)  # thinking, redacted_thinking, server tools, ...
         return []
 
@@ -165,6 +184,11 @@ class StreamTranslator:
         if delta_type == "text_delta" and kind == _TEXT:
             text = delta.get("text")
             return [self._chunk({"content": text})] if isinstance(text, str) and text else []
+        if delta_type == "thinking_delta" and kind == _THINK:
+            text = delta.get("thinking")
+            return (
+                [self._chunk({"reasoning_content": text})] if isinstance(text, str) and text else []
+            )
         if delta_type == "input_json_delta" and kind in (_TOOL, _JSON):
             fragment = delta.get("partial_json")
             if not isinstance(fragment, str) or not fragment:

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ai_gateway.providers.native import NativeRequest
 from ai_gateway.routing.deployments import Deployment
 from ai_gateway.schemas.chat import ChatCompletionRequest
 from ai_gateway.schemas.embeddings import EmbeddingsRequest
@@ -15,10 +16,12 @@ JSONObject = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """A validated chat request: the client's JSON as sent, and its typed view."""
+    """A validated chat request: the client's JSON as sent, and its typed view. `native`: the
+    request in a provider's own wire format, when the client spoke one (providers/native.py)."""
 
     body: JSONObject
     parsed: ChatCompletionRequest
+    native: NativeRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,28 +19,33 @@ them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
-import math
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 
 from ai_gateway.errors import (
     InvalidRequestError,
-    RateLimitError,
-    ServiceUnavailableError,
 )
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
 from ai_gateway.request_info import RequestInfo
+from ai_gateway.security.admit_redis import (
+    Check,
+    LeaseCheck,
+    RateCheck,
+    RedisAdmitter,
+    SpendCheck,
+    TokenCheck,
+)
 from ai_gateway.security.budget import (
     SpendCounter,
     SpendUnavailableError,
 )
-from ai_gateway.security.budget_gate import Budget, BudgetGate, Reserved, SpendSource, SpendWatch
+from ai_gateway.security.budget_gate import Budget, BudgetGate, SpendSource, SpendWatch
 from ai_gateway.security.config import (
     LimitConfig,
     SecurityConfig,
@@ -49,54 +54,19 @@ from ai_gateway.security.config import (
 from ai_gateway.security.keys import ApiKey
 from ai_gateway.security.principal import Principal
 from ai_gateway.security.ratelimit import Decision, LimiterUnavailableError, Rate, RateLimiter
+from ai_gateway.security.tickets import (
+    Limits,
+    Ticket,
+    limiter_unavailable,
+    rate_of,
+    record,
+    refusal,
+)
 
 log = get_logger(__name__)
 # Told of each refusal by a limit: the scope ("key", "user", "team", "model"), the limiter's key
 # ("key:k1") and the limit ("rps", "tpm", "concurrency").
 RefusalWatch = Callable[[str, str, str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Limits:
-    """One scope's limits, ready to check (the Rate built once)."""
-
-    scope: str  # "key", "user", "team", "model"
-    key: str  # the limiter's key, e.g. "user:alice"
-    rate: Rate | None
-    tpm: int | None
-    max_concurrent: int | None
-
-
-@dataclass(slots=True)
-class Ticket:
-    """What a request holds until it is settled."""
-
-    leases: list[tuple[str, str]] = field(default_factory=list)  # (limiter key, lease id) held
-    token_scopes: list[tuple[str, int]] = field(default_factory=list)  # (key, tpm)
-    budgets: list[Budget] = field(default_factory=list)
-    reserved: Reserved = field(default_factory=list)  # given back at settle
-    headers: dict[str, str] = field(default_factory=dict)
-    settled: bool = False
-
-
-def _rate(limits: LimitConfig) -> Rate | None:
-    if limits.rps is None:
-        return None
-    return Rate(limits.rps, limits.burst or default_burst(limits.rps))
-
-
-def _reset(seconds: float) -> str:
-    return f"{max(seconds, 0.0):.3f}".rstrip("0").rstrip(".") + "s"
-
-
-def _refusal_headers(decision: Decision, kind: str) -> dict[str, str]:
-    suffix = "tokens" if kind == "tpm" else "requests"
-    return {
-        "retry-after": str(max(1, math.ceil(decision.retry_after_s))),
-        f"x-ratelimit-limit-{suffix}": str(decision.limit),
-        f"x-ratelimit-remaining-{suffix}": str(decision.remaining),
-        f"x-ratelimit-reset-{suffix}": _reset(decision.reset_s),
-    }
 
 
 class Admission:
@@ -111,13 +81,17 @@ class Admission:
         spend_source: SpendSource | None = None,
         on_refused: RefusalWatch | None = None,
         on_spent: SpendWatch | None = None,
+        shared: RedisAdmitter | None = None,
     ) -> None:
         """`spend_source`: where the spend of a period so far is read when a counter for it
         does not exist yet (after a restart without Redis): the analytics store. `on_refused`
-        and `on_spent` are told of refusals and charges (notifications)."""
+        and `on_spent` are told of refusals and charges (notifications). `shared`: with Redis,
+        every check of a request in one round trip and its settlement in one more."""
         limits = config.rate_limits
         self._on_refused = on_refused
         self._limiter = limiter
+        self._shared = shared
+        self._settling: set[asyncio.Future[None]] = set()  # settlements awaiting Redis's answer
         self._metrics = metrics
         self._lease_ttl_s = lease_ttl_s
         self._fail_closed = limits.redis_failure == "fail_closed"
@@ -138,16 +112,16 @@ class Admission:
             for name, spec in limits.models.items()
             if not spec.empty
         }
-        self._cache: dict[tuple[str, str], _Limits | None] = {}
+        self._cache: dict[tuple[str, str], Limits | None] = {}
         # Lease ids are the gateway's own: a client-chosen request id could repeat on purpose.
         self._lease_prefix = os.urandom(8).hex()
         self._lease_counter = itertools.count(1)
 
     @staticmethod
-    def _limits(scope: str, key: str, spec: LimitConfig) -> _Limits:
-        return _Limits(scope, key, _rate(spec), spec.tpm, spec.max_concurrent)
+    def _limits(scope: str, key: str, spec: LimitConfig) -> Limits:
+        return Limits(scope, key, rate_of(spec), spec.tpm, spec.max_concurrent)
 
-    def _scoped(self, scope: str, name: str, spec: LimitConfig | None) -> _Limits | None:
+    def _scoped(self, scope: str, name: str, spec: LimitConfig | None) -> Limits | None:
         if (scope, name) in self._cache:
             return self._cache[(scope, name)]
         made = None if spec is None or spec.empty else self._limits(scope, f"{scope}:{name}", spec)
@@ -156,7 +130,7 @@ class Admission:
         self._cache[(scope, name)] = made
         return made
 
-    def _key_limits(self, key: ApiKey) -> _Limits | None:
+    def _key_limits(self, key: ApiKey) -> Limits | None:
         if key.rps is None and key.tpm is None and key.max_concurrent is None:
             return None
         # A key's limits never change (a key is not edited, only revoked or rotated).
@@ -164,12 +138,12 @@ class Admission:
         if cached is not None:
             return cached
         rate = Rate(key.rps, key.burst or default_burst(key.rps)) if key.rps else None
-        made = _Limits("key", f"key:{key.id}", rate, key.tpm, key.max_concurrent)
+        made = Limits("key", f"key:{key.id}", rate, key.tpm, key.max_concurrent)
         self._cache[("key", key.id)] = made
         return made
 
-    def _applicable(self, principal: Principal | None, models: Sequence[str]) -> list[_Limits]:
-        found: list[_Limits] = []
+    def _applicable(self, principal: Principal | None, models: Sequence[str]) -> list[Limits]:
+        found: list[Limits] = []
         if principal is not None and not principal.admin:
             if principal.key is not None:
                 limits = self._key_limits(principal.key)
@@ -242,12 +216,15 @@ class Admission:
             return None  # (with model limits, a fallback may need the ticket: admit_model)
         ticket = Ticket()
         try:
-            for scoped in limits:
-                await self._check(scoped, ticket, info)
-            if budgets:
-                amount = estimate() if estimate is not None else None
-                await self._budgets.admit(budgets, amount, ticket.reserved)
-                ticket.budgets = budgets
+            if self._shared is not None:
+                await self._admit_shared(self._shared, limits, budgets, estimate, ticket)
+            else:
+                for scoped in limits:
+                    await self._check(scoped, ticket, self._limiter)
+                if budgets:
+                    amount = estimate() if estimate is not None else None
+                    await self._budgets.admit(budgets, amount, ticket.reserved)
+            ticket.budgets = budgets
         except BaseException:
             self._budgets.unreserve(ticket.reserved)
             await self._release(ticket)
@@ -262,60 +239,105 @@ class Admission:
         """Take one more request for `model` from its limits into `ticket`, which settles it
         with the rest (a request moving to a fallback); RateLimitError when they refuse it."""
         limits = self._model_limits.get(model)
-        if limits is not None:
-            await self._check(limits, ticket, info)
+        if limits is None:
+            return
+        if self._shared is not None:
+            await self._admit_shared(self._shared, [limits], [], None, ticket)
+        else:
+            await self._check(limits, ticket, self._limiter)
 
-    async def _check(self, scoped: _Limits, ticket: Ticket, info: RequestInfo) -> None:
-        limiter = self._limiter
+    async def _admit_shared(
+        self,
+        shared: RedisAdmitter,
+        limits: list[Limits],
+        budgets: list[Budget],
+        estimate: Callable[[], Decimal | None] | None,
+        ticket: Ticket,
+    ) -> None:
+        """Every limit and budget in one Redis round trip, all or nothing (admit_redis.py)."""
+        held: list[Decimal] = []
+        if budgets:
+            amount = estimate() if estimate is not None else None
+            held = self._budgets.reserve(budgets, amount, ticket.reserved)
+            for budget in budgets:
+                await self._budgets.seeded(budget)
+        checks: list[Check] = []
+        owners: list[tuple[Limits, str, str]] = []  # (scope, kind, lease id) per limit check
+        for scoped in limits:
+            if scoped.rate is not None:
+                checks.append(RateCheck(scoped.key, scoped.rate))
+                owners.append((scoped, "rps", ""))
+            if scoped.tpm is not None:
+                checks.append(TokenCheck(scoped.key, scoped.tpm))
+                owners.append((scoped, "tpm", ""))
+            if scoped.max_concurrent is not None:
+                lease_id = self._lease_id()
+                checks.append(
+                    LeaseCheck(scoped.key, scoped.max_concurrent, lease_id, self._lease_ttl_s)
+                )
+                owners.append((scoped, "concurrency", lease_id))
+        for budget, before in zip(budgets, held, strict=True):
+            checks.append(SpendCheck(budget.key, budget.period, budget.usd, before))
+        verdict = await shared.admit(checks)
+        if verdict is None:  # Redis cannot answer: the failure mode decides
+            if self._fail_closed and limits:
+                raise limiter_unavailable()
+            for scoped in limits:
+                await self._check(scoped, ticket, shared.limiter.fallback)
+            for budget in budgets:
+                self._budgets.unavailable(budget)
+            return
+        if verdict.refused is not None:
+            index = verdict.refused
+            decision = verdict.decisions[index]
+            if index < len(owners):
+                assert isinstance(decision, Decision)
+                scoped, kind, _ = owners[index]
+                self._refuse_unless(decision, kind, scoped)
+            else:
+                assert isinstance(decision, Decimal)
+                budget = budgets[index - len(owners)]
+                self._budgets.judge(budget, decision, held[index - len(owners)])
+            raise AssertionError("the script refused what the gateway admits")  # unreachable
+        for (scoped, kind, lease_id), decision in zip(owners, verdict.decisions, strict=False):
+            assert isinstance(decision, Decision)
+            self._take(scoped, kind, decision, ticket, lease_id)
+
+    async def _check(self, scoped: Limits, ticket: Ticket, limiter: RateLimiter) -> None:
+        """One scope's limits, one call each (the in-process limiter, or Redis's per check)."""
         try:
             if scoped.rate is not None:
                 decision = await limiter.hit(scoped.key, scoped.rate)
-                self._refuse_unless(decision, "rps", scoped)
-                if not ticket.headers or decision.remaining < int(
-                    ticket.headers["x-ratelimit-remaining-requests"]
-                ):
-                    ticket.headers = {
-                        "x-ratelimit-limit-requests": str(decision.limit),
-                        "x-ratelimit-remaining-requests": str(decision.remaining),
-                        "x-ratelimit-reset-requests": _reset(decision.reset_s),
-                    }
+                self._take(scoped, "rps", decision, ticket)
             if scoped.tpm is not None:
                 decision = await limiter.check_tokens(scoped.key, scoped.tpm)
-                self._refuse_unless(decision, "tpm", scoped)
-                if (scoped.key, scoped.tpm) not in ticket.token_scopes:  # charged once
-                    ticket.token_scopes.append((scoped.key, scoped.tpm))
+                self._take(scoped, "tpm", decision, ticket)
             if scoped.max_concurrent is not None:
-                lease_id = f"{self._lease_prefix}{next(self._lease_counter):x}"
+                lease_id = self._lease_id()
                 decision = await limiter.acquire(
                     scoped.key, scoped.max_concurrent, lease_id, self._lease_ttl_s
                 )
-                self._refuse_unless(decision, "concurrency", scoped)
-                ticket.leases.append((scoped.key, lease_id))
+                self._take(scoped, "concurrency", decision, ticket, lease_id)
         except LimiterUnavailableError:
-            raise ServiceUnavailableError(
-                "Rate limits cannot be checked: the shared limiter (Redis) is unreachable and "
-                "the gateway is configured to fail closed. Retry shortly."
-            ) from None
+            raise limiter_unavailable() from None
 
-    def _refuse_unless(self, decision: Decision, kind: str, scoped: _Limits) -> None:
+    def _lease_id(self) -> str:
+        return f"{self._lease_prefix}{next(self._lease_counter):x}"
+
+    def _take(
+        self, scoped: Limits, kind: str, decision: Decision, ticket: Ticket, lease_id: str = ""
+    ) -> None:
+        """Refuse the request on a refusal, else record what the ticket now holds."""
+        self._refuse_unless(decision, kind, scoped)
+        record(scoped, kind, decision, ticket, lease_id)
+
+    def _refuse_unless(self, decision: Decision, kind: str, scoped: Limits) -> None:
         if decision.allowed:
             return
         self._metrics.rate_limited.labels(kind, scoped.scope, "refused").inc()
         if self._on_refused is not None:
             self._on_refused(scoped.scope, scoped.key, kind)
-        what = {
-            "rps": f"{scoped.rate.rps:g} requests per second" if scoped.rate else "",
-            "tpm": f"{scoped.tpm} tokens per minute",
-            "concurrency": f"{scoped.max_concurrent} concurrent requests",
-        }[kind]
-        who = f"this {scoped.scope}"
-        if scoped.scope == "model":  # everyone's requests for it: say which one
-            who = f"model {scoped.key.partition(':')[2]!r}"
-        raise RateLimitError(
-            f"Rate limit reached for {who}: {what}. "
-            f"Retry after {max(1, math.ceil(decision.retry_after_s))} s.",
-            headers=_refusal_headers(decision, kind),
-        )
+        raise refusal(decision, kind, scoped)
 
     # --- settling ------------------------------------------------------------------------------
 
@@ -326,6 +348,9 @@ class Admission:
         if ticket is None or ticket.settled:
             return
         ticket.settled = True
+        if self._shared is not None:
+            self._settle_shared(self._shared, ticket, info)
+            return
         await self._release(ticket)
         try:
             if info.total_tokens > 0:
@@ -339,6 +364,73 @@ class Admission:
         finally:
             # After the charge: the cost always counts, as spend or as a reservation.
             self._budgets.unreserve(ticket.reserved)
+
+    def _settle_shared(self, shared: RedisAdmitter, ticket: Ticket, info: RequestInfo) -> None:
+        """Leases, tokens and spend in one script (nothing to send: none), sent now; the
+        request does not wait for its answer. The reservation is given back as soon as the
+        script is sent: every later admission of this instance goes over the same connection
+        after it, so Redis counts the cost as spend before it checks them (admit_redis.py)."""
+        leases, ticket.leases = ticket.leases, []
+        fallback = shared.limiter.fallback
+        for key, lease_id in leases:  # a lease taken while Redis was down lives here
+            fallback.release_now(key, lease_id)
+        used = info.total_tokens
+        tokens = [(key, tpm, used) for key, tpm in ticket.token_scopes] if used > 0 else []
+        cost = info.cost_usd if info.cost_usd is not None and info.cost_usd > 0 else None
+        spends = [(b.key, b.period, cost) for b in ticket.budgets] if cost is not None else []
+        try:
+            if not (leases or tokens or spends):
+                return
+            answer = shared.settle(leases, tokens, spends)
+            if answer is not None:
+                task = asyncio.ensure_future(self._settled(answer, ticket, info, cost))
+                self._settling.add(task)
+                task.add_done_callback(self._settling.discard)
+                return
+            self._not_settled(shared, tokens, bool(spends), info)
+        finally:
+            self._budgets.unreserve(ticket.reserved)
+
+    async def _settled(
+        self,
+        answer: Awaitable[list[Decimal] | None],
+        ticket: Ticket,
+        info: RequestInfo,
+        cost: Decimal | None,
+    ) -> None:
+        totals = await answer
+        if totals is None:
+            assert self._shared is not None
+            used = info.total_tokens
+            tokens = [(key, tpm, used) for key, tpm in ticket.token_scopes] if used > 0 else []
+            self._not_settled(self._shared, tokens, cost is not None, info)
+            return
+        if cost is not None:
+            for budget, total in zip(ticket.budgets, totals, strict=True):
+                self._budgets.charged(budget, total, cost)
+
+    def _not_settled(
+        self,
+        shared: RedisAdmitter,
+        tokens: list[tuple[str, int, int]],
+        spends: bool,
+        info: RequestInfo,
+    ) -> None:
+        """Redis did not take the settlement: leases expire by themselves; tokens are charged
+        locally when failing open (as the checks then are); the spend cannot be."""
+        if not self._fail_closed:
+            for key, tpm, count in tokens:
+                shared.limiter.fallback.charge_tokens_now(key, tpm, count)
+        if spends or (tokens and self._fail_closed):
+            log.warning("usage_not_charged", request_id=info.request_id, error="redis")
+
+    async def aclose(self) -> None:
+        """Wait (up to 5 s) for the settlements still on their way to Redis, then close the
+        connection they use."""
+        if self._settling:
+            await asyncio.wait(list(self._settling), timeout=5.0)
+        if self._shared is not None:
+            await self._shared.aclose()
 
     async def _release(self, ticket: Ticket) -> None:
         leases, ticket.leases = ticket.leases, []

@@ -97,10 +97,16 @@ class BudgetGate:
         """Reserve `amount` (the most the request can cost; None: nothing) against each budget,
         appending to `reserved` (the caller gives it back with `unreserve`, also when this
         raises), then refuse the request if a budget is used up or committed."""
-        # Reserved before any await: a request admitted at the same time sees it.
-        before = [self._reserve(budget, amount, reserved) for budget in budgets]
+        before = self.reserve(budgets, amount, reserved)
         for budget, held in zip(budgets, before, strict=True):
             await self._check(budget, held)
+
+    def reserve(
+        self, budgets: list[Budget], amount: Decimal | None, reserved: Reserved
+    ) -> list[Decimal]:
+        """Reserve `amount` against each budget (see `admit`); what was reserved before, per
+        budget. Done before any await: a request admitted at the same time sees it."""
+        return [self._reserve(budget, amount, reserved) for budget in budgets]
 
     def _reserve(self, budget: Budget, amount: Decimal | None, reserved: Reserved) -> Decimal:
         if amount is None or amount <= 0:
@@ -117,25 +123,35 @@ class BudgetGate:
     async def charge(self, budgets: list[Budget], cost: Decimal) -> None:
         """Add `cost` to each budget's spend (SpendUnavailableError when Redis is down)."""
         for budget in budgets:
-            total = await self._spend.add(budget.key, budget.period, cost)
-            if self._on_spent is not None:
-                window = period_window(budget.period, datetime.now(UTC))
-                self._on_spent(budget, window, total - cost, total)
+            self.charged(budget, await self._spend.add(budget.key, budget.period, cost), cost)
+
+    def charged(self, budget: Budget, total: Decimal, cost: Decimal) -> None:
+        """`cost` was added to `budget`'s spend, which is now `total`."""
+        if self._on_spent is not None:
+            window = period_window(budget.period, datetime.now(UTC))
+            self._on_spent(budget, window, total - cost, total)
 
     async def _check(self, budget: Budget, reserved: Decimal) -> None:
-        """Refuse when the spend has reached the budget (402), or would with what the requests
-        in flight before this one have reserved (429: they may cost less; retry shortly)."""
-        await self._seeded(budget)
+        await self.seeded(budget)
         try:
             spent = await self._spend.spent(budget.key, budget.period)
         except SpendUnavailableError:
-            if self._fail_closed:
-                raise ServiceUnavailableError(
-                    "Budgets cannot be checked: the shared spend counters (Redis) are "
-                    "unreachable. Retry shortly."
-                ) from None
-            log.warning("budget_check_skipped", scope=budget.scope, reason="redis_unreachable")
+            self.unavailable(budget)
             return
+        self.judge(budget, spent, reserved)
+
+    def unavailable(self, budget: Budget) -> None:
+        """The spend cannot be read: 503 when failing closed, else the check is skipped."""
+        if self._fail_closed:
+            raise ServiceUnavailableError(
+                "Budgets cannot be checked: the shared spend counters (Redis) are "
+                "unreachable. Retry shortly."
+            ) from None
+        log.warning("budget_check_skipped", scope=budget.scope, reason="redis_unreachable")
+
+    def judge(self, budget: Budget, spent: Decimal, reserved: Decimal) -> None:
+        """Refuse when the spend has reached the budget (402), or would with what the requests
+        in flight before this one have reserved (429: they may cost less; retry shortly)."""
         if spent >= budget.usd:
             self._metrics.rate_limited.labels("budget", budget.scope, "refused").inc()
             if budget.period == "total":
@@ -160,7 +176,7 @@ class BudgetGate:
                 headers={"retry-after": "1"},
             )
 
-    async def _seeded(self, budget: Budget) -> None:
+    async def seeded(self, budget: Budget) -> None:
         """Once per scope kind and period: counters start from the recorded spend."""
         if self._spend_source is None:
             return

@@ -117,7 +117,7 @@ return {allowed, held, first, last}
 # KEYS: conc. ARGV: limit, lease id, ttl (ms).
 # Returns {allowed, leases held, first expiry ms, last expiry ms} (expiries from now).
 
-_ERRORS = (RedisError, OSError, TimeoutError)
+ERRORS = (RedisError, OSError, TimeoutError)  # what a failed Redis call raises
 
 
 class RedisRateLimiter:
@@ -161,6 +161,11 @@ class RedisRateLimiter:
     @property
     def failure_mode(self) -> FailureMode:
         return self._failure_mode
+
+    @property
+    def fallback(self) -> LocalRateLimiter:
+        """The local limiter answering in `fail_open` mode while Redis cannot."""
+        return self._fallback
 
     @property
     def degraded(self) -> bool:
@@ -211,7 +216,7 @@ class RedisRateLimiter:
     async def release(self, key: str, lease_id: str) -> None:
         self._fallback.release_now(key, lease_id)
         rkey = self.redis_key(key, "conc")
-        await self._call(lambda: self._client.zrem(rkey, lease_id))
+        await self.call(lambda: self._client.zrem(rkey, lease_id))
 
     def readiness(self) -> CheckResult:
         if not self._degraded:
@@ -226,26 +231,46 @@ class RedisRateLimiter:
     # -- Redis calls and degradation ---------------------------------------------------------
 
     async def _script(self, script: Any, rkey: str, args: tuple[object, ...]) -> Any:
-        return await self._call(lambda: script(keys=(rkey,), args=args))
+        return await self.call(lambda: script(keys=(rkey,), args=args))
 
-    async def _call(self, make: Callable[[], Awaitable[Any]]) -> Any:
+    async def call(self, make: Callable[[], Awaitable[Any]]) -> Any:
         """The result of the Redis call `make()`, or None when Redis cannot answer (skipped
-        while degraded and not yet due for a retry)."""
-        if self._degraded:
-            now = self._clock()
-            if now < self._retry_at:
-                return None
-            self._retry_at = now + self._retry_interval_s  # one probe per interval
+        while degraded and not yet due for a retry). Also used by `RedisAdmitter`
+        (admit_redis.py), whose scripts share this limiter's keys and its degradation."""
+        if not self.due():
+            return None
         try:
             async with asyncio.timeout(self._op_timeout_s):
                 result = await make()
-        except _ERRORS as exc:
-            self._mark_down(exc)
+        except ERRORS as exc:
+            self.failed(exc)
             return None
+        self.answered()
+        return result
+
+    @property
+    def op_timeout_s(self) -> float:
+        return self._op_timeout_s
+
+    def due(self) -> bool:
+        """Whether Redis may be called now: not degraded, or degraded and due for a retry (the
+        next one is then not before `retry_interval_s`)."""
+        if self._degraded:
+            now = self._clock()
+            if now < self._retry_at:
+                return False
+            self._retry_at = now + self._retry_interval_s  # one probe per interval
+        return True
+
+    def answered(self) -> None:
+        """A call succeeded: back on Redis if degraded."""
         if self._degraded:
             self._degraded = False
             self._log.info("ratelimit_redis_recovered", failure_mode=self._failure_mode)
-        return result
+
+    def failed(self, exc: BaseException) -> None:
+        """A call failed: degraded (logged at most once per `warn_interval_s`)."""
+        self._mark_down(exc)
 
     def _local(self) -> LocalRateLimiter:
         if self._failure_mode == "fail_closed":

@@ -1,4 +1,4 @@
-"""Choosing the analytics, security, prompt, chain and RAG stores from the settings.
+"""Choosing the analytics, security, prompt, chain, RAG and response stores from the settings.
 
 PostgreSQL when `database_url` (or DATABASE_URL) is set, else a SQLite file at
 `<data_dir>/analytics.db`; both stores use the same database. Nothing connects here: the caller
@@ -23,6 +23,9 @@ from ai_gateway.stores.prompts_sqlite import SQLitePromptStore
 from ai_gateway.stores.rag import RagStore
 from ai_gateway.stores.rag_postgres import PostgresRagStore
 from ai_gateway.stores.rag_sqlite import SQLiteRagStore
+from ai_gateway.stores.responses import ResponseStore
+from ai_gateway.stores.responses_postgres import PostgresResponseStore
+from ai_gateway.stores.responses_sqlite import SQLiteResponseStore
 from ai_gateway.stores.security import SecurityStore
 from ai_gateway.stores.security_postgres import PostgresSecurityStore
 from ai_gateway.stores.security_sqlite import SQLiteSecurityStore
@@ -104,3 +107,12 @@ def open_rag_store(settings: GatewaySettings) -> RagStore:
     if url is not None:
         return PostgresRagStore(url)
     return SQLiteRagStore(_sqlite_path(settings))
+
+
+def open_response_store(settings: GatewaySettings) -> ResponseStore:
+    """The store of the Responses API's stored responses, in the same database as the analytics
+    store (not started; same errors as `open_analytics_store`)."""
+    url = _postgres_url(settings)
+    if url is not None:
+        return PostgresResponseStore(url)
+    return SQLiteResponseStore(_sqlite_path(settings))

@@ -9,16 +9,20 @@ from pydantic import BaseModel, ConfigDict, Field
 class WebSocketConfig(BaseModel):
     """`enabled`: off, an upgrade to `/ai/ws` is refused with a 403 `websocket_disabled` (not a
     404). `max_message_bytes`: a bigger client message closes the socket with 1009.
-    `send_queue`: messages waiting for a client that reads slowly; when it stays full for
-    `send_timeout_s`, the socket is closed with 4008 and its requests cancelled.
-    `max_in_flight`: requests running at once on one socket. `auth_timeout_s`: how long a socket
-    opened without a credential waits for its `auth` message."""
+    `send_timeout_s`: a socket whose sends have waited this long for the client to read (the
+    server's write buffer full, nothing sent since) is closed with 4008 and its requests
+    cancelled.
+    `compression`: accept permessage-deflate when a client offers it (off: chunks are small,
+    and deflating each one costs the gateway more CPU than the bytes it saves; SSE is not
+    compressed either). `max_in_flight`: requests running at once on one socket.
+    `auth_timeout_s`: how long a socket opened without a credential waits for its `auth`
+    message."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024, le=16 * 1024 * 1024)
-    send_queue: int = Field(default=256, ge=1, le=100_000)
     send_timeout_s: float = Field(default=10.0, gt=0)
     max_in_flight: int = Field(default=16, ge=1, le=1000)
+    compression: bool = False
     auth_timeout_s: float = Field(default=10.0, gt=0)

@@ -12,6 +12,10 @@ A record is dropped only when the buffer is full (it is then counted and logged,
 with the store still down, or when the store rejects the record itself (not its batch, not the
 connection) in isolation after its batch failed `REJECT_AFTER` times in a row.
 
+With a journal (`usage/journal.py`), every record taken is also appended to a file, and what a
+killed process left there is taken again at `start()`: a `kill -9` does not lose the records of
+requests already answered.
+
 Call every method on the event loop's thread. The writer does not own the store: close the writer,
 then the store.
 """
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.stores.analytics import AnalyticsStore, StoreUnavailableError
+from ai_gateway.usage.journal import Journal
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 
 if TYPE_CHECKING:
@@ -93,6 +98,7 @@ class AnalyticsWriter:
         backoff_s: tuple[float, float] = (0.1, 5.0),
         drop_log_interval_s: float = 10.0,
         retention_interval_s: float = 3600.0,
+        journal: Journal | None = None,
     ) -> None:
         if max_buffer < 1 or batch_size < 1:
             raise ValueError("max_buffer and batch_size must be at least 1")
@@ -125,6 +131,7 @@ class AnalyticsWriter:
         self._io_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._journal = journal
 
     # --- the hot path ----------------------------------------------------------------------------
 
@@ -136,6 +143,8 @@ class AnalyticsWriter:
         queue = self._usage
         queue.append(record)
         self._buffered += 1
+        if self._journal is not None:
+            self._journal.append("usage", record)
         if len(queue) >= self._batch_size and self._available:
             self._wake.set()
 
@@ -143,12 +152,16 @@ class AnalyticsWriter:
         if self._admit():
             self._queues["feedback"].append(record)
             self._buffered += 1
+            if self._journal is not None:
+                self._journal.append("feedback", record)
             self._nudge("feedback")
 
     def submit_audit(self, record: AuditRecord) -> None:
         if self._audit is not None and self._admit():
             self._queues["audit"].append(record)
             self._buffered += 1
+            if self._journal is not None:
+                self._journal.append("audit", record)
             self._nudge("audit")
 
     def pending(self, request_id: str, *, user: str | None = None) -> bool:
@@ -241,6 +254,8 @@ class AnalyticsWriter:
             queue.popleft()
         self._popped[kind] += count
         self._buffered -= count
+        if self._journal is not None:
+            self._journal.taken(kind, count)
 
     def _succeeded(self, written: int) -> None:
         self._head_failures = 0
@@ -371,9 +386,21 @@ class AnalyticsWriter:
     async def start(self) -> None:
         if self._tasks or self._closed:
             return
+        if self._journal is not None:
+            self._recover(self._journal)
         self._tasks.append(asyncio.create_task(self._run(), name="analytics-writer"))
         if self._retention_days > 0 and self._store is not None:
             self._tasks.append(asyncio.create_task(self._retention(), name="analytics-retention"))
+
+    def _recover(self, journal: Journal) -> None:
+        """Take again the records a killed process left in the journal."""
+        submit: dict[str, Callable[[Any], None]] = {
+            "usage": self.submit_usage,
+            "feedback": self.submit_feedback,
+            "audit": self.submit_audit,
+        }
+        for kind, record in journal.recover():
+            submit[kind](record)
 
     async def flush(self) -> None:
         """Write everything buffered now. StoreUnavailableError when the store fails (the
@@ -414,7 +441,12 @@ class AnalyticsWriter:
             for queue in self._queues.values():
                 queue.clear()
             self._buffered = 0
-            self._drop(left, "shutdown")
+            if self._journal is None:
+                self._drop(left, "shutdown")
+            else:  # not lost: the next start takes them from the journal
+                log.warning("analytics_records_left_in_journal", count=left)
+        if self._journal is not None:
+            self._journal.close()
         self._log_drops(force=True)
         self._report_state()
         log.info("analytics_writer_closed", written=self._written, dropped=self._dropped)

@@ -1,5 +1,6 @@
 """The PostgreSQL schema (analytics: versions 1, 3, 4, 5 and 7; API keys and the audit log:
-version 2; prompt templates: 6; chains: 8; RAG files and vector stores: 9), and the runner
+version 2; prompt templates: 6; chains: 8; RAG files and vector stores: 9;
+stored responses of the Responses API: 10), and the runner
 that applies it (every store of the database runs it).
 
 The tables live in their own schema (`ai_gateway` unless configured), so a database shared with
@@ -266,6 +267,27 @@ MIGRATIONS: tuple[Migration, ...] = (
                 cancelled boolean NOT NULL
             )""",
             "CREATE INDEX vector_store_file_batches_store ON vector_store_file_batches (store_id)",
+        ),
+    ),
+    Migration(
+        10,
+        "responses: the Responses API's stored responses",
+        # `seq` keeps creation order (an identity: never reused); times are Unix seconds; the
+        # Response object and the input items are JSON text, as the RAG tables keep theirs.
+        # `previous_response_id` links a conversation's responses (followed backwards).
+        (
+            """CREATE TABLE responses (
+                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id text NOT NULL UNIQUE,
+                created_at bigint NOT NULL,
+                owner_kind text NOT NULL,
+                owner_value text NOT NULL,
+                previous_response_id text,
+                status text NOT NULL,
+                response text NOT NULL,
+                input_items text NOT NULL
+            )""",
+            "CREATE INDEX responses_created_at ON responses (created_at)",
         ),
     ),
 )

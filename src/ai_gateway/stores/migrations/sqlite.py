@@ -1,5 +1,6 @@
 """The SQLite schema (analytics: versions 1, 3, 4, 5 and 7; API keys and the audit log:
-version 2; prompt templates: 6; chains: 8; RAG files and vector stores: 9), and the runner
+version 2; prompt templates: 6; chains: 8; RAG files and vector stores: 9;
+stored responses of the Responses API: 10), and the runner
 that applies it (on a store's worker thread; every store of the file runs it).
 
 Times are INTEGER microseconds since the epoch (UTC); costs are TEXT decimals (exact; summed by
@@ -261,6 +262,27 @@ MIGRATIONS: tuple[Migration, ...] = (
                 cancelled INTEGER NOT NULL
             )""",
             "CREATE INDEX vector_store_file_batches_store ON vector_store_file_batches (store_id)",
+        ),
+    ),
+    Migration(
+        10,
+        "responses: the Responses API's stored responses",
+        # `seq` keeps creation order (AUTOINCREMENT: never reused); times are Unix seconds; the
+        # Response object and the input items are JSON text.
+        # `previous_response_id` links a conversation's responses (followed backwards).
+        (
+            """CREATE TABLE responses (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                created_at INTEGER NOT NULL,
+                owner_kind TEXT NOT NULL,
+                owner_value TEXT NOT NULL,
+                previous_response_id TEXT,
+                status TEXT NOT NULL,
+                response TEXT NOT NULL,
+                input_items TEXT NOT NULL
+            )""",
+            "CREATE INDEX responses_created_at ON responses (created_at)",
         ),
     ),
 )
