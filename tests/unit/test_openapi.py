@@ -197,3 +197,14 @@ def test_event_streams_are_described_one_event_at_a_time() -> None:
     for name, schema in streams.items():
         assert Draft202012Validator(schema).is_valid(event), name
         assert not Draft202012Validator(schema).is_valid("data: {}"), name
+
+
+def test_every_operation_with_query_parameters_documents_400() -> None:
+    # Found by fuzzing: GET /v1/responses/{id}/input_items?order=AAA answered an undocumented 400.
+    missing = [
+        f"{method.upper()} {path}"
+        for path, method, op in _operations()
+        if any(p.get("in") == "query" for p in op.get("parameters", []))
+        and "400" not in op["responses"]
+    ]
+    assert not missing

@@ -102,6 +102,11 @@ def responses_paths() -> dict[str, Any]:
         "400": "Only background responses can be cancelled, and "
         "this gateway runs none (response_not_cancellable).",
     }
+    # Found by fuzzing: a bad `order` or `limit` is a 400 the document did not list.
+    list_errors = {
+        **_STORED_ERRORS,
+        "400": "A query parameter is invalid: `limit` (1 to 100) or `order` (asc, desc).",
+    }
     paths: dict[str, Any] = {}
     for p in ("/ai", "/v1"):
         one = f"{p}/responses/{{response_id}}"
@@ -133,7 +138,7 @@ def responses_paths() -> dict[str, Any]:
                 "list_response_input_items",
                 "The items a stored response was made from",
                 a_list,
-                _STORED_ERRORS,
+                list_errors,
                 query=page,
             )
         }
