@@ -58,6 +58,8 @@ class Cluster:
         self.dir = workdir / "cluster"
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "gateway.yaml").write_text(config())
+        self._redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        self._database = database
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = child_env(
@@ -83,6 +85,17 @@ class Cluster:
             raise RuntimeError(f"scripts/cluster up failed:\n{done.stdout}\n{done.stderr}")
         state = json.loads((self.dir / "cluster.json").read_text())
         self.instances = [Instance(p["name"], p["pid"], p["port"]) for p in state["instances"]]
+
+    def restart(self, name: str) -> None:
+        """Start a stopped (killed) instance again, on its own data folder."""
+        done = self._run(
+            "restart",
+            name,
+            *("--dir", str(self.dir), "--ready-timeout", "120"),
+            *("--redis-url", self._redis_url, "--database-url", self._database),
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"scripts/cluster restart failed:\n{done.stdout}\n{done.stderr}")
 
     def down(self) -> None:
         self._run("down", "--dir", str(self.dir), "--keep-logs")
