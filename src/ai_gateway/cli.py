@@ -239,7 +239,7 @@ def _run(args: argparse.Namespace, config: Config, app: Any, overrides: dict[str
     if sys.stderr.isatty():
         banner = start_banner(config, list(table.groups), list(table.direct_providers))
         print(banner, file=sys.stderr)
-    common = uvicorn_options(settings)
+    common = uvicorn_options(config)
     if settings.workers == 1:
         tune_gc()
         uvicorn.run(app, **common)

@@ -37,7 +37,7 @@ from ai_gateway.notify.config import NotificationsConfig
 from ai_gateway.rag.config import RagConfig
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
-from ai_gateway.streaming.config import WebSocketConfig
+from ai_gateway.streaming.config import StreamingConfig, WebSocketConfig
 
 ProviderName = Literal["openai", "anthropic", "gemini", "local"]
 PROVIDERS: tuple[ProviderName, ...] = ("openai", "anthropic", "gemini", "local")
@@ -152,6 +152,8 @@ class GatewaySettings(BaseModel):
     body_timeout_s: float = Field(default=30.0, gt=0)
     keep_alive_timeout_s: int = Field(default=5, ge=1)
     max_connections: int = Field(default=1000, ge=1)
+    # Graceful drain on SIGTERM (streaming/drain.py): how long requests in flight may finish.
+    drain_timeout_s: float = Field(default=30.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Shared state for several gateway instances (circuit breakers, usage windows). Unset: each
     # instance keeps its own, in memory.
@@ -224,6 +226,7 @@ class _FileConfig(BaseModel):
     chains: ChainsConfig = Field(default_factory=ChainsConfig)
     rag: RagConfig = Field(default_factory=RagConfig)
     websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
+    streaming: StreamingConfig = Field(default_factory=StreamingConfig)
     hooks: HooksConfig = ()
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
@@ -271,6 +274,7 @@ class Config:
     chains: ChainsConfig = field(default_factory=ChainsConfig)
     rag: RagConfig = field(default_factory=RagConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
     hooks: HooksConfig = ()
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     source: str = "environment"
@@ -436,6 +440,7 @@ def load_config(
         chains=file_config.chains,
         rag=_rag_from_env(file_config.rag, env),
         websocket=file_config.websocket,
+        streaming=file_config.streaming,
         hooks=file_config.hooks,
         notifications=file_config.notifications,
         source=str(path) if path else "environment",

@@ -76,8 +76,9 @@ class CodeAPI:
         chunks, first = await cancel_on_disconnect(
             open_stream(self._chains.chat, exchange), request.receive
         )
-        events = _sse(code_events(chunks, first, formatter), partial(self._count_error, request))
-        return sse_response(events, chunks, exchange)
+        count_error = partial(self._count_error, request)
+        events = _sse(code_events(chunks, first, formatter), count_error)
+        return sse_response(events, chunks, exchange, count_error)
 
     async def exchange(self, body: Any, info: RequestInfo) -> tuple[Exchange, Formatter]:
         """A code request's chat exchange (run by the chat chain), and how its answer is

@@ -3,7 +3,9 @@
 - JSON: the answer, with the exchange's headers and the route taken (`x-gateway-*`).
 - SSE: each chunk as `data: {...}`, then `data: [DONE]`; the usage chunk only when the client
   asked for it (`stream_options.include_usage`). An error raised after the first chunk is sent
-  as a final `data: {"error": ...}` event (the client already has a 200) and counted.
+  as a final `data: {"error": ...}` event (the client already has a 200) and counted; so is the
+  end of a stream the instance's drain stopped (`api/event_stream.py`, which also sends the
+  keep-alive comments of a silent stream).
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from collections.abc import AsyncGenerator, Callable
 from urllib.parse import quote
 
 from starlette.background import BackgroundTask
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from ai_gateway.api.common import JSONResponse
+from ai_gateway.api.event_stream import EventStreamResponse
 from ai_gateway.errors import GatewayError
 from ai_gateway.pipeline.chain import Chain
 from ai_gateway.pipeline.exchange import Chunks, Exchange, Kind
 from ai_gateway.providers.base import JSONObject
 from ai_gateway.request_info import RequestInfo
+from ai_gateway.streaming.drain import Drain, shutdown_error
 from ai_gateway.streaming.regroup import regrouped
 from ai_gateway.streaming.sse import DONE, encode_data
 
@@ -84,16 +88,25 @@ def sse_answer(
     chunks: Chunks, first: JSONObject | None, exchange: Exchange, count_error: ErrorCount
 ) -> Response:
     body = _events(chunks, first, exchange.include_usage, count_error)
-    return sse_response(body, chunks, exchange)
+    return sse_response(body, chunks, exchange, count_error)
 
 
-def sse_response(body: AsyncGenerator[bytes, None], chunks: Chunks, exchange: Exchange) -> Response:
+def sse_response(
+    body: AsyncGenerator[bytes, None], chunks: Chunks, exchange: Exchange, count_error: ErrorCount
+) -> Response:
     """`body`, events made from the chain's `chunks`, as an SSE response with the exchange's
     headers and the route taken."""
-    return StreamingResponse(
+
+    def stopped(drain: Drain) -> bytes:
+        # The drain's deadline: the record says why (not a client that left), the client too.
+        error = exchange.stopped = shutdown_error(drain.timeout_s)
+        count_error(error)
+        return encode_data(error.to_dict())
+
+    return EventStreamResponse(
         body,
-        media_type=SSE,
         headers={**SSE_HEADERS, **exchange.headers, **route_headers(exchange.info)},
+        on_expire=stopped,
         # After the response, also when the client left: the server leaves a body it stopped
         # sending suspended, or never starts one for a client gone before it began. Closing the
         # stream runs every stage's clean-up (recorded, settled, upstream closed).

@@ -13,6 +13,13 @@ left (the upstream request is closed). What the tasks produce goes through one b
 (`api/ws_queue.py`) to the socket; a client that stops reading is closed with 4008 and its
 requests are cancelled. A message over `max_message_bytes` closes the socket with 1009. When
 the socket closes, however it closes, its requests are cancelled.
+
+Drain (`streaming/drain.py`): once the instance drains, a new socket is refused (503
+`server_shutting_down`) and an open one takes no new request (an `error` message with that
+code); it is closed with 1001 when its requests in flight have finished. When the drain time
+is over, each request still in flight gets an `error` message (`server_shutting_down`; its
+usage record says so) and the socket is closed with 1001. The protocol's pings, which keep an
+idle socket open through proxies, follow `streaming.keepalive_interval_s` (`serving.py`).
 """
 
 from __future__ import annotations
@@ -40,8 +47,10 @@ from ai_gateway.errors import (
 )
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
+from ai_gateway.pipeline.exchange import Exchange
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.streaming.config import WebSocketConfig
+from ai_gateway.streaming.drain import Drain, refusal_error, shutdown_error
 
 log = get_logger("ai_gateway.ws")
 
@@ -49,16 +58,24 @@ LABEL = "/ws"  # the metrics label of the socket's requests
 TOO_BIG = 1009
 NOT_READING = 4008
 POLICY = 1008
+GOING_AWAY = 1001
+_END = ""  # tells the send loop to stop once what is queued before it has gone out
+_LAST_WORDS_S = 2.0
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 class WebSocketAPI:
     def __init__(
-        self, config: WebSocketConfig, endpoints: SocketEndpoints, metrics: Metrics
+        self,
+        config: WebSocketConfig,
+        endpoints: SocketEndpoints,
+        metrics: Metrics,
+        drain: Drain | None = None,
     ) -> None:
         self._config = config
         self._endpoints = endpoints
         self._metrics = metrics
+        self._drain = drain
         self._new_id = request_id_source()
 
     async def serve(self, websocket: WebSocket) -> None:
@@ -71,13 +88,24 @@ class WebSocketAPI:
             )
             await send_error(websocket.send, refusal, "websocket", can_deny(scope))
             return
+        if self._drain is not None and self._drain.draining:
+            await send_error(websocket.send, refusal_error(), "websocket", can_deny(scope))
+            return
         await websocket.accept(subprotocol=bearer_subprotocol(scope))
         info = RequestInfo.from_scope(scope)
         authenticate = socket_authenticator(scope)
         if authenticate is not None and not await self._first_message_auth(websocket):
             return
-        session = Session(websocket, self._config, self._endpoints, self._metrics)
-        await session.run(lambda: self._request_info(info))
+        drain_s = self._drain.timeout_s if self._drain is not None else 0.0
+        session = Session(websocket, self._config, self._endpoints, self._metrics, drain_s)
+        if self._drain is None:
+            await session.run(lambda: self._request_info(info))
+            return
+        self._drain.watch(session)
+        try:
+            await session.run(lambda: self._request_info(info))
+        finally:
+            self._drain.unwatch(session)
 
     def _request_info(self, socket: RequestInfo) -> RequestInfo:
         return RequestInfo(
@@ -125,8 +153,10 @@ class Session:
         config: WebSocketConfig,
         endpoints: SocketEndpoints,
         metrics: Metrics,
+        drain_s: float = 0.0,
     ) -> None:
         self._ws = websocket
+        self._drain_s = drain_s
         self._config = config
         self._endpoints = endpoints
         self._metrics = metrics
@@ -135,6 +165,10 @@ class Session:
         self._cancelled: set[str] = set()
         self._close: tuple[int, str] | None = None  # why the gateway closes the socket
         self._main: asyncio.Task[Any] | None = None
+        self._exchanges: dict[str, Exchange] = {}  # of the requests in flight
+        self._draining = False
+        self._expired: GatewayError | None = None  # the drain's deadline passed
+        self._ending = False  # the socket is closing: its requests are being cancelled
 
     async def run(self, new_info: Callable[[], RequestInfo]) -> None:
         """Serve the socket until it closes; `new_info` makes each request's facts."""
@@ -147,11 +181,14 @@ class Session:
             if self._close is None or self._main is None or self._main.uncancel() > 0:
                 raise
         finally:
+            self._ending = True
             tasks = list(self._tasks.values())
             for task in tasks:
                 task.cancel()
             # Each request's stages clean up (upstream closed, recorded, settled).
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._close is not None and self._close[0] == GOING_AWAY:
+                await self._last_words(sender)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
@@ -194,6 +231,9 @@ class Session:
                 self._cancelled.add(request_id)
                 task.cancel()
             return
+        if self._draining:
+            self._queue.offer(encode(error_message(request_id, refusal_error())))
+            return
         if request_id in self._tasks:
             raise ProtocolError(
                 f"A request with id {request_id!r} is in flight on this socket; use a new id.",
@@ -224,11 +264,18 @@ class Session:
                 self._stop(NOT_READING, "the client does not read: send queue full")
                 raise asyncio.CancelledError
 
+        def bind(exchange: Exchange) -> None:
+            self._exchanges[request_id] = exchange
+
         try:
-            await self._endpoints.run(endpoint, body, info, emit)
+            await self._endpoints.run(endpoint, body, info, emit, bind)
         except asyncio.CancelledError:
             status = 499
-            if request_id in self._cancelled and self._close is None:
+            if self._expired is not None:
+                status = self._expired.status
+                self._metrics.observe_error(LABEL, self._expired.type, self._expired.code)
+                self._queue.offer(encode(error_message(request_id, self._expired)))
+            elif request_id in self._cancelled and self._close is None:
                 self._queue.offer(encode(error_message(request_id, _cancelled_error())))
             raise
         except GatewayError as exc:
@@ -249,22 +296,56 @@ class Session:
             await self._queue.put(encode(error_message(request_id, error)))
         finally:
             self._tasks.pop(request_id, None)
+            self._exchanges.pop(request_id, None)
             self._cancelled.discard(request_id)
             seconds = perf_counter() - info.started
             self._metrics.observe_request(LABEL, info.model, info.provider, status, seconds)
+            if self._draining and not self._tasks:
+                self._stop(GOING_AWAY, "server shutting down")
 
     def _stop(self, code: int, reason: str) -> None:
         """Close the socket (after its requests are cancelled)."""
-        if self._close is None:
+        if self._close is None and not self._ending:
             self._close = (code, reason)
             if self._main is not None:
                 self._main.cancel()
+
+    # -- drain (streaming/drain.py) ---------------------------------------------------------------
+
+    def drain_began(self) -> None:
+        """Take no new request; close once those in flight have finished."""
+        self._draining = True
+        if not self._tasks:
+            self._stop(GOING_AWAY, "server shutting down")
+
+    def drain_expired(self) -> None:
+        """Stop the requests in flight: each gets an error message, its record the reason."""
+        self._draining = True
+        if not self._tasks:
+            self._stop(GOING_AWAY, "server shutting down")
+            return
+        error = self._expired = shutdown_error(self._drain_s)
+        for request_id, task in list(self._tasks.items()):
+            exchange = self._exchanges.get(request_id)
+            if exchange is not None:
+                exchange.stopped = error
+            task.cancel()
+
+    async def _last_words(self, sender: asyncio.Task[None]) -> None:
+        """Let what is queued (the last answers, the error messages) go out before the close."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(_LAST_WORDS_S):
+                if await self._queue.put(_END):
+                    await asyncio.shield(sender)
 
     async def _send_loop(self) -> None:
         send = self._ws.send
         try:
             while True:
-                await send({"type": "websocket.send", "text": await self._queue.get()})
+                text = await self._queue.get()
+                if text == _END:
+                    return
+                await send({"type": "websocket.send", "text": text})
         except asyncio.CancelledError:
             raise
         except Exception:  # the client is gone: the receive loop sees the disconnect

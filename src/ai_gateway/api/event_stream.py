@@ -1,0 +1,184 @@
+"""`EventStreamResponse`: an SSE response that keeps a silent stream alive and ends it, with an
+error event, when the instance's drain time is over.
+
+- **Keep-alive**: after `keepalive_s` without an event (the upstream is thinking), a comment
+  line `: keep-alive` goes out, and again every `keepalive_s`, so that proxies with an idle
+  timeout do not cut the stream; clients ignore comments. One timer per stream, re-armed only
+  when it fires: an event going out costs a clock read, not a timer.
+- **Drain** (`streaming/drain.py`): a stream still open when the drain expires is stopped
+  (`on_expire` gives the reason to its record first), its body is closed (every stage's
+  clean-up runs: the usage record is written), and the client gets the OpenAI-style error event
+  `on_expire` returned, then the end of the response; never a silent cut.
+- **Client gone**: the stream is cancelled (upstream closed) as soon as the client disconnects.
+
+The keep-alive interval and the drain come from the app's lifespan state (`scope["state"]`,
+`STATE_KEY`); without it (an app run without its lifespan) the stream is a plain one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Literal
+
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ai_gateway.streaming.drain import STATE_KEY, Drain, StreamPolicy
+
+KEEPALIVE = b": keep-alive\n\n"
+# How long the last words of a stream stopped at the deadline may wait for a slow client.
+_LAST_WORDS_S = 2.0
+
+Stop = Literal["gone", "deadline"]
+
+
+class EventStreamResponse(Response):
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        body: AsyncGenerator[bytes, None],
+        *,
+        headers: Mapping[str, str],
+        on_expire: Callable[[Drain], bytes],
+        background: BackgroundTask | None = None,
+    ) -> None:
+        """`on_expire`: called when the drain stops the stream, before its body is closed;
+        returns the error event to send."""
+        self.body_iterator = body
+        self.status_code = 200
+        self.background = background
+        self.init_headers(headers)
+        self._on_expire = on_expire
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        policy = (scope.get("state") or {}).get(STATE_KEY)
+        stream = _Stream(self.body_iterator, send, policy, self._on_expire)
+        await stream.run(receive, self.raw_headers)
+        if self.background is not None:
+            await self.background()
+
+
+class _Stream:
+    def __init__(
+        self,
+        body: AsyncGenerator[bytes, None],
+        send: Send,
+        policy: StreamPolicy | None,
+        on_expire: Callable[[Drain], bytes],
+    ) -> None:
+        self._body = body
+        self._send = send
+        self._policy = policy
+        self._on_expire = on_expire
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[object] | None = None
+        self._stop: Stop | None = None
+        self._last = 0.0  # when the last event went out (the loop's clock)
+        self._beat: asyncio.Task[None] | None = None  # a keep-alive being written
+        self._timer: asyncio.TimerHandle | None = None
+        self._interval = policy.keepalive_s if policy is not None else 0.0
+        self._error = b""  # the event that ends a stream stopped at the deadline
+
+    async def run(self, receive: Receive, headers: list[tuple[bytes, bytes]]) -> None:
+        self._task = task = asyncio.current_task()
+        assert task is not None
+        listener = self._loop.create_task(self._listen(receive))
+        drain = self._policy.drain if self._policy is not None else None
+        if drain is not None:
+            drain.watch(self)
+        try:
+            await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+            await self._pump()
+        except asyncio.CancelledError:
+            if self._stop is None or task.uncancel() > 0:
+                await self._close_body()  # cancelled from outside: still recorded, now
+                raise
+            if self._stop == "deadline":
+                await self._last_words()
+            # "gone": nobody to tell; the background task closes the body.
+        finally:
+            listener.cancel()
+            self._quiet()
+            if drain is not None:
+                drain.unwatch(self)
+
+    async def _pump(self) -> None:
+        send, loop = self._send, self._loop
+        if self._interval > 0:
+            self._last = loop.time()
+            self._timer = loop.call_at(self._last + self._interval, self._tick)
+        async for data in self._body:
+            self._last = loop.time()
+            if self._beat is not None:  # a keep-alive is being written: after it
+                await self._beat
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        self._quiet()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    # -- keep-alive -------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = self._loop.time()
+        due = self._last + self._interval
+        if now >= due and self._beat is None:
+            self._last = now
+            self._beat = self._loop.create_task(self._keepalive())
+            due = now + self._interval
+        elif now >= due:  # the previous keep-alive is still waiting for the client
+            due = now + self._interval
+        self._timer = self._loop.call_at(due, self._tick)
+
+    async def _keepalive(self) -> None:
+        # A failure means the client is gone: the listener or the next event finds out.
+        with contextlib.suppress(Exception):
+            await self._send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+        self._beat = None
+
+    def _quiet(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
+
+    # -- stopping ---------------------------------------------------------------------------------
+
+    async def _listen(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self._cancel("gone")
+                return
+
+    def _cancel(self, why: Stop) -> None:
+        if self._stop is None and self._task is not None:
+            self._stop = why
+            self._task.cancel()
+
+    def drain_began(self) -> None:
+        """The stream goes on until it ends or the drain expires."""
+
+    def drain_expired(self) -> None:
+        if self._stop is None and self._policy is not None:
+            self._error = self._on_expire(self._policy.drain)  # the record's reason first
+            self._cancel("deadline")
+
+    async def _close_body(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._body.aclose()
+
+    async def _last_words(self) -> None:
+        """Stopped at the deadline: record, then tell the client and end the response."""
+        self._quiet()
+        await self._close_body()  # every stage's clean-up: the usage record is written
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(_LAST_WORDS_S):
+                await self._send(
+                    {"type": "http.response.body", "body": self._error, "more_body": True}
+                )
+                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
