@@ -20,7 +20,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ai_gateway.api.common import BodyLimit, JSONResponse, cancel_on_disconnect, read_json
+from ai_gateway.api.common import BodyLimit, JSONResponse, read_json
+from ai_gateway.api.draining import until_drained
 from ai_gateway.api.event_stream import EventStreamResponse
 from ai_gateway.api.render import SSE_HEADERS, route_headers
 from ai_gateway.api.route_table import UNMATCHED, matched_route
@@ -129,13 +130,11 @@ class ChainsAPI:
         version = chain.version
         headers = {HEADER: f"{version.prompt_id}@{version.version}"}
         if not body.stream:
-            result = await cancel_on_disconnect(
-                run.complete(body.include_intermediate), request.receive
-            )
+            result = await until_drained(run.complete(body.include_intermediate), request)
             return JSONResponse(result, headers={**headers, **route_headers(info)})
         events = run.events(body.include_intermediate)
         # Until the first event the client can still get an HTTP error with its status.
-        first = await cancel_on_disconnect(anext(events), request.receive)
+        first = await until_drained(anext(events), request)
         stream = _sse(first, events, lambda exc: self._count_error(request, exc))
 
         def stopped(drain: Drain) -> bytes:

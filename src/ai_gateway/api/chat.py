@@ -1,8 +1,9 @@
 """POST /ai/chat/completions and /ai/embeddings (also under /v1): read the body, build the
 exchange, run the endpoint's chain (pipeline/chains.py), render the outcome (api/render.py).
 
-The chain runs under `cancel_on_disconnect`: a client that leaves before the answer (or a
-stream's first chunk) cancels it, upstream call included.
+The chain runs under `until_drained`: a client that leaves before the answer (or a stream's
+first chunk) cancels it, upstream call included; so does the end of the instance's drain time
+(then a 503).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from functools import partial
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ai_gateway.api.common import BodyLimit, cancel_on_disconnect, read_json
+from ai_gateway.api.common import BodyLimit, read_json
+from ai_gateway.api.draining import until_drained
 from ai_gateway.api.render import json_answer, open_stream, sse_answer
 from ai_gateway.api.route_table import UNMATCHED, matched_route
 from ai_gateway.errors import GatewayError
@@ -39,16 +41,16 @@ class CompletionsAPI:
         exchange = chat_exchange(body, info, self._limits, control)
         chain = self._chains.chat
         if not exchange.stream:
-            result = await cancel_on_disconnect(chain(exchange), request.receive)
+            result = await until_drained(chain(exchange), request, exchange)
             assert isinstance(result, dict)
             return json_answer(result, exchange)
-        chunks, first = await cancel_on_disconnect(open_stream(chain, exchange), request.receive)
+        chunks, first = await until_drained(open_stream(chain, exchange), request, exchange)
         return sse_answer(chunks, first, exchange, partial(self._count_error, request))
 
     async def embeddings(self, request: Request) -> Response:
         body = await read_json(request, self._body)
         exchange = embeddings_exchange(body, RequestInfo.from_scope(request.scope), self._limits)
-        result = await cancel_on_disconnect(self._chains.embeddings(exchange), request.receive)
+        result = await until_drained(self._chains.embeddings(exchange), request, exchange)
         assert isinstance(result, dict)
         return json_answer(result, exchange)
 

@@ -27,7 +27,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ai_gateway.api.common import BodyLimit, JSONResponse, cancel_on_disconnect, read_json
+from ai_gateway.api.common import BodyLimit, JSONResponse, read_json
+from ai_gateway.api.draining import until_drained
 from ai_gateway.api.render import open_stream, route_headers, sse_response
 from ai_gateway.api.route_table import UNMATCHED, matched_route
 from ai_gateway.codegen.format import format_answer
@@ -67,14 +68,14 @@ class CodeAPI:
         body = await read_json(request, self._body)
         exchange, formatter = await self.exchange(body, RequestInfo.from_scope(request.scope))
         if not exchange.stream:
-            answer = await cancel_on_disconnect(self._chains.chat(exchange), request.receive)
+            answer = await until_drained(self._chains.chat(exchange), request, exchange)
             assert isinstance(answer, dict)
             return JSONResponse(
                 formatted_answer(answer, formatter),
                 headers={**exchange.headers, **route_headers(exchange.info)},
             )
-        chunks, first = await cancel_on_disconnect(
-            open_stream(self._chains.chat, exchange), request.receive
+        chunks, first = await until_drained(
+            open_stream(self._chains.chat, exchange), request, exchange
         )
         count_error = partial(self._count_error, request)
         events = _sse(code_events(chunks, first, formatter), count_error)

@@ -12,7 +12,7 @@ error event, when the instance's drain time is over.
 - **Client gone**: the stream is cancelled (upstream closed) as soon as the client disconnects.
 
 The keep-alive interval and the drain come from the app's lifespan state (`scope["state"]`,
-`STATE_KEY`); without it (an app run without its lifespan) the stream is a plain one.
+`api/draining.py`); without it (an app run without its lifespan) the stream is a plain one.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ai_gateway.streaming.drain import STATE_KEY, Drain, StreamPolicy
+from ai_gateway.api.draining import stream_policy
+from ai_gateway.streaming.drain import Drain, StreamPolicy
 
 KEEPALIVE = b": keep-alive\n\n"
 # How long the last words of a stream stopped at the deadline may wait for a slow client.
@@ -55,8 +56,7 @@ class EventStreamResponse(Response):
         self._on_expire = on_expire
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        policy = (scope.get("state") or {}).get(STATE_KEY)
-        stream = _Stream(self.body_iterator, send, policy, self._on_expire)
+        stream = _Stream(self.body_iterator, send, stream_policy(scope), self._on_expire)
         await stream.run(receive, self.raw_headers)
         if self.background is not None:
             await self.background()
