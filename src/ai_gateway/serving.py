@@ -44,11 +44,9 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from ai_gateway.errors import GatewayError, RequestTimeoutError, ServiceUnavailableError
-from ai_gateway.observability.logging import get_logger
 from ai_gateway.settings import Config
 from ai_gateway.streaming.drain import END_GRACE_S, STATE_KEY, Drain, refusal_error
 
-log = get_logger("ai_gateway.serving")
 # Paths a draining instance still serves: its health and metrics.
 _OPEN_WHILE_DRAINING = (b"/health", b"/metrics")
 
@@ -242,6 +240,11 @@ def drain_on_signals(drain: Drain) -> Callable[[], None]:
             handler(sig, frame)
 
     async def drain_then_stop(sig: int) -> None:
+        # Imported here: a worker process unpickles this module (its protocol) before it
+        # answers the supervisor's health pings, and the logging setup is slow to import.
+        from ai_gateway.observability.logging import get_logger
+
+        log = get_logger("ai_gateway.serving")
         log.info("draining", drain_timeout_s=drain.timeout_s, in_flight=drain.in_flight())
         drain.begin()
         await drain.wait()

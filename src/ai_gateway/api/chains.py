@@ -137,16 +137,15 @@ class ChainsAPI:
         first = await until_drained(anext(events), request)
         stream = _sse(first, events, lambda exc: self._count_error(request, exc))
 
-        def stopped(drain: Drain) -> bytes:
+        def stopped(drain: Drain) -> GatewayError:
             # The instance's drain ended the run (its steps' records show a cancelled step).
-            error = shutdown_error(drain.timeout_s)
-            self._count_error(request, error)
-            return encode_data(error.to_dict())
+            return shutdown_error(drain.timeout_s)
 
         return EventStreamResponse(
             stream,
-            headers={**SSE_HEADERS, **headers},
+            headers=lambda: {**SSE_HEADERS, **headers},
             on_expire=stopped,
+            on_error=lambda exc: self._count_error(request, exc),
             background=BackgroundTask(_close, stream, events),
         )
 

@@ -1,9 +1,10 @@
 """POST /ai/chat/completions and /ai/embeddings (also under /v1): read the body, build the
 exchange, run the endpoint's chain (pipeline/chains.py), render the outcome (api/render.py).
 
-The chain runs under `until_drained`: a client that leaves before the answer (or a stream's
-first chunk) cancels it, upstream call included; so does the end of the instance's drain time
-(then a 503).
+A JSON answer's chain runs under `until_drained`: a client that leaves before the answer
+cancels it, upstream call included; so does the end of the instance's drain time (then a 503).
+A stream's chain runs inside its response (`api/render.py`, `api/event_stream.py`), which
+does the same.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from starlette.responses import Response
 
 from ai_gateway.api.common import BodyLimit, read_json
 from ai_gateway.api.draining import until_drained
-from ai_gateway.api.render import json_answer, open_stream, sse_answer
+from ai_gateway.api.render import json_answer, sse_answer
 from ai_gateway.api.route_table import UNMATCHED, matched_route
 from ai_gateway.errors import GatewayError
 from ai_gateway.observability.metrics import Metrics
@@ -44,8 +45,7 @@ class CompletionsAPI:
             result = await until_drained(chain(exchange), request, exchange)
             assert isinstance(result, dict)
             return json_answer(result, exchange)
-        chunks, first = await until_drained(open_stream(chain, exchange), request, exchange)
-        return sse_answer(chunks, first, exchange, partial(self._count_error, request))
+        return sse_answer(chain, exchange, partial(self._count_error, request))
 
     async def embeddings(self, request: Request) -> Response:
         body = await read_json(request, self._body)

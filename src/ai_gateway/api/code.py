@@ -74,12 +74,10 @@ class CodeAPI:
                 formatted_answer(answer, formatter),
                 headers={**exchange.headers, **route_headers(exchange.info)},
             )
-        chunks, first = await until_drained(
-            open_stream(self._chains.chat, exchange), request, exchange
-        )
         count_error = partial(self._count_error, request)
-        events = _sse(code_events(chunks, first, formatter), count_error)
-        return sse_response(events, chunks, exchange, count_error)
+        chain = self._chains.chat
+        events = _sse(lambda: open_stream(chain, exchange), formatter, count_error)
+        return sse_response(events, exchange, count_error)
 
     async def exchange(self, body: Any, info: RequestInfo) -> tuple[Exchange, Formatter]:
         """A code request's chat exchange (run by the chat chain), and how its answer is
@@ -181,8 +179,14 @@ async def code_events(
 
 
 async def _sse(
-    events: AsyncGenerator[JSONObject, None], count_error: Callable[[GatewayError], None]
+    opening: Callable[[], Awaitable[tuple[Chunks, JSONObject | None]]],
+    formatter: Formatter,
+    count_error: Callable[[GatewayError], None],
 ) -> AsyncGenerator[bytes, None]:
+    """The events of a streamed code request, opened (run up to the first chunk) when the
+    response starts; a GatewayError until then passes through (`api/render.py`)."""
+    chunks, first = await opening()
+    events = code_events(chunks, first, formatter)
     try:
         async for event in events:
             yield encode_data(event)
