@@ -59,6 +59,7 @@ from ai_gateway.pipeline.charges import Charges
 from ai_gateway.pipeline.fanout import Fanout
 from ai_gateway.pipeline.guard import Guard
 from ai_gateway.pipeline.record import Record
+from ai_gateway.providers.egress import EgressProxies
 from ai_gateway.providers.local import local_models_installed
 from ai_gateway.providers.registry import ProviderRegistry
 from ai_gateway.request_info import RequestInfo
@@ -155,7 +156,12 @@ def create_app(
             raise ConfigError(f"{config.source}: registry: {exc}") from None
     counter = TokenCounter()
     providers = ProviderRegistry.from_settings(
-        settings, registry, counter, tracing, prompt_caching=config.cache.prompt_caching
+        settings,
+        registry,
+        counter,
+        tracing,
+        prompt_caching=config.cache.prompt_caching,
+        egress=EgressProxies.from_environ(),  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY
     )
     deployments = DeploymentTable.from_config(config, available=providers.names)
     metrics = Metrics()
