@@ -165,6 +165,13 @@ class GatewaySettings(BaseModel):
     analytics_enabled: bool = True
     analytics_retention_days: int = Field(default=30, ge=0)  # 0: keep forever
     analytics_buffer: int = Field(default=100_000, ge=100)  # records held while the store is down
+    # The database's operation (docs/operations.md): each PostgreSQL store's pool size (unset:
+    # the store's own default), PgBouncer in transaction pooling mode, and whether `serve`
+    # applies the schema's migrations itself (false: `ai-gateway migrate` does, beforehand).
+    database_pool_min_size: int | None = Field(default=None, ge=0, le=1000)
+    database_pool_max_size: int | None = Field(default=None, ge=1, le=1000)
+    database_pgbouncer: bool = False
+    database_migrate_at_start: bool = True
     # Tracing: prompt and completion text are recorded in spans only when this is on.
     trace_content: bool = False
     # Namespace of the gateway's Redis keys: instances that should share state use the same one.
@@ -174,6 +181,15 @@ class GatewaySettings(BaseModel):
     # Demo mode (ai_gateway/demo.py): None turns it on when no provider and no config file is
     # set; true or false forces it.
     demo: bool | None = None
+
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> GatewaySettings:
+        low, high = self.database_pool_min_size, self.database_pool_max_size
+        if low is not None and high is not None and low > high:
+            raise ValueError(
+                f"database_pool_min_size ({low}) is larger than database_pool_max_size ({high})"
+            )
+        return self
 
     @classmethod
     def from_sources(
