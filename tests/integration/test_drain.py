@@ -143,7 +143,7 @@ def test_sigterm_drains_streams_and_records_every_one(
             for m, s in (("gpt-4o-mini", SHORT_PAUSE_S), ("gpt-4o", LONG_PAUSE_S))
         ),
         # and this one has sent nothing yet at the deadline (a long time to first token)
-        {"kind": "delay", "model": "gpt-4.1", "seconds": LONG_PAUSE_S},
+        {"kind": "delay", "model": "gpt-4.1", "seconds": LONG_PAUSE_S, "count": 2},
     )
     config = tmp_path / "gateway.yaml"
     config.write_text(gateway_yaml(emu))
@@ -169,6 +169,14 @@ def test_sigterm_drains_streams_and_records_every_one(
         short = [SSEClient(url, "short", f"sse-short-{i}") for i in range(2)]
         long = [SSEClient(url, "long", f"sse-long-{i}") for i in range(2)]
         late = SSEClient(url, "late", "sse-late")
+        json_pool = ThreadPoolExecutor(1)
+        late_json = json_pool.submit(
+            httpx.post,
+            url,
+            json=body("late", stream=False),
+            headers={"x-request-id": "json-late"},
+            timeout=60,
+        )
         started, go = threading.Event(), threading.Event()
         ws_url = base.replace("http://", "ws://") + "/v1/ws"
         with ThreadPoolExecutor(1) as pool:
@@ -176,8 +184,9 @@ def test_sigterm_drains_streams_and_records_every_one(
             for client in short + long:
                 assert client.first.wait(15), f"{client.rid} did not start"
             assert started.wait(15), "the socket's requests did not start"
-            for _ in range(100):  # the late one has reached the upstream (which waits)
-                if any(r["body"].get("model") == "gpt-4.1" for r in emu.requests()):
+            for _ in range(100):  # the late ones have reached the upstream (which waits)
+                late_ones = [r for r in emu.requests() if r["body"].get("model") == "gpt-4.1"]
+                if len(late_ones) == 2:
                     break
                 time.sleep(0.05)
             else:
@@ -204,6 +213,8 @@ def test_sigterm_drains_streams_and_records_every_one(
             for client in [*short, *long, late]:
                 client.done.result(30)
             ended = time.monotonic() - sigterm
+            answer = late_json.result(30)
+            json_pool.shutdown()
             ws = socket.result(30)
 
         assert proc.wait(30) is not None
@@ -224,6 +235,9 @@ def test_sigterm_drains_streams_and_records_every_one(
     # The stream that had sent nothing yet is answered with the HTTP error itself.
     assert late.status == 503
     assert json.loads(late.body)["error"]["code"] == "server_shutting_down"
+    # So is a JSON answer still being generated.
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "server_shutting_down"
 
     # The socket: the short request finished, the late one was refused, the long one was
     # stopped with an error message, then the socket closed with 1001.
@@ -243,6 +257,7 @@ def test_sigterm_drains_streams_and_records_every_one(
         assert rid in rows, (rid, rows)
         assert rows[rid][1] == "server_shutting_down", (rid, rows)
     assert rows.get("sse-late") == (503, "server_shutting_down"), rows
+    assert rows.get("json-late") == (503, "server_shutting_down"), rows
     assert '"draining"' in log
     assert '"drained"' in log
     assert "analytics_records_dropped" not in log
