@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ai_gateway import __version__, cli_keys, cli_prompts
+from ai_gateway import __version__, cli_keys, cli_migrate, cli_prompts
 from ai_gateway.cli_banner import start_banner
 from ai_gateway.demo import UPSTREAM_ENV, DemoUpstream, wants_demo, with_demo
 from ai_gateway.settings import Config, ConfigError, load_config
@@ -102,24 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate configuration and exit")
     check.add_argument("--config", help="YAML config file")
-    migrate = sub.add_parser(
-        "migrate",
-        help="apply the database schema's migrations and exit",
-        description="Apply the pending schema migrations to the database the configuration "
-        "names (database_url or DATABASE_URL: PostgreSQL; else the SQLite file under data_dir), "
-        "for every store at once, and exit. Run it before starting gateways that have "
-        "database_migrate_at_start: false (for example as a deploy step, with credentials "
-        "allowed to change the schema while the gateways' are not). Safe to run again, and "
-        "from several places at once: a lock makes each migration apply once. Exit status: 0 "
-        "done, 1 the database cannot be reached or a migration failed (or, with --check, "
-        "migrations are pending), 2 a configuration error.",
-    )
-    migrate.add_argument("--config", help="YAML config file (default: $AI_GATEWAY_CONFIG)")
-    migrate.add_argument(
-        "--check",
-        action="store_true",
-        help="apply nothing: print the pending migrations (exit status 1 if there are any)",
-    )
+    cli_migrate.add_parser(sub)
     cli_keys.add_parser(sub)
     cli_prompts.add_parser(sub)
     return parser
@@ -204,7 +187,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     if not config.gateway.database_migrate_at_start:
-        problem = _schema_behind(config)
+        problem = cli_migrate.schema_problem(config)
         if problem is not None:
             if demo is not None:
                 demo.stop()
@@ -315,61 +298,6 @@ def _emulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _schema_behind(config: Config) -> str | None:
-    """With `database_migrate_at_start: false`: why `serve` must not start (the schema lacks
-    migrations), or None. A database that cannot be reached now does not stop the start (as
-    with migrations on): the stores check the schema when they connect."""
-    import asyncio
-
-    from ai_gateway.observability.logging import get_logger
-    from ai_gateway.stores.analytics import StoreUnavailableError
-    from ai_gateway.stores.migrate import schema_state
-
-    try:
-        state = asyncio.run(schema_state(config.gateway, apply=False))
-    except StoreUnavailableError as exc:
-        get_logger("ai_gateway.cli").warning("schema_not_checked", error=str(exc))
-        return None
-    if not state.pending:
-        return None
-    return (
-        f"the {state.backend} database ({state.where}) lacks migrations {state.pending}: run "
-        "`ai-gateway migrate` with this configuration first (database_migrate_at_start is "
-        "false, so serve does not migrate)"
-    )
-
-
-def _migrate(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from ai_gateway.stores.analytics import StoreUnavailableError
-    from ai_gateway.stores.migrate import schema_state
-
-    try:
-        settings = load_config(args.config).gateway
-        state = asyncio.run(schema_state(settings, apply=not args.check))
-    except ConfigError as exc:
-        return _fail(str(exc))
-    except StoreUnavailableError as exc:
-        print(f"ai-gateway: {exc}", file=sys.stderr)
-        return 1
-    where = f"{state.backend} ({state.where})"
-    if args.check:
-        if state.pending:
-            print(
-                f"{where}: pending migrations {state.pending} (this gateway needs version "
-                f"{state.latest})"
-            )
-            return 1
-        print(f"{where}: up to date (version {state.latest})")
-        return 0
-    if state.applied:
-        print(f"{where}: applied migrations {state.applied}; now at version {state.latest}")
-    else:
-        print(f"{where}: already up to date (version {state.latest})")
-    return 0
-
-
 def _check(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
@@ -391,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "prompts":
         return cli_prompts.run(args)
     if args.command == "migrate":
-        return _migrate(args)
+        return cli_migrate.run(args)
     return _check(args)
 
 
