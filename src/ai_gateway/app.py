@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -54,6 +54,7 @@ from ai_gateway.pipeline.charges import Charges
 from ai_gateway.pipeline.fanout import Fanout
 from ai_gateway.pipeline.guard import Guard
 from ai_gateway.pipeline.record import Record
+from ai_gateway.providers.egress import EgressProxies
 from ai_gateway.providers.local import local_models_installed
 from ai_gateway.providers.registry import ProviderRegistry
 from ai_gateway.routing.breaker import CircuitBreaker
@@ -63,10 +64,12 @@ from ai_gateway.routing.deployments import DeploymentTable
 from ai_gateway.routing.router import Router
 from ai_gateway.routing.stats import DeploymentStats
 from ai_gateway.routing.usage import LocalUsageWindow, RedisUsageWindow
+from ai_gateway.serving import drain_on_signals
 from ai_gateway.settings import Config, ConfigError
 from ai_gateway.stores.analytics import StoreUnavailableError
 from ai_gateway.stores.factory import open_analytics_store, open_security_store
 from ai_gateway.stores.redis import create_redis, redis_readiness_check
+from ai_gateway.streaming.drain import STATE_KEY, Drain, StreamPolicy
 from ai_gateway.usage.recorder import UsageRecorder
 from ai_gateway.usage.tokens import TokenCounter
 from ai_gateway.usage.writer_metrics import WriterMetrics
@@ -105,7 +108,12 @@ def create_app(
             raise ConfigError(f"{config.source}: registry: {exc}") from None
     counter = TokenCounter()
     providers = ProviderRegistry.from_settings(
-        settings, registry, counter, tracing, prompt_caching=config.cache.prompt_caching
+        settings,
+        registry,
+        counter,
+        tracing,
+        prompt_caching=config.cache.prompt_caching,
+        egress=EgressProxies.from_environ(),  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY
     )
     deployments = DeploymentTable.from_config(config, available=providers.names)
     metrics = Metrics()
@@ -227,7 +235,9 @@ def create_app(
     checks += security.checks
     if writer is not None:
         checks.append(writer_readiness_check(writer, store, settings.analytics_buffer))
-    health = HealthAPI(checks, metrics)
+    drain = Drain(settings.drain_timeout_s)
+    streams = StreamPolicy(config.streaming.keepalive_interval_s, drain)
+    health = HealthAPI(checks, metrics, drain)
     openapi = JSONResponse(build_openapi()).body
 
     async def openapi_json(request: Request) -> Response:
@@ -254,6 +264,7 @@ def create_app(
                 config.websocket,
                 SocketEndpoints(chains, config.security.request_limits, code),
                 metrics,
+                drain,
             ),
             notifications=notify.api,
             responses=responses.api,
@@ -278,7 +289,7 @@ def create_app(
     ]
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await breaker.start()
         if store is not None:
             try:
@@ -295,9 +306,14 @@ def create_app(
             await writer.start()
         await hooks.start()
         await notify.start(keys)
+        restore_signals = drain_on_signals(drain)
         try:
-            yield
+            # Lifespan state: in every request's scope, for the SSE responses and the server's
+            # protocol (keep-alive interval, drain).
+            yield {STATE_KEY: streams}
         finally:
+            restore_signals()
+            drain.close()
             await cache.aclose()  # entries being stored
             await notify.aclose()  # events queued and being sent, for up to 5 s
             await context.aclose()  # exchanges being given to the Memory service

@@ -1,4 +1,4 @@
-"""The `ai-gateway` command: serve, emulate, check-config, keys, prompts."""
+"""The `ai-gateway` command: serve, emulate, check-config, migrate, keys, prompts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ai_gateway import __version__, cli_keys, cli_prompts
+from ai_gateway import __version__, cli_keys, cli_migrate, cli_prompts
 from ai_gateway.cli_banner import start_banner
 from ai_gateway.demo import UPSTREAM_ENV, DemoUpstream, wants_demo, with_demo
 from ai_gateway.settings import Config, ConfigError, load_config
@@ -122,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate configuration and exit")
     check.add_argument("--config", help="YAML config file")
+    cli_migrate.add_parser(sub)
     cli_keys.add_parser(sub)
     cli_prompts.add_parser(sub)
     return parser
@@ -205,6 +206,12 @@ def _serve(args: argparse.Namespace) -> int:
         app = _build(config)  # validates everything, also when workers build their own
     except ConfigError as exc:
         return _fail(str(exc))
+    if not config.gateway.database_migrate_at_start:
+        problem = cli_migrate.schema_problem(config)
+        if problem is not None:
+            if demo is not None:
+                demo.stop()
+            return _fail(problem)
     try:
         return _run(args, config, app, overrides)
     finally:
@@ -259,7 +266,7 @@ def _run(args: argparse.Namespace, config: Config, app: Any, overrides: dict[str
     if sys.stderr.isatty():
         banner = start_banner(config, list(table.groups), list(table.direct_providers))
         print(banner, file=sys.stderr)
-    common = uvicorn_options(settings, ws_compression=config.websocket.compression)
+    common = uvicorn_options(config)
     if settings.workers == 1:
         tune_gc()
         uvicorn.run(app, **common)
@@ -349,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli_keys.run(args)
     if args.command == "prompts":
         return cli_prompts.run(args)
+    if args.command == "migrate":
+        return cli_migrate.run(args)
     return _check(args)
 
 

@@ -14,6 +14,16 @@ adds what is missing, in the server where the bytes are read:
   waiting for the rest.
 - **Connection cap**: past `max_connections` open connections, a request is answered 503
   (`server_busy`, OpenAI-style JSON) without running the application, and its connection closed.
+- **Drain**: once the instance drains (`streaming/drain.py`), a new request other than the
+  health checks and `/metrics` is answered 503 (`server_shutting_down`) without running the
+  application, and its connection closed.
+
+`drain_on_signals` puts the graceful drain in front of uvicorn's shutdown: on the first SIGTERM
+(or SIGINT) the drain begins while the server keeps listening (readiness answers 503, new
+requests 503 as above), the requests in flight finish (streams at most `drain_timeout_s`, then
+they end with an error event), and only then is uvicorn's own shutdown started: it closes the
+listener and runs the lifespan's shutdown, which flushes the usage writer last. A second signal
+stops at once.
 
 The body read timeout is where every route reads its body (`read_json` in `api/common.py`),
 so that its 408 goes through the application's error handling, request id and metrics like any
@@ -24,13 +34,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import signal
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from ai_gateway.errors import RequestTimeoutError, ServiceUnavailableError
-from ai_gateway.settings import GatewaySettings
+from ai_gateway.errors import GatewayError, RequestTimeoutError, ServiceUnavailableError
+from ai_gateway.settings import Config
+from ai_gateway.streaming.drain import END_GRACE_S, STATE_KEY, Drain, refusal_error
+
+# Paths a draining instance still serves: its health and metrics.
+_OPEN_WHILE_DRAINING = (b"/health", b"/metrics")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +70,16 @@ def _header_timeout_response(seconds: float) -> bytes:
     return head.encode() + body
 
 
-async def _too_many_connections(scope: Any, receive: Any, send: Any) -> None:
-    """The ASGI answer for a request over the connection cap (the application is not run)."""
-    error = ServiceUnavailableError(
-        "This gateway has too many open connections (max_connections); retry shortly.",
-        code="server_busy",
-    )
+def _refusal(error: GatewayError) -> Callable[[Any, Any, Any], Any]:
+    """An ASGI app answering `error` with `Connection: close` (the application is not run)."""
+
+    async def refuse(scope: Any, receive: Any, send: Any) -> None:
+        await _refuse(error, send)
+
+    return refuse
+
+
+async def _refuse(error: GatewayError, send: Any) -> None:
     body = error.to_json()
     await send(
         {
@@ -74,6 +96,15 @@ async def _too_many_connections(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+_too_many_connections = _refusal(
+    ServiceUnavailableError(
+        "This gateway has too many open connections (max_connections); retry shortly.",
+        code="server_busy",
+    )
+)
+_shutting_down = _refusal(refusal_error())
+
+
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header timeout, no reuse of a connection whose
     request body never finished, and a connection cap (see the module docstring)."""
@@ -84,12 +115,17 @@ class GuardedProtocol(HttpToolsProtocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._partial = False  # some bytes of a request's headers have arrived
         self._unread: RequestResponseCycle | None = None  # the request whose body is arriving
+        self._drain: Drain | None = None
 
     # -- headers ------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_header_timer()
+        policy = self.app_state.get(STATE_KEY)  # the app's lifespan put it there
+        if policy is not None:
+            self._drain = policy.drain
+            self._drain.track(self.tasks)  # the server's running requests: what a drain waits for
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -100,8 +136,17 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()
         self._partial = False
+        refusal = None
         if len(self.connections) > self._limits.max_connections:
-            app, self.app = self.app, _too_many_connections
+            refusal = _too_many_connections
+        elif (
+            self._drain is not None
+            and self._drain.draining
+            and not self.url.startswith(_OPEN_WHILE_DRAINING)
+        ):
+            refusal = _shutting_down
+        if refusal is not None:
+            app, self.app = self.app, refusal
             try:
                 super().on_headers_complete()
             finally:
@@ -147,9 +192,10 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-def uvicorn_options(settings: GatewaySettings, ws_compression: bool = False) -> dict[str, Any]:
-    """The options `serve` gives uvicorn (with the host, port and workers); `ws_compression`:
-    accept permessage-deflate on WebSockets (`websocket.compression`)."""
+def uvicorn_options(config: Config) -> dict[str, Any]:
+    """The options `serve` gives uvicorn (with the host, port and workers)."""
+    settings = config.gateway
+    keepalive_s = config.streaming.keepalive_interval_s
     limits = ServerLimits(
         header_timeout_s=settings.header_timeout_s, max_connections=settings.max_connections
     )
@@ -162,14 +208,74 @@ def uvicorn_options(settings: GatewaySettings, ws_compression: bool = False) -> 
         # The sans-I/O protocol writes a message straight to the transport; the default one
         # (websockets' legacy protocol) takes a lock and awaits a drain per message.
         "ws": "websockets-sansio",
-        "ws_per_message_deflate": ws_compression,
+        "ws_per_message_deflate": config.websocket.compression,
         "timeout_keep_alive": settings.keep_alive_timeout_s,
         "access_log": False,
         "server_header": False,
         "log_config": None,
         "log_level": settings.log_level,
-        "timeout_graceful_shutdown": 30,
+        # WebSocket pings at the streams' keep-alive interval (None: none).
+        "ws_ping_interval": keepalive_s or None,
+        # uvicorn's own wait, after the drain (`drain_on_signals`) has run; also the bound when
+        # no drain runs (the server is not in the main thread).
+        "timeout_graceful_shutdown": settings.drain_timeout_s + END_GRACE_S,
     }
 
 
-__all__ = ["GuardedProtocol", "ServerLimits", "uvicorn_options"]
+Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def drain_on_signals(drain: Drain) -> Callable[[], None]:
+    """Run `drain` before the server's own SIGTERM and SIGINT handling (see the module
+    docstring). Call it in the running server's lifespan, after uvicorn has installed its
+    handlers; returns a function that puts them back. Does nothing off the main thread (signal
+    handlers can only be set there: a server run in a thread by a test keeps uvicorn's)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous: dict[int, Handler] = {sig: signal.getsignal(sig) for sig in signals}
+    tasks: set[asyncio.Task[None]] = set()
+    signalled: list[int] = []
+
+    def pass_on(sig: int, frame: FrameType | None) -> None:
+        handler = previous[sig]
+        if callable(handler):
+            handler(sig, frame)
+
+    async def drain_then_stop(sig: int) -> None:
+        # Imported here: a worker process unpickles this module (its protocol) before it
+        # answers the supervisor's health pings, and the logging setup is slow to import.
+        from ai_gateway.observability.logging import get_logger
+
+        log = get_logger("ai_gateway.serving")
+        log.info("draining", drain_timeout_s=drain.timeout_s, in_flight=drain.in_flight())
+        drain.begin()
+        await drain.wait()
+        log.info("drained", in_flight=drain.in_flight(), expired=drain.expired)
+        pass_on(sig, None)
+
+    def start(sig: int) -> None:
+        task = loop.create_task(drain_then_stop(sig))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def handle(sig: int, frame: FrameType | None) -> None:
+        if signalled:  # the second signal: stop now
+            pass_on(sig, frame)
+            return
+        signalled.append(sig)
+        loop.call_soon_threadsafe(start, sig)
+
+    for sig in signals:
+        signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is handle:
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    return restore
+
+
+__all__ = ["GuardedProtocol", "ServerLimits", "drain_on_signals", "uvicorn_options"]

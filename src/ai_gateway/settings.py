@@ -38,7 +38,7 @@ from ai_gateway.rag.config import RagConfig
 from ai_gateway.responses.config import ResponsesConfig
 from ai_gateway.routing.config import ContextStrategy, RouterConfig, StrategyName
 from ai_gateway.security.config import SecurityConfig
-from ai_gateway.streaming.config import WebSocketConfig
+from ai_gateway.streaming.config import StreamingConfig, WebSocketConfig
 
 ProviderName = Literal["openai", "anthropic", "gemini", "local"]
 PROVIDERS: tuple[ProviderName, ...] = ("openai", "anthropic", "gemini", "local")
@@ -153,6 +153,8 @@ class GatewaySettings(BaseModel):
     body_timeout_s: float = Field(default=30.0, gt=0)
     keep_alive_timeout_s: int = Field(default=5, ge=1)
     max_connections: int = Field(default=1000, ge=1)
+    # Graceful drain on SIGTERM (streaming/drain.py): how long requests in flight may finish.
+    drain_timeout_s: float = Field(default=30.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Shared state for several gateway instances (circuit breakers, usage windows). Unset: each
     # instance keeps its own, in memory.
@@ -167,6 +169,13 @@ class GatewaySettings(BaseModel):
     # Each record the writer takes is appended to `<data_dir>/journal` until the store has it, so
     # a killed process does not lose it (usage/journal.py).
     analytics_journal: bool = True
+    # The database's operation (docs/operations.md): each PostgreSQL store's pool size (unset:
+    # the store's own default), PgBouncer in transaction pooling mode, and whether `serve`
+    # applies the schema's migrations itself (false: `ai-gateway migrate` does, beforehand).
+    database_pool_min_size: int | None = Field(default=None, ge=0, le=1000)
+    database_pool_max_size: int | None = Field(default=None, ge=1, le=1000)
+    database_pgbouncer: bool = False
+    database_migrate_at_start: bool = True
     # Tracing: prompt and completion text are recorded in spans only when this is on.
     trace_content: bool = False
     # Namespace of the gateway's Redis keys: instances that should share state use the same one.
@@ -176,6 +185,15 @@ class GatewaySettings(BaseModel):
     # Demo mode (ai_gateway/demo.py): None turns it on when no provider and no config file is
     # set; true or false forces it.
     demo: bool | None = None
+
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> GatewaySettings:
+        low, high = self.database_pool_min_size, self.database_pool_max_size
+        if low is not None and high is not None and low > high:
+            raise ValueError(
+                f"database_pool_min_size ({low}) is larger than database_pool_max_size ({high})"
+            )
+        return self
 
     @classmethod
     def from_sources(
@@ -229,6 +247,7 @@ class _FileConfig(BaseModel):
     rag: RagConfig = Field(default_factory=RagConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
+    streaming: StreamingConfig = Field(default_factory=StreamingConfig)
     hooks: HooksConfig = ()
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
@@ -277,6 +296,7 @@ class Config:
     rag: RagConfig = field(default_factory=RagConfig)
     responses: ResponsesConfig = field(default_factory=ResponsesConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
     hooks: HooksConfig = ()
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     source: str = "environment"
@@ -446,6 +466,7 @@ def load_config(
         rag=_rag_from_env(file_config.rag, env),
         responses=file_config.responses,
         websocket=file_config.websocket,
+        streaming=file_config.streaming,
         hooks=file_config.hooks,
         notifications=file_config.notifications,
         source=str(path) if path else "environment",

@@ -83,7 +83,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "app_errors",
             "cli",
             "cli_banner",
-            *("cli_keys", "cli_prompts", "demo", "serving", "__main__"),
+            *("cli_keys", "cli_migrate", "cli_prompts", "demo", "serving", "__main__"),
         ),
     ),
 )

@@ -18,10 +18,12 @@ from typing import Any
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from ai_gateway.api.common import BodyLimit, JSONResponse, cancel_on_disconnect, read_json
-from ai_gateway.api.render import SSE, SSE_HEADERS, route_headers
+from ai_gateway.api.common import BodyLimit, JSONResponse, read_json
+from ai_gateway.api.draining import until_drained
+from ai_gateway.api.event_stream import EventStreamResponse
+from ai_gateway.api.render import SSE_HEADERS, route_headers
 from ai_gateway.api.route_table import UNMATCHED, matched_route
 from ai_gateway.chains.catalog import ChainCatalog, chain_view, version_view
 from ai_gateway.chains.config import ChainsConfig
@@ -36,6 +38,7 @@ from ai_gateway.providers.base import JSONObject
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.schemas.validation import parse_body
 from ai_gateway.security.config import RequestLimits
+from ai_gateway.streaming.drain import Drain, shutdown_error
 from ai_gateway.streaming.sse import DONE, encode_data
 
 CHAIN_BODY_LIMIT = 1024 * 1024
@@ -127,18 +130,22 @@ class ChainsAPI:
         version = chain.version
         headers = {HEADER: f"{version.prompt_id}@{version.version}"}
         if not body.stream:
-            result = await cancel_on_disconnect(
-                run.complete(body.include_intermediate), request.receive
-            )
+            result = await until_drained(run.complete(body.include_intermediate), request)
             return JSONResponse(result, headers={**headers, **route_headers(info)})
         events = run.events(body.include_intermediate)
         # Until the first event the client can still get an HTTP error with its status.
-        first = await cancel_on_disconnect(anext(events), request.receive)
+        first = await until_drained(anext(events), request)
         stream = _sse(first, events, lambda exc: self._count_error(request, exc))
-        return StreamingResponse(
+
+        def stopped(drain: Drain) -> GatewayError:
+            # The instance's drain ended the run (its steps' records show a cancelled step).
+            return shutdown_error(drain.timeout_s)
+
+        return EventStreamResponse(
             stream,
-            media_type=SSE,
-            headers={**SSE_HEADERS, **headers},
+            headers=lambda: {**SSE_HEADERS, **headers},
+            on_expire=stopped,
+            on_error=lambda exc: self._count_error(request, exc),
             background=BackgroundTask(_close, stream, events),
         )
 

@@ -1,8 +1,10 @@
 """POST /ai/chat/completions and /ai/embeddings (also under /v1): read the body, build the
 exchange, run the endpoint's chain (pipeline/chains.py), render the outcome (api/render.py).
 
-The chain runs under `cancel_on_disconnect`: a client that leaves before the answer (or a
-stream's first chunk) cancels it, upstream call included.
+A JSON answer's chain runs under `until_drained`: a client that leaves before the answer
+cancels it, upstream call included; so does the end of the instance's drain time (then a 503).
+A stream's chain runs inside its response (`api/render.py`, `api/event_stream.py`), which
+does the same.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from functools import partial
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ai_gateway.api.common import BodyLimit, cancel_on_disconnect, read_json
-from ai_gateway.api.render import json_answer, open_stream, sse_answer
+from ai_gateway.api.common import BodyLimit, read_json
+from ai_gateway.api.draining import until_drained
+from ai_gateway.api.render import json_answer, sse_answer
 from ai_gateway.api.route_table import UNMATCHED, matched_route
 from ai_gateway.errors import GatewayError
 from ai_gateway.observability.metrics import Metrics
@@ -39,16 +42,15 @@ class CompletionsAPI:
         exchange = chat_exchange(body, info, self._limits, control)
         chain = self._chains.chat
         if not exchange.stream:
-            result = await cancel_on_disconnect(chain(exchange), request.receive)
+            result = await until_drained(chain(exchange), request, exchange)
             assert isinstance(result, dict)
             return json_answer(result, exchange)
-        chunks, first = await cancel_on_disconnect(open_stream(chain, exchange), request.receive)
-        return sse_answer(chunks, first, exchange, partial(self._count_error, request))
+        return sse_answer(chain, exchange, partial(self._count_error, request))
 
     async def embeddings(self, request: Request) -> Response:
         body = await read_json(request, self._body)
         exchange = embeddings_exchange(body, RequestInfo.from_scope(request.scope), self._limits)
-        result = await cancel_on_disconnect(self._chains.embeddings(exchange), request.receive)
+        result = await until_drained(self._chains.embeddings(exchange), request, exchange)
         assert isinstance(result, dict)
         return json_answer(result, exchange)
 

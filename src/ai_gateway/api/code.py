@@ -27,7 +27,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ai_gateway.api.common import BodyLimit, JSONResponse, cancel_on_disconnect, read_json
+from ai_gateway.api.common import BodyLimit, JSONResponse, read_json
+from ai_gateway.api.draining import until_drained
 from ai_gateway.api.render import open_stream, route_headers, sse_response
 from ai_gateway.api.route_table import UNMATCHED, matched_route
 from ai_gateway.codegen.format import format_answer
@@ -67,17 +68,16 @@ class CodeAPI:
         body = await read_json(request, self._body)
         exchange, formatter = await self.exchange(body, RequestInfo.from_scope(request.scope))
         if not exchange.stream:
-            answer = await cancel_on_disconnect(self._chains.chat(exchange), request.receive)
+            answer = await until_drained(self._chains.chat(exchange), request, exchange)
             assert isinstance(answer, dict)
             return JSONResponse(
                 formatted_answer(answer, formatter),
                 headers={**exchange.headers, **route_headers(exchange.info)},
             )
-        chunks, first = await cancel_on_disconnect(
-            open_stream(self._chains.chat, exchange), request.receive
-        )
-        events = _sse(code_events(chunks, first, formatter), partial(self._count_error, request))
-        return sse_response(events, chunks, exchange)
+        count_error = partial(self._count_error, request)
+        chain = self._chains.chat
+        events = _sse(lambda: open_stream(chain, exchange), formatter, count_error)
+        return sse_response(events, exchange, count_error)
 
     async def exchange(self, body: Any, info: RequestInfo) -> tuple[Exchange, Formatter]:
         """A code request's chat exchange (run by the chat chain), and how its answer is
@@ -179,8 +179,14 @@ async def code_events(
 
 
 async def _sse(
-    events: AsyncGenerator[JSONObject, None], count_error: Callable[[GatewayError], None]
+    opening: Callable[[], Awaitable[tuple[Chunks, JSONObject | None]]],
+    formatter: Formatter,
+    count_error: Callable[[GatewayError], None],
 ) -> AsyncGenerator[bytes, None]:
+    """The events of a streamed code request, opened (run up to the first chunk) when the
+    response starts; a GatewayError until then passes through (`api/render.py`)."""
+    chunks, first = await opening()
+    events = code_events(chunks, first, formatter)
     try:
         async for event in events:
             yield encode_data(event)

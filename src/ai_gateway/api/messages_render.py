@@ -15,7 +15,7 @@ import orjson
 from starlette.responses import Response
 
 from ai_gateway.api.common import JSONResponse
-from ai_gateway.api.render import ErrorCount, route_headers, sse_response
+from ai_gateway.api.render import ErrorCount, opened_sse_response, route_headers
 from ai_gateway.errors import GatewayError
 from ai_gateway.messages.errors import error_dict, error_json
 from ai_gateway.messages.response import to_message
@@ -54,7 +54,7 @@ def message_stream(
 ) -> Response:
     exchange.headers[REQUEST_ID] = exchange.info.request_id
     body = _events(chunks, first, MessageEvents(exchange.model), count_error, exchange)
-    return sse_response(body, chunks, exchange)
+    return opened_sse_response(body, chunks, exchange, count_error)
 
 
 def frames(events: list[JSONObject]) -> bytes:

@@ -2,8 +2,12 @@
 
 - JSON: the answer, with the exchange's headers and the route taken (`x-gateway-*`).
 - SSE: each chunk as `data: {...}`, then `data: [DONE]`; the usage chunk only when the client
-  asked for it (`stream_options.include_usage`). An error raised after the first chunk is sent
-  as a final `data: {"error": ...}` event (the client already has a 200) and counted.
+  asked for it (`stream_options.include_usage`). The chain runs inside the response
+  (`api/event_stream.py`): an error raised before the first chunk is the HTTP error itself,
+  unless the first chunk took longer than the keep-alive interval (the response has then
+  started, with keep-alive comments); an error raised after that is sent as a final
+  `data: {"error": ...}` event (the client already has a 200) and counted; so is the end of a
+  stream the instance's drain stopped.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ from collections.abc import AsyncGenerator, Callable
 from urllib.parse import quote
 
 from starlette.background import BackgroundTask
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from ai_gateway.api.common import JSONResponse
+from ai_gateway.api.event_stream import EventStreamResponse
 from ai_gateway.errors import GatewayError
 from ai_gateway.pipeline.chain import Chain
 from ai_gateway.pipeline.exchange import Chunks, Exchange, Kind
 from ai_gateway.providers.base import JSONObject
 from ai_gateway.request_info import RequestInfo
+from ai_gateway.streaming.drain import Drain, shutdown_error
 from ai_gateway.streaming.regroup import regrouped
 from ai_gateway.streaming.sse import DONE, encode_data
 
@@ -80,25 +86,55 @@ async def open_stream(chain: Chain, exchange: Exchange) -> tuple[Chunks, JSONObj
     return outcome, await anext(outcome, None)
 
 
-def sse_answer(
-    chunks: Chunks, first: JSONObject | None, exchange: Exchange, count_error: ErrorCount
+def sse_answer(chain: Chain, exchange: Exchange, count_error: ErrorCount) -> Response:
+    """A streamed request: `chain` runs when the response is sent (see the module docstring)."""
+    body = _events(chain, exchange, count_error)
+    return sse_response(body, exchange, count_error)
+
+
+def sse_response(
+    body: AsyncGenerator[bytes, None], exchange: Exchange, count_error: ErrorCount
 ) -> Response:
-    body = _events(chunks, first, exchange.include_usage, count_error)
-    return sse_response(body, chunks, exchange)
+    """`body`, the events of the exchange's stream (it opens the stream, and closes it however
+    it ends), as an SSE response with the exchange's headers and the route taken."""
 
+    def stopped(drain: Drain) -> GatewayError:
+        # The drain's deadline: the record says why (not a client that left), the client too.
+        error = exchange.stopped = shutdown_error(drain.timeout_s)
+        return error
 
-def sse_response(body: AsyncGenerator[bytes, None], chunks: Chunks, exchange: Exchange) -> Response:
-    """`body`, events made from the chain's `chunks`, as an SSE response with the exchange's
-    headers and the route taken."""
-    return StreamingResponse(
+    return EventStreamResponse(
         body,
-        media_type=SSE,
-        headers={**SSE_HEADERS, **exchange.headers, **route_headers(exchange.info)},
+        headers=lambda: {**SSE_HEADERS, **exchange.headers, **route_headers(exchange.info)},
+        on_expire=stopped,
+        on_error=count_error,
         # After the response, also when the client left: the server leaves a body it stopped
-        # sending suspended, or never starts one for a client gone before it began. Closing the
-        # stream runs every stage's clean-up (recorded, settled, upstream closed).
-        background=BackgroundTask(_close, body, chunks),
+        # sending suspended. Closing it closes the stream, which runs every stage's clean-up
+        # (recorded, settled, upstream closed).
+        background=BackgroundTask(body.aclose),
     )
+
+
+def opened_sse_response(
+    body: AsyncGenerator[bytes, None], chunks: Chunks, exchange: Exchange, count_error: ErrorCount
+) -> Response:
+    """`sse_response` for a stream opened before the response (`open_stream`: the Messages and
+    Responses APIs render their own events from its chunks): closing the body closes `chunks`
+    too, which runs every stage's clean-up."""
+    return sse_response(_closing(body, chunks), exchange, count_error)
+
+
+async def _closing(
+    body: AsyncGenerator[bytes, None], chunks: Chunks
+) -> AsyncGenerator[bytes, None]:
+    try:
+        async for event in body:
+            yield event
+    finally:
+        try:
+            await body.aclose()
+        finally:
+            await chunks.aclose()
 
 
 def visible(chunk: JSONObject, include_usage: bool) -> JSONObject | None:
@@ -111,12 +147,16 @@ def visible(chunk: JSONObject, include_usage: bool) -> JSONObject | None:
 
 
 async def _events(
-    chunks: Chunks, first: JSONObject | None, include_usage: bool, count_error: ErrorCount
+    chain: Chain, exchange: Exchange, count_error: ErrorCount
 ) -> AsyncGenerator[bytes, None]:
+    """The stream's events; a GatewayError before its first chunk passes through."""
+    include_usage = exchange.include_usage
+
     def event(chunk: JSONObject) -> bytes | None:
         shown = visible(chunk, include_usage)
         return None if shown is None else encode_data(shown)
 
+    chunks, first = await open_stream(chain, exchange)
     try:
         if first is not None:
             data = event(first)
@@ -133,8 +173,3 @@ async def _events(
     finally:
         await chunks.aclose()
     yield DONE
-
-
-async def _close(body: AsyncGenerator[bytes, None], chunks: Chunks) -> None:
-    await body.aclose()
-    await chunks.aclose()

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ai_gateway.api.common import BodyLimit, JSONResponse, cancel_on_disconnect, read_json
-from ai_gateway.api.render import open_stream, route_headers, sse_response
+from ai_gateway.api.render import open_stream, opened_sse_response, route_headers
 from ai_gateway.api.responses_run import Events, ResponsesRunner
 from ai_gateway.api.route_table import UNMATCHED, matched_route
 from ai_gateway.errors import GatewayError, InvalidRequestError, NotFoundError
@@ -62,8 +62,9 @@ class ResponsesAPI:
         chunks, first = await cancel_on_disconnect(
             open_stream(runner.chain, exchange), request.receive
         )
-        events = runner.events(prepared, chunks, first, partial(self._count_error, request))
-        return sse_response(_sse(events), chunks, exchange)
+        count_error = partial(self._count_error, request)
+        events = runner.events(prepared, chunks, first, count_error)
+        return opened_sse_response(_sse(events), chunks, exchange, count_error)
 
     async def retrieve(self, request: Request) -> Response:
         stored = await self._stored(request)

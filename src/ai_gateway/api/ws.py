@@ -16,6 +16,13 @@ requests it is slow to read: at most one message per request waits, beside the s
 buffer. A send that has waited `send_timeout_s` (the client stopped reading) closes the socket
 with 4008, and its requests are cancelled. A message over `max_message_bytes` closes the socket
 with 1009. When the socket closes, however it closes, its requests are cancelled.
+
+Drain (`streaming/drain.py`): once the instance drains, a new socket is refused (503
+`server_shutting_down`) and an open one takes no new request (an `error` message with that
+code); it is closed with 1001 when its requests in flight have finished. When the drain time
+is over, each request still in flight gets an `error` message (`server_shutting_down`; its
+usage record says so) and the socket is closed with 1001. The protocol's pings, which keep an
+idle socket open through proxies, follow `streaming.keepalive_interval_s` (`serving.py`).
 """
 
 from __future__ import annotations
@@ -43,24 +50,32 @@ from ai_gateway.errors import (
 )
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import Metrics
+from ai_gateway.pipeline.exchange import Exchange
 from ai_gateway.request_info import RequestInfo
 from ai_gateway.streaming.config import WebSocketConfig
+from ai_gateway.streaming.drain import Drain, refusal_error, shutdown_error
 
 log = get_logger("ai_gateway.ws")
 
 LABEL = "/ws"  # the metrics label of the socket's requests
 TOO_BIG = 1009
 POLICY = 1008
+GOING_AWAY = 1001
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 class WebSocketAPI:
     def __init__(
-        self, config: WebSocketConfig, endpoints: SocketEndpoints, metrics: Metrics
+        self,
+        config: WebSocketConfig,
+        endpoints: SocketEndpoints,
+        metrics: Metrics,
+        drain: Drain | None = None,
     ) -> None:
         self._config = config
         self._endpoints = endpoints
         self._metrics = metrics
+        self._drain = drain
         self._new_id = request_id_source()
 
     async def serve(self, websocket: WebSocket) -> None:
@@ -73,13 +88,24 @@ class WebSocketAPI:
             )
             await send_error(websocket.send, refusal, "websocket", can_deny(scope))
             return
+        if self._drain is not None and self._drain.draining:
+            await send_error(websocket.send, refusal_error(), "websocket", can_deny(scope))
+            return
         await websocket.accept(subprotocol=bearer_subprotocol(scope))
         info = RequestInfo.from_scope(scope)
         authenticate = socket_authenticator(scope)
         if authenticate is not None and not await self._first_message_auth(websocket):
             return
-        session = Session(websocket, self._config, self._endpoints, self._metrics)
-        await session.run(lambda: self._request_info(info))
+        drain_s = self._drain.timeout_s if self._drain is not None else 0.0
+        session = Session(websocket, self._config, self._endpoints, self._metrics, drain_s)
+        if self._drain is None:
+            await session.run(lambda: self._request_info(info))
+            return
+        self._drain.watch(session)
+        try:
+            await session.run(lambda: self._request_info(info))
+        finally:
+            self._drain.unwatch(session)
 
     def _request_info(self, socket: RequestInfo) -> RequestInfo:
         return RequestInfo(
@@ -127,8 +153,10 @@ class Session:
         config: WebSocketConfig,
         endpoints: SocketEndpoints,
         metrics: Metrics,
+        drain_s: float = 0.0,
     ) -> None:
         self._ws = websocket
+        self._drain_s = drain_s
         self._config = config
         self._endpoints = endpoints
         self._metrics = metrics
@@ -138,6 +166,10 @@ class Session:
         self._cancelled: set[str] = set()
         self._close: tuple[int, str] | None = None  # why the gateway closes the socket
         self._main: asyncio.Task[Any] | None = None
+        self._exchanges: dict[str, Exchange] = {}  # of the requests in flight
+        self._draining = False
+        self._expired: GatewayError | None = None  # the drain's deadline passed
+        self._ending = False  # the socket is closing: its requests are being cancelled
 
     async def run(self, new_info: Callable[[], RequestInfo]) -> None:
         """Serve the socket until it closes; `new_info` makes each request's facts."""
@@ -150,6 +182,7 @@ class Session:
             if self._close is None or self._main is None or self._main.uncancel() > 0:
                 raise
         finally:
+            self._ending = True
             tasks = list(self._tasks.values())
             for task in tasks:
                 task.cancel()
@@ -173,8 +206,9 @@ class Session:
                 self._close = (TOO_BIG, f"message larger than {limit} bytes")
                 return
             try:
-                if self._handle(parse(data)):
-                    await self._deliver('{"type":"pong"}')
+                reply = self._handle(parse(data))
+                if reply is not None:
+                    await self._deliver(reply)
             except ProtocolError as exc:
                 await self._deliver(encode(error_message(exc.request_id, exc)))
             except GatewayError as exc:
@@ -182,10 +216,10 @@ class Session:
             except ClientGone:
                 return
 
-    def _handle(self, incoming: Incoming) -> bool:
-        """Act on a client's message; True if it is a ping (to answer)."""
+    def _handle(self, incoming: Incoming) -> str | None:
+        """Act on a client's message; the message to answer it with, if any."""
         if incoming.type == "ping":
-            return True
+            return '{"type":"pong"}'
         request_id = incoming.id
         if incoming.type == "auth":
             raise ProtocolError(
@@ -197,7 +231,9 @@ class Session:
             if task is not None:  # else it has finished: nothing to cancel
                 self._cancelled.add(request_id)
                 task.cancel()
-            return False
+            return None
+        if self._draining:
+            return encode(error_message(request_id, refusal_error()))
         if request_id in self._tasks:
             raise ProtocolError(
                 f"A request with id {request_id!r} is in flight on this socket; use a new id.",
@@ -215,7 +251,7 @@ class Session:
         self._tasks[request_id] = asyncio.create_task(
             self._request(request_id, incoming.endpoint, incoming.body)
         )
-        return False
+        return None
 
     async def _request(self, request_id: str, endpoint: str, body: Any) -> None:
         info = self._new_info()
@@ -227,15 +263,25 @@ class Session:
             key = "usage" if kind == "done" else "data"
             await self._deliver(encode({"type": kind, "id": request_id, key: payload}))
 
+        def bind(exchange: Exchange) -> None:
+            self._exchanges[request_id] = exchange
+
         try:
-            await self._endpoints.run(endpoint, body, info, emit)
+            await self._endpoints.run(endpoint, body, info, emit, bind)
         except ClientGone:
             status = 499
         except asyncio.CancelledError:
             status = 499
-            if request_id in self._cancelled and self._close is None:
+            last: GatewayError | None = None
+            if self._expired is not None:
+                status = self._expired.status
+                self._metrics.observe_error(LABEL, self._expired.type, self._expired.code)
+                last = self._expired
+            elif request_id in self._cancelled and self._close is None:
+                last = _cancelled_error()
+            if last is not None:
                 with contextlib.suppress(ClientGone):
-                    await self._deliver(encode(error_message(request_id, _cancelled_error())))
+                    await self._deliver(encode(error_message(request_id, last)))
             raise
         except GatewayError as exc:
             status = exc.status
@@ -257,16 +303,41 @@ class Session:
                 await self._deliver(encode(error_message(request_id, error)))
         finally:
             self._tasks.pop(request_id, None)
+            self._exchanges.pop(request_id, None)
             self._cancelled.discard(request_id)
             seconds = perf_counter() - info.started
             self._metrics.observe_request(LABEL, info.model, info.provider, status, seconds)
+            if self._draining and not self._tasks:
+                self._stop(GOING_AWAY, "server shutting down")
 
     def _stop(self, code: int, reason: str) -> None:
         """Close the socket (after its requests are cancelled)."""
-        if self._close is None:
+        if self._close is None and not self._ending:
             self._close = (code, reason)
             if self._main is not None:
                 self._main.cancel()
+
+    # -- drain (streaming/drain.py) ---------------------------------------------------------------
+
+    def drain_began(self) -> None:
+        """Take no new request; close once those in flight have finished."""
+        self._draining = True
+        if not self._tasks:
+            self._stop(GOING_AWAY, "server shutting down")
+
+    def drain_expired(self) -> None:
+        """Stop the requests in flight: each gets an error message, its record the reason (each
+        task sends its own last message, straight to the socket, before it ends)."""
+        self._draining = True
+        if not self._tasks:
+            self._stop(GOING_AWAY, "server shutting down")
+            return
+        error = self._expired = shutdown_error(self._drain_s)
+        for request_id, task in list(self._tasks.items()):
+            exchange = self._exchanges.get(request_id)
+            if exchange is not None:
+                exchange.stopped = error
+            task.cancel()
 
 
 def _cancelled_error() -> GatewayError:

@@ -111,6 +111,9 @@ class AnthropicDialect(Dialect):
         error = {"type": "overloaded_error", "message": "Overloaded"}
         return sse_event("error", {"type": "error", "error": error})
 
+    def keepalive_frame(self) -> bytes:
+        return sse_event("ping", {"type": "ping"})
+
     def headers(self) -> dict[str, str]:
         return {"request-id": "req_" + uuid.uuid4().hex[:24]}
 

@@ -7,6 +7,10 @@ A fault is posted as JSON to ``POST /_emulator/faults`` (``{"faults": [...]}``):
     {"kind": "drop_mid_stream", "after_chunks": 2}         # N stream frames, then close
     {"kind": "error_event", "after_chunks": 1}             # in-stream error after N frames
     {"kind": "delay", "seconds": 2.0}                      # extra delay, then a normal answer
+    {"kind": "pause", "after_chunks": 1, "seconds": 20, "ping_s": 5}
+        # a stream: N frames, silence for `seconds` (the provider's keep-alive frame every
+        # `ping_s`, when given: Anthropic's `ping` event, an SSE comment for the others), then
+        # the rest
     {"kind": "safety_block", "stage": "prompt"}            # or "response"
 
 Every fault may carry the filters ``provider`` ("openai" | "anthropic" | "gemini") and
@@ -20,9 +24,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
-FaultKind = Literal["status", "drop", "drop_mid_stream", "error_event", "delay", "safety_block"]
+FaultKind = Literal[
+    "status", "drop", "drop_mid_stream", "error_event", "delay", "safety_block", "pause"
+]
 PROVIDERS = ("openai", "anthropic", "gemini")
-_KINDS = ("status", "drop", "drop_mid_stream", "error_event", "delay", "safety_block")
+_KINDS = ("status", "drop", "drop_mid_stream", "error_event", "delay", "safety_block", "pause")
 _FIELDS = {
     "status": {"status", "retry_after"},
     "drop": set(),
@@ -30,6 +36,7 @@ _FIELDS = {
     "error_event": {"after_chunks"},
     "delay": {"seconds"},
     "safety_block": {"stage"},
+    "pause": {"after_chunks", "seconds", "ping_s"},
 }
 _COMMON = {"kind", "provider", "model", "count"}
 
@@ -48,6 +55,7 @@ class Fault:
     retry_after: float | None = None
     after_chunks: int = 1
     seconds: float = 0.0
+    ping_s: float = 0.0
     stage: Literal["prompt", "response"] = "response"
 
     def matches(self, provider: str, model: str) -> bool:
@@ -106,6 +114,7 @@ def parse_fault(spec: Any) -> Fault:
         retry_after=None if retry_after is None else _number(spec, "retry_after", 0, 0),
         after_chunks=_integer(spec, "after_chunks", 1, 0, 1_000_000),
         seconds=_number(spec, "seconds", 0.0, 0.0),
+        ping_s=_number(spec, "ping_s", 0.0, 0.0),
         stage=stage,
     )
 

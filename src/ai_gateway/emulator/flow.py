@@ -94,6 +94,10 @@ class Dialect(ABC):
         """The in-stream error frame, or None when the provider has none (then: drop)."""
         return None
 
+    def keepalive_frame(self) -> bytes:
+        """What the provider sends while a stream is silent (a `pause` fault's pings)."""
+        return b": keep-alive\n\n"
+
     def headers(self) -> dict[str, str]:
         return {}
 
@@ -231,6 +235,8 @@ async def _deliver_stream(
                 return response
             if index and state.settings.chunk_delay_s > 0:
                 await asyncio.sleep(state.settings.chunk_delay_s)
+            if fault is not None and fault.kind == "pause" and index == fault.after_chunks:
+                await _pause(response, dialect, fault, answer.content_type)
             await response.write(frame)
         await response.write_eof()
     except ConnectionError:
@@ -238,6 +244,19 @@ async def _deliver_stream(
         return response
     stats.success(provider, model, answer.prompt_tokens, answer.completion_tokens)
     return response
+
+
+async def _pause(
+    response: web.StreamResponse, dialect: Dialect, fault: Fault, content_type: str
+) -> None:
+    """A `pause` fault: silence, or the provider's keep-alive frames every `ping_s`."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + fault.seconds
+    pings = fault.ping_s > 0 and content_type == "text/event-stream"
+    while (left := end - loop.time()) > 0:
+        await asyncio.sleep(min(left, fault.ping_s) if pings else left)
+        if pings and loop.time() < end:
+            await response.write(dialect.keepalive_frame())
 
 
 def sse_data(value: Any, newline: str = "\n") -> bytes:

@@ -1,5 +1,6 @@
 """The shared, pooled HTTP client every adapter uses, and the translation of transport failures
-into the gateway's error tree (the one place aiohttp exceptions are caught)."""
+into the gateway's error tree (the one place aiohttp exceptions are caught). Requests go
+through the egress proxy the environment names, if any (`providers/egress.py`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ai_gateway.errors import (
     UpstreamTimeoutError,
 )
 from ai_gateway.observability.tracing import Tracing
+from ai_gateway.providers.egress import DIRECT, EgressProxies
 from ai_gateway.routing.deployments import Deployment
 
 ErrorMapper = Callable[[Deployment, int, bytes, Mapping[str, str]], GatewayError]
@@ -59,10 +61,13 @@ class UpstreamHTTP:
         stream_idle_timeout_s: float,
         max_connections: int,
         tracing: Tracing | None = None,
+        egress: EgressProxies | None = None,
     ) -> None:
-        """`tracing`: when on, every request carries the current span's `traceparent`."""
+        """`tracing`: when on, every request carries the current span's `traceparent`.
+        `egress`: the forward proxies (HTTPS_PROXY, NO_PROXY...); None: always direct."""
         self._limit = max_connections
         self._tracing = tracing
+        self._egress = egress if egress is not None and egress.active else None
         self._timeout = aiohttp.ClientTimeout(
             total=request_timeout_s, connect=connect_timeout_s, sock_read=request_timeout_s
         )
@@ -115,9 +120,18 @@ class UpstreamHTTP:
         timeout = self._timeout_for(deployment)
         if self._tracing is not None:
             headers = self._tracing.inject(headers)
+        proxy, proxy_headers, extra = self._egress.route(url) if self._egress else DIRECT
+        if extra:
+            headers = {**headers, **extra}
         try:
             async with self._get_session().request(
-                method, url, data=payload, headers=headers, timeout=timeout
+                method,
+                url,
+                data=payload,
+                headers=headers,
+                timeout=timeout,
+                proxy=proxy,
+                proxy_headers=proxy_headers,
             ) as resp:
                 body = await resp.read()
                 if resp.status >= 400:
@@ -150,9 +164,17 @@ class UpstreamHTTP:
         timeout = self._stream_timeout_for(deployment)
         if self._tracing is not None:
             headers = self._tracing.inject(headers)
+        proxy, proxy_headers, extra = self._egress.route(url) if self._egress else DIRECT
+        if extra:
+            headers = {**headers, **extra}
         try:
             async with self._get_session().post(
-                url, data=payload, headers=headers, timeout=timeout
+                url,
+                data=payload,
+                headers=headers,
+                timeout=timeout,
+                proxy=proxy,
+                proxy_headers=proxy_headers,
             ) as resp:
                 if resp.status >= 400:
                     body = await resp.read()
@@ -188,6 +210,14 @@ def translate_transport_error(
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         limit = f" within {timeout_s:g}s" if timeout_s else ""
         return UpstreamTimeoutError(f"The upstream provider {where} did not answer{limit}.")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        # The egress proxy (HTTPS_PROXY / HTTP_PROXY), not the provider: say so.
+        status = f" (HTTP {exc.status})" if isinstance(exc, aiohttp.ClientHttpProxyError) else ""
+        return UpstreamConnectionError(
+            f"Could not reach the upstream provider {where} through the egress proxy "
+            f"(HTTPS_PROXY / HTTP_PROXY): the proxy refused or failed{status}. Check the proxy, "
+            "or list the provider's host in NO_PROXY."
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         reason = {
             errno.ECONNREFUSED: "connection refused",

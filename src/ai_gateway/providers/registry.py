@@ -9,6 +9,7 @@ from ai_gateway.errors import InternalError
 from ai_gateway.model_registry import ModelRegistry
 from ai_gateway.observability.tracing import Tracing
 from ai_gateway.providers.base import Provider
+from ai_gateway.providers.egress import EgressProxies
 from ai_gateway.providers.http import UpstreamHTTP
 from ai_gateway.providers.local import LocalEmbeddingProvider
 from ai_gateway.providers.openai import OpenAIProvider
@@ -28,8 +29,10 @@ class ProviderRegistry:
         counter: TokenCounter,
         tracing: Tracing | None = None,
         prompt_caching: PromptCaching | None = None,
+        egress: EgressProxies | None = None,
     ) -> ProviderRegistry:
-        """The adapters; `prompt_caching` is the Anthropic adapter's (None: off)."""
+        """The adapters; `prompt_caching` is the Anthropic adapter's (None: off); `egress`
+        the forward proxies of their HTTP clients (None: direct)."""
 
         def http() -> UpstreamHTTP:
             return UpstreamHTTP(
@@ -38,6 +41,7 @@ class ProviderRegistry:
                 stream_idle_timeout_s=settings.stream_idle_timeout_s,
                 max_connections=settings.max_upstream_connections,
                 tracing=tracing,
+                egress=egress,
             )
 
         adapters: list[Provider] = [OpenAIProvider(http()), LocalEmbeddingProvider()]

@@ -25,7 +25,7 @@ from ai_gateway.stores import analytics_results as out
 from ai_gateway.stores.analytics import FeedbackGroup, RequestKey, UsageGroup
 from ai_gateway.stores.migrations import latest
 from ai_gateway.stores.migrations.postgres import MIGRATIONS
-from ai_gateway.stores.postgres_pool import PostgresPool
+from ai_gateway.stores.postgres_pool import PostgresOptions, PostgresPool
 from ai_gateway.usage.records import FeedbackRecord, UsageRecord
 
 D = q.POSTGRES
@@ -45,6 +45,7 @@ class PostgresAnalyticsStore:
         max_size: int = 4,
         connect_timeout_s: float = 5.0,
         command_timeout_s: float = 30.0,
+        options: PostgresOptions | None = None,
     ) -> None:
         self._db = PostgresPool(
             dsn,
@@ -54,6 +55,7 @@ class PostgresAnalyticsStore:
             max_size=max_size,
             connect_timeout_s=connect_timeout_s,
             command_timeout_s=command_timeout_s,
+            options=options,
         )
         self.schema = schema
 

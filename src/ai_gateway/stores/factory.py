@@ -16,6 +16,7 @@ from ai_gateway.settings import ConfigError, GatewaySettings
 from ai_gateway.stores.analytics import AnalyticsStore
 from ai_gateway.stores.analytics_postgres import PostgresAnalyticsStore
 from ai_gateway.stores.analytics_sqlite import SQLiteAnalyticsStore
+from ai_gateway.stores.postgres_pool import PostgresOptions
 from ai_gateway.stores.prompts import PromptStore
 from ai_gateway.stores.prompts_postgres import PostgresPromptStore
 from ai_gateway.stores.prompts_queries import CHAINS
@@ -32,6 +33,26 @@ from ai_gateway.stores.security_sqlite import SQLiteSecurityStore
 
 SQLITE_FILE = "analytics.db"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,19}):")
+
+
+def postgres_options(settings: GatewaySettings) -> PostgresOptions:
+    """The `database_*` settings, for every PostgreSQL store."""
+    return PostgresOptions(
+        min_size=settings.database_pool_min_size,
+        max_size=settings.database_pool_max_size,
+        migrate=settings.database_migrate_at_start,
+        pgbouncer=settings.database_pgbouncer,
+    )
+
+
+def postgres_url(settings: GatewaySettings) -> str | None:
+    """The PostgreSQL URL the settings name, or None (SQLite); see `_postgres_url`."""
+    return _postgres_url(settings)
+
+
+def sqlite_path(settings: GatewaySettings) -> Path:
+    """The SQLite file the stores use without a PostgreSQL URL; see `_sqlite_path`."""
+    return _sqlite_path(settings)
 
 
 def _postgres_url(settings: GatewaySettings) -> str | None:
@@ -69,7 +90,7 @@ def open_analytics_store(settings: GatewaySettings) -> AnalyticsStore:
     or a data directory that cannot be created; the message never repeats the URL."""
     url = _postgres_url(settings)
     if url is not None:
-        return PostgresAnalyticsStore(url)
+        return PostgresAnalyticsStore(url, options=postgres_options(settings))
     return SQLiteAnalyticsStore(_sqlite_path(settings))
 
 
@@ -78,7 +99,7 @@ def open_security_store(settings: GatewaySettings) -> SecurityStore:
     store (not started; same errors as `open_analytics_store`)."""
     url = _postgres_url(settings)
     if url is not None:
-        return PostgresSecurityStore(url)
+        return PostgresSecurityStore(url, options=postgres_options(settings))
     return SQLiteSecurityStore(_sqlite_path(settings))
 
 
@@ -87,7 +108,7 @@ def open_prompt_store(settings: GatewaySettings) -> PromptStore:
     started; same errors as `open_analytics_store`)."""
     url = _postgres_url(settings)
     if url is not None:
-        return PostgresPromptStore(url)
+        return PostgresPromptStore(url, options=postgres_options(settings))
     return SQLitePromptStore(_sqlite_path(settings))
 
 
@@ -96,7 +117,7 @@ def open_chain_store(settings: GatewaySettings) -> PromptStore:
     database (not started; same errors as `open_analytics_store`)."""
     url = _postgres_url(settings)
     if url is not None:
-        return PostgresPromptStore(url, tables=CHAINS)
+        return PostgresPromptStore(url, tables=CHAINS, options=postgres_options(settings))
     return SQLitePromptStore(_sqlite_path(settings), tables=CHAINS)
 
 
@@ -105,7 +126,7 @@ def open_rag_store(settings: GatewaySettings) -> RagStore:
     as the analytics store (not started; same errors as `open_analytics_store`)."""
     url = _postgres_url(settings)
     if url is not None:
-        return PostgresRagStore(url)
+        return PostgresRagStore(url, options=postgres_options(settings))
     return SQLiteRagStore(_sqlite_path(settings))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from ai_gateway.prompts.records import PromptRecord, PromptVersion
 from ai_gateway.stores import analytics_queries as aq
 from ai_gateway.stores import prompts_queries as q
-from ai_gateway.stores.postgres_pool import PostgresPool
+from ai_gateway.stores.postgres_pool import PostgresOptions, PostgresPool
 from ai_gateway.stores.prompts import PromptExistsError, VersionMissingError
 
 D = aq.POSTGRES
@@ -26,6 +26,7 @@ class PostgresPromptStore:
         max_size: int = 2,
         connect_timeout_s: float = 5.0,
         command_timeout_s: float = 30.0,
+        options: PostgresOptions | None = None,
         tables: q.Tables = q.PROMPTS,
     ) -> None:
         """`tables`: which kind of document this store keeps (prompt templates, chains)."""
@@ -38,6 +39,7 @@ class PostgresPromptStore:
             max_size=max_size,
             connect_timeout_s=connect_timeout_s,
             command_timeout_s=command_timeout_s,
+            options=options,
         )
 
     async def start(self) -> None:

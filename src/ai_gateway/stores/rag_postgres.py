@@ -12,7 +12,7 @@ from ai_gateway.rag.records import BatchRecord, StoreFileRecord, VectorStoreReco
 from ai_gateway.stores import analytics_queries as aq
 from ai_gateway.stores import rag_queries as q
 from ai_gateway.stores.analytics import StoreUnavailableError
-from ai_gateway.stores.postgres_pool import PostgresPool
+from ai_gateway.stores.postgres_pool import PostgresOptions, PostgresPool
 from ai_gateway.stores.rag_base import RagStoreBase
 
 D = aq.POSTGRES
@@ -45,6 +45,7 @@ class PostgresRagStore(RagStoreBase):
         max_size: int = 4,
         connect_timeout_s: float = 5.0,
         command_timeout_s: float = 30.0,
+        options: PostgresOptions | None = None,
     ) -> None:
         self._db = PostgresPool(
             dsn,
@@ -54,6 +55,7 @@ class PostgresRagStore(RagStoreBase):
             max_size=max_size,
             connect_timeout_s=connect_timeout_s,
             command_timeout_s=command_timeout_s,
+            options=options,
         )
 
     async def start(self) -> None:

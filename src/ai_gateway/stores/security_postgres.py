@@ -17,7 +17,7 @@ from ai_gateway.stores import analytics_queries as aq
 from ai_gateway.stores import security_queries as q
 from ai_gateway.stores.migrations import latest
 from ai_gateway.stores.migrations.postgres import MIGRATIONS
-from ai_gateway.stores.postgres_pool import PostgresPool
+from ai_gateway.stores.postgres_pool import PostgresOptions, PostgresPool
 from ai_gateway.stores.security import KeyExistsError, KeyRevokedError, check_audit_limit
 
 D = aq.POSTGRES
@@ -41,6 +41,7 @@ class PostgresSecurityStore:
         max_size: int = 2,
         connect_timeout_s: float = 5.0,
         command_timeout_s: float = 30.0,
+        options: PostgresOptions | None = None,
     ) -> None:
         self._db = PostgresPool(
             dsn,
@@ -50,6 +51,7 @@ class PostgresSecurityStore:
             max_size=max_size,
             connect_timeout_s=connect_timeout_s,
             command_timeout_s=command_timeout_s,
+            options=options,
         )
         self.schema = schema
 

@@ -26,3 +26,16 @@ class WebSocketConfig(BaseModel):
     max_in_flight: int = Field(default=16, ge=1, le=1000)
     compression: bool = False
     auth_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class StreamingConfig(BaseModel):
+    """The `streaming:` section: what every stream (SSE and WebSocket) shares.
+
+    `keepalive_interval_s`: while a stream's upstream is silent (a long reasoning step), an SSE
+    comment line (`: keep-alive`) goes to the client after this many seconds without an event,
+    and again every as many; WebSocket pings are sent at the same interval. 0 turns both off.
+    Keep it under the idle timeout of every proxy between the client and the gateway."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keepalive_interval_s: float = Field(default=15.0, ge=0)

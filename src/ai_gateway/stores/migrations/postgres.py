@@ -297,6 +297,19 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+async def pending_versions(conn: Any, schema: str) -> list[int]:
+    """The versions `schema` lacks (all of them when it has no history yet); applies nothing."""
+    table = await conn.fetchval(
+        "SELECT to_regclass($1)", f"{quote_ident(schema)}.schema_migrations"
+    )
+    if table is None:
+        return [m.version for m in MIGRATIONS]
+    # The schema's name is validated (stores/postgres_pool.py) and quoted.
+    history = f"{quote_ident(schema)}.schema_migrations"
+    rows = await conn.fetch(f"SELECT version FROM {history}")  # noqa: S608
+    return [m.version for m in pending(MIGRATIONS, {row[0] for row in rows})]
+
+
 async def migrate(conn: Any, schema: str) -> list[int]:
     """Apply the pending migrations to `schema` in one transaction on `conn` (an asyncpg
     connection); returns the versions applied. Concurrent callers queue on the advisory lock."""

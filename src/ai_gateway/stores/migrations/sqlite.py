@@ -294,6 +294,17 @@ _TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 
+def pending_versions(conn: sqlite3.Connection) -> list[int]:
+    """The versions the database lacks (all of them when it has no history yet)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if row is None:
+        return [m.version for m in MIGRATIONS]
+    applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    return [m.version for m in pending(MIGRATIONS, applied)]
+
+
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply the pending migrations in one transaction; returns the versions applied. `conn` is in
     autocommit mode (isolation_level=None), so the transaction here is explicit."""
