@@ -224,7 +224,7 @@ def _run(args: argparse.Namespace, config: Config, app: Any, overrides: dict[str
 
     from ai_gateway.app_security import auth_enabled
     from ai_gateway.observability.logging import get_logger
-    from ai_gateway.serving import uvicorn_options
+    from ai_gateway.serving import run_server, uvicorn_options
 
     settings = config.gateway
     log = get_logger("ai_gateway.cli")
@@ -269,7 +269,7 @@ def _run(args: argparse.Namespace, config: Config, app: Any, overrides: dict[str
     common = uvicorn_options(config)
     if settings.workers == 1:
         tune_gc()
-        uvicorn.run(app, **common)
+        run_server(uvicorn.Config(app, **common))
     else:
         # Each worker process loads the configuration again: hand it the same file and flags.
         if args.config:

@@ -19,11 +19,16 @@ adds what is missing, in the server where the bytes are read:
   application, and its connection closed.
 
 `drain_on_signals` puts the graceful drain in front of uvicorn's shutdown: on the first SIGTERM
-(or SIGINT) the drain begins while the server keeps listening (readiness answers 503, new
-requests 503 as above), the requests in flight finish (streams at most `drain_timeout_s`, then
-they end with an error event), and only then is uvicorn's own shutdown started: it closes the
-listener and runs the lifespan's shutdown, which flushes the usage writer last. A second signal
-stops at once.
+(or SIGINT) the drain begins. `GatewayServer` (the server `serve` runs) then stops accepting at
+once: it closes its listening sockets and its idle keep-alive connections, and a connection
+with a request in flight is closed after its response. A load balancer in front gets "connection
+refused" for a new request and sends it to another instance, which is safe to retry even for a
+POST (nothing was sent); a health probe sees the instance gone. The requests in flight finish
+(streams at most `drain_timeout_s`, then they end with an error event), and only then is
+uvicorn's own shutdown started, which runs the lifespan's shutdown: the usage writer is flushed
+last. A second signal stops at once. With `--workers N` uvicorn's supervisor makes each
+worker's server, not `GatewayServer`: a draining worker keeps listening, answers readiness 503
+and new requests the 503 above.
 
 The body read timeout is where every route reads its body (`read_json` in `api/common.py`),
 so that its 408 goes through the application's error handling, request id and metrics like any
@@ -41,6 +46,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from ai_gateway.errors import GatewayError, RequestTimeoutError, ServiceUnavailableError
@@ -222,6 +228,36 @@ def uvicorn_options(config: Config) -> dict[str, Any]:
     }
 
 
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server, which stops accepting connections when the app's drain begins (see the
+    module docstring): closing the listener is what a load balancer can act on safely."""
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        policy = self.lifespan.state.get(STATE_KEY) if hasattr(self, "lifespan") else None
+        if policy is not None:
+            policy.drain.on_begin(self.stop_accepting)
+
+    def stop_accepting(self) -> None:
+        for server in self.servers:
+            server.close()  # new connections are refused; the ones open stay
+        for connection in list(self.server_state.connections):
+            # HTTP: an idle keep-alive connection is closed, a busy one after its response.
+            # A WebSocket stays: the drain ends its requests, then closes it with 1001.
+            if isinstance(connection, HttpToolsProtocol):
+                connection.shutdown()
+
+
+def run_server(config: uvicorn.Config) -> None:
+    """`uvicorn.run` for one process, with `GatewayServer`. (With `--workers N` uvicorn's
+    supervisor makes each worker's server itself: there the drain answers new requests 503.)"""
+    server = GatewayServer(config)
+    config.load_app()
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's exit status for a failed start-up
+
+
 Handler = Callable[[int, FrameType | None], Any] | int | None
 
 
@@ -278,4 +314,11 @@ def drain_on_signals(drain: Drain) -> Callable[[], None]:
     return restore
 
 
-__all__ = ["GuardedProtocol", "ServerLimits", "drain_on_signals", "uvicorn_options"]
+__all__ = [
+    "GatewayServer",
+    "GuardedProtocol",
+    "ServerLimits",
+    "drain_on_signals",
+    "run_server",
+    "uvicorn_options",
+]

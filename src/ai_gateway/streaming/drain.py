@@ -15,7 +15,7 @@ starts, nothing per chunk) and are told when the drain begins and when it expire
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,6 +65,7 @@ class Drain:
         self.expired = False
         self.deadline: float | None = None  # the loop's clock, once draining
         self._watchers: set[Drainable] = set()
+        self._on_begin: list[Callable[[], None]] = []  # the server: stop accepting connections
         self._timer: asyncio.TimerHandle | None = None
         # The server's running request tasks (uvicorn's, shared by its connections), when the
         # HTTP protocol has told us (serving.GuardedProtocol): what `wait()` waits for.
@@ -85,6 +86,10 @@ class Drain:
     def open_streams(self) -> int:
         return len(self._watchers)
 
+    def on_begin(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the drain begins (the server stops accepting connections)."""
+        self._on_begin.append(callback)
+
     def track(self, requests: Collection[object]) -> None:
         """The server's set of running requests (each HTTP connection passes the same one)."""
         self._requests = requests
@@ -99,6 +104,8 @@ class Drain:
         self.draining = True
         self.deadline = loop.time() + self.timeout_s
         self._timer = loop.call_at(self.deadline, self.expire)
+        for callback in self._on_begin:
+            callback()
         for watcher in list(self._watchers):
             watcher.drain_began()
 
