@@ -37,11 +37,10 @@ from ai_gateway.api.middleware import request_id_source
 from ai_gateway.api.render import open_stream
 from ai_gateway.api.responses_run import Prepared, ResponsesRunner
 from ai_gateway.api.ws import TOO_BIG
-from ai_gateway.api.ws_send import ClientGone, SocketSender
+from ai_gateway.api.ws_send import ClientGone, SocketSender, unexpected_error
 from ai_gateway.errors import (
     AuthenticationError,
     GatewayError,
-    InternalError,
     InvalidRequestError,
     PermissionDeniedError,
 )
@@ -210,15 +209,7 @@ class ResponsesSession:
                 await self._put(_error_event(exc, lane))
         except Exception as exc:
             status = 500
-            log.error(
-                "unhandled_error",
-                request_id=info.request_id,
-                path=LABEL,
-                error_type=type(exc).__name__,
-            )
-            error = InternalError(
-                f"The gateway failed unexpectedly; quote request id {info.request_id} to report it."
-            )
+            error = unexpected_error(info, LABEL, exc)
             with contextlib.suppress(ClientGone):
                 await self._put(_error_event(error, lane))
         finally:

@@ -41,11 +41,10 @@ from ai_gateway.api.auth import bearer_subprotocol, can_deny, send_error, socket
 from ai_gateway.api.middleware import request_id_source
 from ai_gateway.api.ws_endpoints import SocketEndpoints
 from ai_gateway.api.ws_protocol import Incoming, ProtocolError, encode, error_message, parse
-from ai_gateway.api.ws_send import ClientGone, SocketSender
+from ai_gateway.api.ws_send import ClientGone, SocketSender, unexpected_error
 from ai_gateway.errors import (
     AuthenticationError,
     GatewayError,
-    InternalError,
     PermissionDeniedError,
 )
 from ai_gateway.observability.logging import get_logger
@@ -290,15 +289,7 @@ class Session:
                 await self._deliver(encode(error_message(request_id, exc)))
         except Exception as exc:
             status = 500
-            log.error(
-                "unhandled_error",
-                request_id=info.request_id,
-                path=LABEL,
-                error_type=type(exc).__name__,
-            )
-            error = InternalError(
-                f"The gateway failed unexpectedly; quote request id {info.request_id} to report it."
-            )
+            error = unexpected_error(info, LABEL, exc)
             with contextlib.suppress(ClientGone):
                 await self._deliver(encode(error_message(request_id, error)))
         finally:

@@ -16,7 +16,23 @@ from collections.abc import Callable
 
 from starlette.websockets import WebSocket
 
+from ai_gateway.errors import InternalError
+from ai_gateway.observability.logging import get_logger
+from ai_gateway.request_info import RequestInfo
+
+log = get_logger("ai_gateway.ws")
+
 NOT_READING = 4008
+
+
+def unexpected_error(info: RequestInfo, label: str, exc: BaseException) -> InternalError:
+    """Log a socket request's unexpected failure (by type only); the error its client gets."""
+    log.error(
+        "unhandled_error", request_id=info.request_id, path=label, error_type=type(exc).__name__
+    )
+    return InternalError(
+        f"The gateway failed unexpectedly; quote request id {info.request_id} to report it."
+    )
 
 
 class ClientGone(Exception):
