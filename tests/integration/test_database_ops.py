@@ -18,6 +18,8 @@ import asyncpg
 import httpx
 import pytest
 
+from ai_gateway.settings import GatewaySettings
+from ai_gateway.stores import factory
 from ai_gateway.stores.analytics import StoreUnavailableError
 from ai_gateway.stores.analytics_postgres import PostgresAnalyticsStore
 from ai_gateway.stores.postgres_pool import PostgresOptions
@@ -209,3 +211,30 @@ def test_pgbouncer_transaction_pooling(pgbouncer: int) -> None:
         asyncio.run(run())
         env = {"DATABASE_URL": url, "AI_GATEWAY_DATABASE_PGBOUNCER": "true"}
         assert cli("migrate", "--check", env=env).returncode == 0
+
+
+def test_every_store_the_gateway_opens_works_through_pgbouncer(pgbouncer: int) -> None:
+    """Each PostgreSQL store `serve` opens takes the settings' PgBouncer mode (one that did not
+    would send the session settings PgBouncer refuses, and fail to start)."""
+    with throwaway_database() as direct:
+        settings = GatewaySettings(
+            database_url=via_port(direct, pgbouncer), database_pgbouncer=True
+        )
+        opens = (
+            factory.open_analytics_store,
+            factory.open_security_store,
+            factory.open_prompt_store,
+            factory.open_chain_store,
+            factory.open_rag_store,
+            factory.open_response_store,
+        )
+
+        async def run() -> None:
+            for open_store in opens:
+                store = open_store(settings)
+                try:
+                    await store.start()
+                finally:
+                    await store.aclose()
+
+        asyncio.run(run())

@@ -135,5 +135,5 @@ def open_response_store(settings: GatewaySettings) -> ResponseStore:
     store (not started; same errors as `open_analytics_store`)."""
     url = _postgres_url(settings)
     if url is not None:
-        return PostgresResponseStore(url)
+        return PostgresResponseStore(url, options=postgres_options(settings))
     return SQLiteResponseStore(_sqlite_path(settings))

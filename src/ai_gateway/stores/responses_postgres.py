@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ai_gateway.stores import analytics_queries as aq
-from ai_gateway.stores.postgres_pool import PostgresPool
+from ai_gateway.stores.postgres_pool import PostgresOptions, PostgresPool
 from ai_gateway.stores.rag_queries import Query
 from ai_gateway.stores.responses import ResponseStoreBase
 
@@ -29,6 +29,7 @@ class PostgresResponseStore(ResponseStoreBase):
         max_size: int = 4,
         connect_timeout_s: float = 5.0,
         command_timeout_s: float = 30.0,
+        options: PostgresOptions | None = None,
     ) -> None:
         self._db = PostgresPool(
             dsn,
@@ -38,6 +39,7 @@ class PostgresResponseStore(ResponseStoreBase):
             max_size=max_size,
             connect_timeout_s=connect_timeout_s,
             command_timeout_s=command_timeout_s,
+            options=options,
         )
 
     async def start(self) -> None:
