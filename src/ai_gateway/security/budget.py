@@ -25,6 +25,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Literal, Protocol
 
 from redis.asyncio import Redis
@@ -54,15 +55,25 @@ def period_window(period: Period, now: datetime) -> tuple[datetime, datetime | N
     `now` must be timezone-aware (any zone: it is converted to UTC first)."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    now = now.astimezone(UTC)
-    day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    if now.tzinfo is not UTC:
+        now = now.astimezone(UTC)
+    return _window_of_day(period, now.year, now.month, now.day)
+
+
+@lru_cache(maxsize=256)
+def _window_of_day(
+    period: Period, year: int, month: int, day: int
+) -> tuple[datetime, datetime | None]:
+    """The window of `period` containing the UTC day `year-month-day` (every request of a day
+    asks for the same few windows, so they are computed once)."""
+    start = datetime(year, month, day, tzinfo=UTC)
     if period == "day":
-        return day, day + timedelta(days=1)
+        return start, start + timedelta(days=1)
     if period == "week":
-        start = day - timedelta(days=now.weekday())  # Monday is 0
+        start -= timedelta(days=start.weekday())  # Monday is 0
         return start, start + timedelta(days=7)
     if period == "month":
-        start = day.replace(day=1)
+        start = start.replace(day=1)
         if start.month == 12:
             return start, start.replace(year=start.year + 1, month=1)
         return start, start.replace(month=start.month + 1)
@@ -77,21 +88,14 @@ def to_pico(amount: Decimal | int) -> int:
     refused (`ValueError`, `TypeError`)."""
     if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
         raise TypeError("amounts are Decimal USD (floats are not exact)")
-    if isinstance(amount, int):
-        if amount < 0:
-            raise ValueError("amounts must not be negative")
-        return amount * PICO_PER_USD
-    if not amount.is_finite():
+    if isinstance(amount, Decimal) and not amount.is_finite():
         raise ValueError("amounts must be finite")
-    sign, digits, exponent = amount.as_tuple()
-    assert isinstance(exponent, int)  # finite
-    coefficient = int("".join(map(str, digits)) or "0")
-    if sign and coefficient:
+    if amount < 0:
         raise ValueError("amounts must not be negative")
-    shift = exponent + PICO_DIGITS
-    if shift >= 0:
-        return coefficient * int(10**shift)
-    return -(-coefficient // int(10**-shift))
+    if isinstance(amount, int):
+        return amount * PICO_PER_USD
+    numerator, denominator = amount.as_integer_ratio()  # exact
+    return -(-numerator * PICO_PER_USD // denominator)
 
 
 def from_pico(pico: int) -> Decimal:
@@ -184,6 +188,13 @@ class LocalSpendCounter:
             del self._counters[slot]
 
 
+@lru_cache(maxsize=256)
+def _key_parts(start: datetime, end: datetime | None) -> tuple[str, int | None]:
+    """A period's key suffix (its start as YYYYMMDD) and its counter's expiry (unix seconds)."""
+    expire_at = None if end is None else int((end + KEEP_AFTER_END).timestamp())
+    return f"{start:%Y%m%d}", expire_at
+
+
 class RedisSpendCounter:
     """Spend counters shared by every instance through Redis: one integer key per scope and
     period start, `<prefix>:{<scope_key>}:<period>:<YYYYMMDD of the start>`, hash-tagged by
@@ -209,9 +220,8 @@ class RedisSpendCounter:
         self, scope_key: str, period: Period, *, now: datetime | None = None
     ) -> tuple[str, int | None]:
         """The key of the current period's counter and its expiry (unix seconds, or None)."""
-        start, end = period_window(period, self._clock() if now is None else now)
-        expire_at = None if end is None else int((end + KEEP_AFTER_END).timestamp())
-        return f"{self._prefix}:{{{scope_key}}}:{period}:{start:%Y%m%d}", expire_at
+        stamp, expire_at = _key_parts(*period_window(period, self._clock() if now is None else now))
+        return f"{self._prefix}:{{{scope_key}}}:{period}:{stamp}", expire_at
 
     async def spent(
         self, scope_key: str, period: Period, *, now: datetime | None = None
