@@ -63,6 +63,18 @@ PROMPT_BODY = json.dumps(
     }
 )
 
+# --rendered: a plain request with the messages the template renders (the system message, then
+# the question), no template: what a templated request costs over sending the same prompt itself.
+RENDERED_BODY = json.dumps(
+    {
+        **json.loads(BODY),
+        "messages": [
+            {"role": "system", "content": "You are a terse assistant."},
+            *json.loads(BODY)["messages"],
+        ],
+    }
+)
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -120,10 +132,13 @@ class Build:
     cache: bool = False  # the response cache on
     unique: bool = False  # every request a different question (with cache: all misses)
     prompt: bool = False  # every request renders a prompt template (PROMPT_BODY)
+    rendered: bool = False  # every request sends what the template renders (RENDERED_BODY)
 
     @property
     def body(self) -> str:
-        return PROMPT_BODY if self.prompt else BODY
+        if self.prompt:
+            return PROMPT_BODY
+        return RENDERED_BODY if self.rendered else BODY
 
 
 @contextmanager
@@ -249,6 +264,13 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="NAME of a build whose every request renders a prompt template",
     )
+    parser.add_argument(
+        "--rendered",
+        action="append",
+        default=[],
+        help="NAME of a build whose every request sends, as a plain request, the messages the "
+        "--prompt template renders",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=3)
@@ -289,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
             cache=name in args.cache,
             unique=name in args.unique,
             prompt=name in args.prompt,
+            rendered=name in args.rendered,
         )
         for name, tree in trees.items()
     ]

@@ -24,6 +24,7 @@ from ai_gateway.security.config import RequestLimits
 from ai_gateway.security.request_limits import check_chat
 
 HEADER = "x-gateway-prompt"
+_CARRIED = ("models", "fanout", "cache", "context_strategy", "context", "rag")
 
 
 class Prompt:
@@ -41,13 +42,24 @@ class Prompt:
         chat = exchange.chat
         ref = chat.parsed.prompt
         assert ref is not None
-        compiled = await self._catalog.resolve(ref.id, ref.version, ref.label)
+        catalog = self._catalog
+        compiled = catalog.cached(ref.id, ref.version, ref.label) or await catalog.resolve(
+            ref.id, ref.version, ref.label
+        )
         rendered = compiled.render(ref.variables)
         body = {**compiled.fields, **chat.body}  # the request's own fields win
         body["messages"] = [*rendered, *chat.body.get("messages", ())]
+        # What the schema checks: the merged request, with the request's own messages as they
+        # were already checked (pydantic takes the instances as they are) and its gateway
+        # fields (chat_exchange took them off its body; its `context` and `rag` win over the
+        # template's).
+        own: dict[str, object] = {"messages": [*rendered, *chat.parsed.messages]}
+        for name in _CARRIED:
+            if (value := getattr(chat.parsed, name)) is not None:
+                own[name] = value
         try:
             check_chat(body, self._limits)
-            parsed = parse_body(ChatCompletionRequest, body)
+            parsed = parse_body(ChatCompletionRequest, {**body, **own})
         except InvalidRequestError as exc:
             raise InvalidRequestError(
                 f"The request made from {compiled.name}: {exc.message}",
@@ -55,18 +67,7 @@ class Prompt:
                 code=exc.code,
             ) from None
         old = chat.parsed
-        parsed = parsed.model_copy(
-            update={
-                "models": old.models,
-                "fanout": old.fanout,
-                "cache": old.cache,
-                "context_strategy": old.context_strategy,
-                "prompt": ref,
-                # the template may ask for context (docs/integrations.md); the request's wins
-                "context": old.context if old.context is not None else parsed.context,
-                "rag": old.rag if old.rag is not None else parsed.rag,
-            }
-        )
+        parsed.prompt = ref
         body.pop("context", None)  # gateway fields: never sent upstream
         body.pop("rag", None)
         exchange.request = ChatRequest(body=body, parsed=parsed)

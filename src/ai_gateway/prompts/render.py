@@ -17,13 +17,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateSyntaxError,
+    UndefinedError,
+    nodes,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 
 from ai_gateway.errors import InvalidRequestError
+from ai_gateway.prompts.fast_check import compile_accept
 from ai_gateway.prompts.records import PromptVersion
 
 MAX_RENDERED_CHARS = 1_000_000  # all the rendered strings of one request together
@@ -77,6 +85,7 @@ class CompiledPrompt:
                 param="variables",
             ) from None
         self._validator = Draft202012Validator(version.variables)
+        self._accept = compile_accept(version.variables)  # the fast yes, when it can say it
         messages = version.template.get("messages", [])
         self._messages: Node = _compile(messages, env, "template.messages")
         # Everything but the messages, as the request sends it.
@@ -84,6 +93,8 @@ class CompiledPrompt:
 
     def check(self, variables: dict[str, Any]) -> None:
         """PromptError naming the first variable that fails the schema."""
+        if self._accept is not None and self._accept(variables):
+            return
         error = best_match(self._validator.iter_errors(variables))
         if error is not None:
             name, problem = _describe(error)
@@ -109,7 +120,7 @@ def _compile(node: Node, env: ImmutableSandboxedEnvironment, where: str) -> Node
         if "{" not in node:
             return node  # no expression, statement or comment: kept as it is
         try:
-            return _Compiled(env.from_string(node), where)
+            return _Compiled(env.from_string(node), where, _plain_parts(env, node))
         except TemplateSyntaxError as exc:
             raise PromptError(
                 f"{where}: template syntax error on line {exc.lineno}: {exc.message}",
@@ -124,11 +135,46 @@ def _compile(node: Node, env: ImmutableSandboxedEnvironment, where: str) -> Node
 
 
 class _Compiled:
-    __slots__ = ("template", "where")
+    __slots__ = ("plain", "template", "where")
 
-    def __init__(self, template: Template, where: str) -> None:
+    def __init__(self, template: Template, where: str, plain: Plain | None) -> None:
         self.template = template
         self.where = where.removeprefix("template.")
+        self.plain = plain
+
+
+# A template string that is only text and `{{ name }}` outputs (most prompts), as Jinja parsed
+# it: (text, None) or ("", name) pieces. It renders as Jinja would (each value through `str`,
+# the text as the lexer left it) without Jinja's per-render context; a name the variables do
+# not hold goes to Jinja, which raises the StrictUndefined error (or finds a global).
+Plain = tuple[tuple[str, str | None], ...]
+
+
+def _plain_parts(env: ImmutableSandboxedEnvironment, source: str) -> Plain | None:
+    body = env.parse(source).body
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    parts: list[tuple[str, str | None]] = []
+    for node in body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            parts.append((node.data, None))
+        elif isinstance(node, nodes.Name) and node.ctx == "load":
+            parts.append(("", node.name))
+        else:
+            return None
+    return tuple(parts)
+
+
+def _render_plain(plain: Plain, variables: dict[str, Any]) -> str | None:
+    pieces = []
+    for text, name in plain:
+        if name is None:
+            pieces.append(text)
+        elif name in variables:
+            pieces.append(str(variables[name]))
+        else:
+            return None
+    return "".join(pieces)
 
 
 def _render(node: Node, variables: dict[str, Any], name: str, where: str, budget: list[int]) -> Any:
@@ -153,6 +199,8 @@ def _render_one(node: _Compiled, variables: dict[str, Any], name: str) -> str:
     fail: Callable[[str], PromptError] = lambda problem: PromptError(  # noqa: E731
         f"{name}, {node.where}: {problem}", param="prompt.variables", code="prompt_render_error"
     )
+    if node.plain is not None and (text := _render_plain(node.plain, variables)) is not None:
+        return text
     try:
         return node.template.render(variables)
     except UndefinedError as exc:

@@ -86,6 +86,26 @@ class VersionedCatalog(Generic[C]):
                 version = head.labels.get(DEFAULT_LABEL, head.latest_version)
         return await self.compiled(doc_id, version)
 
+    def cached(self, doc_id: str, version: int | None = None, label: str | None = None) -> C | None:
+        """What `resolve` would return, when it is known here without a store call (a version
+        compiled before, and for a label or the default a head younger than its TTL); None
+        otherwise (then `resolve`)."""
+        if version is None:
+            cached = self._heads.get(doc_id)
+            if cached is None or self._clock() - cached[0] >= self._head_ttl_s:
+                return None
+            head = cached[1]
+            if label is not None:
+                version = head.labels.get(label)
+                if version is None:
+                    return None  # resolve raises the 404
+            else:
+                version = head.labels.get(DEFAULT_LABEL, head.latest_version)
+        found = self._versions.get((doc_id, version))
+        if found is not None:
+            self._versions.move_to_end((doc_id, version))
+        return found
+
     async def head(self, doc_id: str) -> PromptRecord:
         cached = self._heads.get(doc_id)
         now = self._clock()
