@@ -201,6 +201,39 @@ def test_another_instance_s_change_is_served_once_announced_or_the_head_expires(
     asyncio.run(scenario())
 
 
+def test_the_cached_answer_is_resolve_s_or_nothing(tmp_path: Path) -> None:
+    """`cached` (the stage's path without an await) answers only what `resolve` would: the
+    version compiled before, through a head still fresh; anything else is left to `resolve`."""
+
+    async def scenario() -> None:
+        clock = Clock()
+        store = SQLitePromptStore(tmp_path / "analytics.db")
+        catalog = PromptCatalog(store, head_ttl_s=30, clock=clock)
+        try:
+            await catalog.create("t", None, TEMPLATE, {}, None)
+            await catalog.add_version("t", TEMPLATE, {}, None)
+            await catalog.set_label("t", "production", 1)
+            assert catalog.cached("t") is None  # nothing read yet
+            assert catalog.cached("t", version=2) is None
+            resolved = await catalog.resolve("t")
+            assert catalog.cached("t") is resolved
+            assert catalog.cached("t", label="production") is resolved
+            assert catalog.cached("t", label="canary") is None  # resolve gives the 404
+            assert catalog.cached("t", version=2) is None  # never compiled
+            second = await catalog.resolve("t", version=2)
+            assert catalog.cached("t", version=2) is second
+            catalog.forget("t")  # a label moved elsewhere: the head must be read again
+            assert catalog.cached("t") is None
+            await catalog.resolve("t")
+            clock.now = 31  # the head expired
+            assert catalog.cached("t") is None
+            assert catalog.cached("t", version=1) is resolved  # a version never changes
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_a_head_read_while_a_change_is_announced_is_not_kept(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = SQLitePromptStore(tmp_path / "analytics.db")
