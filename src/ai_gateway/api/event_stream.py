@@ -17,6 +17,10 @@ events), so the response waits for its first event before it starts:
   clean-up runs: the usage record is written), and the client gets the OpenAI-style error
   event, then the end of the response; never a silent cut.
 - **Client gone**: the stream is cancelled (upstream closed) as soon as the client disconnects.
+- However the stream ends, its body is closed before the response returns, in the request's own
+  task, so every stage's clean-up (usage record, settlement, upstream connection) has run by
+  then, also when the client left while an event was being written (the body then waits at a
+  `yield` that nothing would resume).
 
 The keep-alive interval and the drain come from the app's lifespan state (`scope["state"]`,
 `api/draining.py`); without it (an app run without its lifespan) there is neither.
@@ -126,6 +130,9 @@ class _Stream:
             self._quiet()
             if drain is not None:
                 drain.unwatch(self)
+            # However it ended (a client that left during a write leaves the body suspended at
+            # a yield): every stage's clean-up runs now, in this task (a no-op when done).
+            await self._close_body()
 
     async def _pump(self) -> None:
         send, loop = self._send, self._loop

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from urllib.parse import quote
 
-from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from ai_gateway.api.common import JSONResponse
@@ -108,10 +107,6 @@ def sse_response(
         headers=lambda: {**SSE_HEADERS, **exchange.headers, **route_headers(exchange.info)},
         on_expire=stopped,
         on_error=count_error,
-        # After the response, also when the client left: the server leaves a body it stopped
-        # sending suspended. Closing it closes the stream, which runs every stage's clean-up
-        # (recorded, settled, upstream closed).
-        background=BackgroundTask(body.aclose),
     )
 
 
