@@ -3,11 +3,15 @@ arithmetic, seeding, and the eviction of ended periods."""
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Context, Decimal
+from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ai_gateway.security.budget import (
     EPOCH,
@@ -94,6 +98,17 @@ def test_amounts_become_pico_dollars_rounded_up(amount: Decimal, pico: int) -> N
     assert to_pico(amount) == pico
     assert from_pico(pico) >= amount
     assert from_pico(pico) - amount < Decimal("1E-12")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    digits=st.integers(0, 10**40),
+    exponent=st.integers(-40, 20),
+)
+def test_any_amount_is_its_exact_ceiling_in_pico_dollars(digits: int, exponent: int) -> None:
+    amount = Decimal(digits).scaleb(exponent, Context(prec=60))
+    exact = Fraction(amount) * 10**12
+    assert to_pico(amount) == math.ceil(exact)
 
 
 @pytest.mark.parametrize(
