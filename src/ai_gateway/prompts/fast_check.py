@@ -133,14 +133,7 @@ def _enum(values: Any) -> Accept:
 
 
 def _string_checks(schema: dict[str, Any]) -> list[Accept]:
-    checks: list[Accept] = []
-    low, high = schema.get("minLength"), schema.get("maxLength")
-    if low is not None or high is not None:
-        lo = 0 if low is None else _count(low)
-        hi = None if high is None else _count(high)
-        checks.append(
-            lambda v: not isinstance(v, str) or (lo <= len(v) and (hi is None or len(v) <= hi))
-        )
+    checks = _length(schema, "minLength", "maxLength", str)
     if "pattern" in schema:
         if not isinstance(schema["pattern"], str):
             raise _Unsupported
@@ -210,14 +203,19 @@ def _array_checks(schema: dict[str, Any]) -> list[Accept]:
     if "items" in schema:
         each = _compile(schema["items"])
         checks.append(lambda v: not isinstance(v, list) or all(each(item) for item in v))
-    low, high = schema.get("minItems"), schema.get("maxItems")
-    if low is not None or high is not None:
-        lo = 0 if low is None else _count(low)
-        hi = None if high is None else _count(high)
-        checks.append(
-            lambda v: not isinstance(v, list) or (lo <= len(v) and (hi is None or len(v) <= hi))
-        )
-    return checks
+    return checks + _length(schema, "minItems", "maxItems", list)
+
+
+def _length(
+    schema: dict[str, Any], least: str, most: str, kind: type[str] | type[list[Any]]
+) -> list[Accept]:
+    """The bounds on a string's or an array's length (they apply to that type only)."""
+    low, high = schema.get(least), schema.get(most)
+    if low is None and high is None:
+        return []
+    lo = 0 if low is None else _count(low)
+    hi = None if high is None else _count(high)
+    return [lambda v: not isinstance(v, kind) or (lo <= len(v) and (hi is None or len(v) <= hi))]
 
 
 def _count(bound: Any) -> int:
