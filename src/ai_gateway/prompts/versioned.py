@@ -73,17 +73,14 @@ class VersionedCatalog(Generic[C]):
         `production` label's when the document has one, else its newest version."""
         if version is None:
             head = await self.head(doc_id)
-            if label is not None:
-                if label not in head.labels:
-                    raise NotFoundError(
-                        f"{self._title} {doc_id!r} has no label {label!r}; its labels: "
-                        f"{', '.join(sorted(head.labels)) or '(none)'}.",
-                        param=f"{self._naming.param}label",
-                        code=f"{self._naming.kind}_label_not_found",
-                    )
-                version = head.labels[label]
-            else:
-                version = head.labels.get(DEFAULT_LABEL, head.latest_version)
+            version = _chosen(head, label)
+            if version is None:
+                raise NotFoundError(
+                    f"{self._title} {doc_id!r} has no label {label!r}; its labels: "
+                    f"{', '.join(sorted(head.labels)) or '(none)'}.",
+                    param=f"{self._naming.param}label",
+                    code=f"{self._naming.kind}_label_not_found",
+                )
         return await self.compiled(doc_id, version)
 
     def cached(self, doc_id: str, version: int | None = None, label: str | None = None) -> C | None:
@@ -94,13 +91,9 @@ class VersionedCatalog(Generic[C]):
             cached = self._heads.get(doc_id)
             if cached is None or self._clock() - cached[0] >= self._head_ttl_s:
                 return None
-            head = cached[1]
-            if label is not None:
-                version = head.labels.get(label)
-                if version is None:
-                    return None  # resolve raises the 404
-            else:
-                version = head.labels.get(DEFAULT_LABEL, head.latest_version)
+            version = _chosen(cached[1], label)
+            if version is None:
+                return None  # resolve raises the 404
         found = self._versions.get((doc_id, version))
         if found is not None:
             self._versions.move_to_end((doc_id, version))
@@ -258,3 +251,11 @@ class VersionedCatalog(Generic[C]):
             f"The {self._naming.noun} store is unavailable; retry shortly.",
             code=f"{self._naming.kind}_store_unavailable",
         )
+
+
+def _chosen(head: PromptRecord, label: str | None) -> int | None:
+    """The version a request without one gets: `label`'s (None: no such label), else the
+    `production` label's when there is one, else the newest."""
+    if label is not None:
+        return head.labels.get(label)
+    return head.labels.get(DEFAULT_LABEL, head.latest_version)
