@@ -237,3 +237,36 @@ def test_one_name_added_to_the_list_takes_effect_for_every_kind_of_request(
         for n in calls:  # right around every provider call, for each branch of a fan-out
             assert events[n - 1].startswith("hook>"), (kind, events)
             assert events[n + 1].startswith("hook<"), (kind, events)
+
+
+class Idle(Around):
+    """A stage that says, before it runs, whether it has anything to do: only for `stream`
+    requests here. Its own call refuses to run for any other request."""
+
+    def skips(self, exchange: Exchange) -> bool:
+        return not exchange.stream
+
+    async def __call__(self, exchange: Exchange, next: Next) -> Outcome:
+        assert exchange.stream, "called for an exchange it skips"
+        return await super().__call__(exchange, next)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_stage_that_skips_an_exchange_is_not_called_for_it(stream: bool) -> None:
+    events: Events = []
+    stages = Stages(**{**vars(fake_stages(events)), "cache": Idle("cache", events)})
+    answer = asyncio.run(run(Chains.build(stages).chat, chat(stream=stream)))
+    assert answer
+    expected = ORDER if stream else [e for e in ORDER if not e.startswith("cache")]
+    assert events == expected
+
+
+def test_a_link_adds_no_coroutine_of_its_own() -> None:
+    """The chain hands back the first stage's coroutine: no wrapper frame per stage."""
+    events: Events = []
+    stage = Around("only", events)
+    chain = Chain([stage, Answer(events)])
+    pending = chain(chat())
+    assert getattr(pending, "cr_code", None) is Around.__call__.__code__
+    asyncio.run(pending)  # type: ignore[arg-type]
+    assert events == ["only>", "call", "only<"]

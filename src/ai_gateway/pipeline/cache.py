@@ -76,8 +76,11 @@ class Cache:
         rules = (*config.models.values(), *config.keys.values())
         self._on = config.enabled or any(rule.enabled for rule in rules)
 
+    def skips(self, exchange: Exchange) -> bool:
+        return not self._on or exchange.kind is not Kind.CHAT
+
     async def __call__(self, exchange: Exchange, next: Next) -> Outcome:
-        if not self._on or exchange.kind is not Kind.CHAT:
+        if self.skips(exchange):
             return await next(exchange)
         policy = policy_of(self._config, exchange, semantic=self._semantic is not None)
         if policy is None:

@@ -4,13 +4,17 @@ pipeline/exchange.py). For a stream its after-work wraps the chunk iterator, wit
 in `finally`. A stage may call `next` more than once (a fan-out, once per model) or not at all
 (a refusal, or the last stage, which produces the answer).
 
+A stage may also say, per exchange, that it has nothing to do (`skips`, below): the chain then
+calls the next stage directly, and an idle stage costs one check, not a coroutine. A link adds
+no coroutine of its own: it returns the stage's, which its caller awaits.
+
 The chains themselves, the order of the stages, are declared in pipeline/chains.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ai_gateway.pipeline.exchange import Exchange, Outcome
 
@@ -21,15 +25,31 @@ class Stage(Protocol):
     async def __call__(self, exchange: Exchange, next: Next) -> Outcome: ...
 
 
+@runtime_checkable
+class Skipping(Stage, Protocol):
+    """A stage that can tell, before it runs, that it would only pass the exchange on."""
+
+    def skips(self, exchange: Exchange) -> bool: ...
+
+
 async def _end(exchange: Exchange) -> Outcome:
     raise RuntimeError("the last stage of a chain called next: it must produce the answer")
 
 
 def _link(stage: Stage, rest: Next) -> Next:
-    async def run(exchange: Exchange) -> Outcome:
-        return await stage(exchange, rest)
+    if not isinstance(stage, Skipping):
 
-    return run
+        def run(exchange: Exchange) -> Awaitable[Outcome]:
+            return stage(exchange, rest)
+
+        return run
+
+    skips = stage.skips
+
+    def run_unless_skipped(exchange: Exchange) -> Awaitable[Outcome]:
+        return rest(exchange) if skips(exchange) else stage(exchange, rest)
+
+    return run_unless_skipped
 
 
 class Chain:

@@ -14,8 +14,10 @@ streamed or not, fanned out or not, and embeddings) runs `MODEL_STAGES`, outermo
 
 Before the chain, the HTTP layer authenticates the caller (middleware), reads and parses the body
 (size, JSON, request limits, schema) into an `Exchange`; after it, a renderer turns the outcome
-into JSON or SSE (api/render.py). A stage that has nothing to do for a request (no limits for the
-caller, no content rules for the model, a single model) passes it through at the cost of a call.
+into JSON or SSE (api/render.py). A stage that has nothing to do for a request passes it through:
+the ones that can tell before they run (`skips`: no template, no fan-out, no hooks, the cache
+off, no context, no retrieval) are not called at all (pipeline/chain.py); the others (no limits
+for the caller, no content rules for the model) at the cost of a call.
 
 `prompt` comes before `admit` because a template may name the model and adds messages: the
 caller's allowed models, limits and budget apply to the request that will be sent, and so do the

@@ -51,12 +51,14 @@ class Context:
         self._outcomes = metrics.context_sources
         self._storing: set[asyncio.Task[None]] = set()
 
+    def skips(self, exchange: Exchange) -> bool:
+        return exchange.kind is not Kind.CHAT or exchange.chat.parsed.context is None
+
     async def __call__(self, exchange: Exchange, next: Next) -> Outcome:
-        if exchange.kind is not Kind.CHAT:
+        if self.skips(exchange):
             return await next(exchange)
         options = exchange.chat.parsed.context
-        if options is None:
-            return await next(exchange)
+        assert options is not None
         sources = self._sources
         if sources is None:
             raise InvalidRequestError(

@@ -33,6 +33,9 @@ class Fanout:
         """`record`: the recording stage, run around each branch."""
         self._record = record
 
+    def skips(self, exchange: Exchange) -> bool:
+        return exchange.fanout is None
+
     async def __call__(self, exchange: Exchange, next: Next) -> Outcome:
         mode = exchange.fanout
         if mode is None:

@@ -10,7 +10,8 @@ the content rules and before the response cache.
 
 `on_record` hooks run off the hot path, on the finished usage record (hooks/records.py). A
 failing hook follows its `fail` policy (hooks/runner.py). With no hooks configured for the point
-and model the stage passes the request through at the cost of a call.
+and model the stage passes the request through at the cost of a call; with no hooks configured
+at all the chain skips it (`skips`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class Hooks:
     def __init__(self, hooks: HookSet) -> None:
         self._hooks = hooks
         self._on = bool(hooks)
+
+    def skips(self, exchange: Exchange) -> bool:
+        return not self._on
 
     async def __call__(self, exchange: Exchange, next: Next) -> Outcome:
         if not self._on:

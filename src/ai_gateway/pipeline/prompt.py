@@ -8,7 +8,7 @@ parameters apply unless the request sets them. The merged request is checked aga
 client's would be (request limits, then the schema). The version used is on the exchange
 (`x-gateway-prompt: <id>@<version>`), in the usage record and on the request's span.
 
-A request without `prompt` passes through at the cost of a call.
+A request without `prompt` skips the stage (`skips`: the chain does not call it).
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ class Prompt:
         self._catalog = catalog
         self._limits = limits
 
+    def skips(self, exchange: Exchange) -> bool:
+        return exchange.kind is not Kind.CHAT or exchange.chat.parsed.prompt is None
+
     async def __call__(self, exchange: Exchange, next: Next) -> Outcome:
-        if exchange.kind is not Kind.CHAT or exchange.chat.parsed.prompt is None:
+        if self.skips(exchange):
             return await next(exchange)
         await self.apply(exchange)
         return await next(exchange)

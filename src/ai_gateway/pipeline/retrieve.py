@@ -52,14 +52,17 @@ class Retrieve:
         self._window_of = window_of
         self._window_share = window_share
 
-    async def __call__(self, exchange: Exchange, next: Next) -> Outcome:
+    def skips(self, exchange: Exchange) -> bool:
         if exchange.kind is not Kind.CHAT:
+            return True
+        parsed = exchange.chat.parsed
+        return parsed.rag is None and not any(t.type == "file_search" for t in parsed.tools or ())
+
+    async def __call__(self, exchange: Exchange, next: Next) -> Outcome:
+        if self.skips(exchange):
             return await next(exchange)
         parsed = exchange.chat.parsed
-        tools = parsed.tools
-        searching = [t for t in tools or () if t.type == "file_search"]
-        if parsed.rag is None and not searching:
-            return await next(exchange)
+        searching = [t for t in parsed.tools or () if t.type == "file_search"]
         if self._searcher is None:
             raise InvalidRequestError(
                 "This gateway has no vector stores (rag.enabled is off in its config file): "
