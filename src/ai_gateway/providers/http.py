@@ -68,9 +68,9 @@ class UpstreamHTTP:
         self._limit = max_connections
         self._tracing = tracing
         self._egress = egress if egress is not None and egress.active else None
-        self._timeout = aiohttp.ClientTimeout(
-            total=request_timeout_s, connect=connect_timeout_s, sock_read=request_timeout_s
-        )
+        # A whole answer: one limit for the whole request (a read gap limit as long would be
+        # redundant, and aiohttp re-arms a timer for it on every read).
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, connect=connect_timeout_s)
         self._stream_timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout_s, sock_read=stream_idle_timeout_s
         )
@@ -91,9 +91,7 @@ class UpstreamHTTP:
         if deployment.timeout_s is None:
             return self._timeout
         return aiohttp.ClientTimeout(
-            total=deployment.timeout_s,
-            connect=min(self._connect_timeout, deployment.timeout_s),
-            sock_read=deployment.timeout_s,
+            total=deployment.timeout_s, connect=min(self._connect_timeout, deployment.timeout_s)
         )
 
     def _stream_timeout_for(self, deployment: Deployment) -> aiohttp.ClientTimeout:

@@ -366,9 +366,9 @@ class Admission:
             self._budgets.unreserve(ticket.reserved)
 
     def _settle_shared(self, shared: RedisAdmitter, ticket: Ticket, info: RequestInfo) -> None:
-        """Leases, tokens and spend in one script (nothing to send: none), sent now; the
+        """Leases, tokens and spend in one script (nothing to send: none), queued now; the
         request does not wait for its answer. The reservation is given back as soon as the
-        script is sent: every later admission of this instance goes over the same connection
+        script is queued: every later admission of this instance goes over the same connection
         after it, so Redis counts the cost as spend before it checks them (admit_redis.py)."""
         leases, ticket.leases = ticket.leases, []
         fallback = shared.limiter.fallback

@@ -239,7 +239,7 @@ class RedisAdmitter:
                 args += ("b", to_pico(check.usd), to_pico(committed) if committed > 0 else 0)
         script = self._admit
         result = await self._limiter.call(
-            lambda: self._answer(script, self._send(script, keys, args), keys, args)
+            lambda: self._answer(script, self._send(script, keys, args), keys, args), bounded=True
         )
         if result is None:
             return None
@@ -256,11 +256,13 @@ class RedisAdmitter:
         tokens: list[tuple[str, int, int]],
         spends: list[tuple[str, Period, Decimal]],
     ) -> Coroutine[Any, Any, list[Decimal] | None] | None:
-        """Send, now, one script that releases `leases` (limiter key, lease id), charges
+        """Queue, now, one script that releases `leases` (limiter key, lease id), charges
         `tokens` (limiter key, tpm, tokens used) and adds `spends` (budget scope key, period,
-        USD). It is sent before this returns, so Redis applies it before any admission sent
-        after. Returns None when Redis is not to be called (degraded: nothing was sent), else
-        what to await for the spends' new totals, in order (None if Redis did not answer)."""
+        USD). It is queued on the pipe before this returns, so Redis applies it before any
+        admission sent after (it leaves with the other commands of this turn of the event
+        loop, at its end). Returns None when Redis is not to be called (degraded: nothing was
+        sent), else what to await for the spends' new totals, in order (None if Redis did not
+        answer)."""
         if not self._limiter.due():
             return None
         keys: list[str] = []
@@ -277,26 +279,24 @@ class RedisAdmitter:
             key, expire_at = self._spend.redis_key(scope_key, period)
             keys.append(key)
             args += ("s", to_pico(amount), "" if expire_at is None else expire_at)
-        sent = self._send(self._settle, keys, args, flush=True)
+        sent = self._send(self._settle, keys, args)
         return self._settled(sent, keys, args)
 
     async def _settled(
         self, sent: asyncio.Future[Any], keys: list[str], args: list[str | int]
     ) -> list[Decimal] | None:
         limiter = self._limiter
-        try:
-            async with asyncio.timeout(limiter.op_timeout_s):
-                result = await self._answer(self._settle, sent, keys, args)
+        try:  # the pipe fails the command after op_timeout_s
+            result = await self._answer(self._settle, sent, keys, args)
         except ERRORS as exc:
             limiter.failed(exc)
             return None
         limiter.answered()
         return [from_pico(int(total)) for total in result]
 
-    def _send(
-        self, script: _Script, keys: list[str], args: list[str | int], flush: bool = False
-    ) -> asyncio.Future[Any]:
-        return self._pipe.send("EVALSHA", script.sha, len(keys), *keys, *args, flush=flush)
+    def _send(self, script: _Script, keys: list[str], args: list[str | int]) -> asyncio.Future[Any]:
+        timeout_s = self._limiter.op_timeout_s
+        return self._pipe.send("EVALSHA", script.sha, len(keys), *keys, *args, timeout_s=timeout_s)
 
     async def _answer(
         self, script: _Script, sent: asyncio.Future[Any], keys: list[str], args: list[str | int]
@@ -304,7 +304,10 @@ class RedisAdmitter:
         try:
             return await sent
         except NoScriptError:  # Redis restarted or its script cache was flushed: load it
-            return await self._pipe.send("EVAL", script.source, len(keys), *keys, *args)
+            timeout_s = self._limiter.op_timeout_s
+            return await self._pipe.send(
+                "EVAL", script.source, len(keys), *keys, *args, timeout_s=timeout_s
+            )
 
     async def aclose(self) -> None:
         await self._pipe.aclose()

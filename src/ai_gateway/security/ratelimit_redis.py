@@ -233,15 +233,20 @@ class RedisRateLimiter:
     async def _script(self, script: Any, rkey: str, args: tuple[object, ...]) -> Any:
         return await self.call(lambda: script(keys=(rkey,), args=args))
 
-    async def call(self, make: Callable[[], Awaitable[Any]]) -> Any:
+    async def call(self, make: Callable[[], Awaitable[Any]], *, bounded: bool = False) -> Any:
         """The result of the Redis call `make()`, or None when Redis cannot answer (skipped
-        while degraded and not yet due for a retry). Also used by `RedisAdmitter`
-        (admit_redis.py), whose scripts share this limiter's keys and its degradation."""
+        while degraded and not yet due for a retry) within `op_timeout_s`. Also used by
+        `RedisAdmitter` (admit_redis.py), whose scripts share this limiter's keys and its
+        degradation. `bounded`: `make()` fails with `TimeoutError` by itself after
+        `op_timeout_s` (a pipe command sent with that timeout), so no timer is set here."""
         if not self.due():
             return None
         try:
-            async with asyncio.timeout(self._op_timeout_s):
+            if bounded:
                 result = await make()
+            else:
+                async with asyncio.timeout(self._op_timeout_s):
+                    result = await make()
         except ERRORS as exc:
             self.failed(exc)
             return None
