@@ -8,7 +8,7 @@ import asyncio
 import email.utils
 import errno
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -157,7 +157,10 @@ class UpstreamHTTP:
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """POST and yield an iterator over the response body's bytes as they arrive.
 
-        Leaving the context early (the client went away) closes the upstream connection.
+        Leaving the context early (the client went away) closes the upstream connection. The
+        iterator is closed when the context ends, however it ends: an adapter that stops
+        reading at the stream's last event does not leave it to the garbage collector (which
+        closes an async generator through the event loop: a wake-up and a task per stream).
         """
         timeout = self._stream_timeout_for(deployment)
         if self._tracing is not None:
@@ -177,7 +180,11 @@ class UpstreamHTTP:
                 if resp.status >= 400:
                     body = await resp.read()
                     raise on_error(deployment, resp.status, body, resp.headers)
-                yield _guarded(resp.content.iter_any(), deployment, timeout.sock_read)
+                chunks = _guarded(resp.content.iter_any(), deployment, timeout.sock_read)
+                try:
+                    yield chunks
+                finally:
+                    await chunks.aclose()
         except GatewayError:
             raise
         except (GeneratorExit, asyncio.CancelledError):
@@ -193,7 +200,7 @@ class UpstreamHTTP:
 
 async def _guarded(
     chunks: AsyncIterator[bytes], deployment: Deployment, timeout_s: float | None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     try:
         async for chunk in chunks:
             yield chunk
