@@ -96,7 +96,7 @@ def test_a_finished_stream_leaves_no_async_generator_to_the_garbage_collector(
     try:
         with httpx.Client(base_url=gw.url, timeout=10) as client:
             for model in ("fast", "claude", "gem"):
-                body = {"model": model, "stream": True, "messages": said}
+                body: dict[str, Any] = {"model": model, "stream": True, "messages": said}
                 with client.stream("POST", "/v1/chat/completions", json=body) as response:
                     assert response.status_code == 200, model
                     events = [line for line in response.iter_lines() if line.startswith("data:")]
