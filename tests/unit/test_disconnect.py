@@ -1,14 +1,17 @@
-"""Cancelling work when the client disconnects, and the shared timer that starts the watching."""
+"""Cancelling work when the client disconnects, the shared timer that starts the watching, and
+the request body's deadline (one entry in that timer)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
 
-from ai_gateway.api.common import LateStarts, cancel_on_disconnect
+from ai_gateway.api.common import BodyLimit, LateStarts, cancel_on_disconnect, read_body
+from ai_gateway.errors import RequestTimeoutError
 
 
 async def test_callbacks_run_once_due_and_discarded_ones_never() -> None:
@@ -103,3 +106,44 @@ async def test_a_failing_callback_stops_neither_the_others_nor_later_ones() -> N
         assert [type(exc) for exc in reported] == [RuntimeError]
     finally:
         loop.set_exception_handler(None)
+
+
+def _request(receive: Callable[[], Awaitable[dict[str, object]]]) -> Request:
+    scope = {"type": "http", "method": "POST", "headers": [], "path": "/"}
+    return Request(scope, receive)
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_408_and_leaves_no_deadline() -> None:
+    async def never() -> dict[str, object]:
+        await asyncio.sleep(3600)
+        raise AssertionError
+
+    late = LateStarts.for_loop(asyncio.get_running_loop())
+    with pytest.raises(RequestTimeoutError, match=r"did not arrive within 0\.05s"):
+        await read_body(_request(never), BodyLimit(max_bytes=100, timeout_s=0.05))
+    assert not late._waiting
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_a_body_read_in_time_leaves_no_deadline_and_a_cancel_stays_a_cancel() -> None:
+    parts = [b'{"a"', b": 1}"]
+
+    async def in_two_parts() -> dict[str, object]:
+        await asyncio.sleep(0)
+        return {"type": "http.request", "body": parts.pop(0), "more_body": bool(parts)}
+
+    late = LateStarts.for_loop(asyncio.get_running_loop())
+    limit = BodyLimit(max_bytes=100, timeout_s=5)
+    assert await read_body(_request(in_two_parts), limit) == b'{"a": 1}'
+    assert not late._waiting
+
+    async def slow() -> dict[str, object]:
+        await asyncio.sleep(3600)
+        raise AssertionError
+
+    reading = asyncio.ensure_future(read_body(_request(slow), limit))
+    await asyncio.sleep(0.01)
+    reading.cancel()  # the client left, or the server stops: not a timeout
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert not late._waiting

@@ -79,20 +79,37 @@ async def read_body(request: Request, limit: BodyLimit) -> bytes:
         )
     parts: list[bytes] = []
     size = 0
+    # The deadline is one entry in the loop's shared timer (`LateStarts`), not a timer of its
+    # own: most bodies have arrived with their headers, and the entry is only added and removed.
+    task = asyncio.current_task()
+    assert task is not None
+    cancelling = task.cancelling()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    late = LateStarts.for_loop(asyncio.get_running_loop())
+    late.add(expire, limit.timeout_s, expire)
     try:
-        async with asyncio.timeout(limit.timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise PayloadTooLargeError(
-                        f"The request body exceeds this gateway's limit of {max_bytes} bytes."
-                    )
-                parts.append(chunk)
-    except TimeoutError:
-        raise RequestTimeoutError(
-            f"The request body did not arrive within {limit.timeout_s:g}s (body_timeout_s); "
-            "send the whole body without pausing."
-        ) from None
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLargeError(
+                    f"The request body exceeds this gateway's limit of {max_bytes} bytes."
+                )
+            parts.append(chunk)
+    except asyncio.CancelledError:
+        if expired and task.uncancel() <= cancelling:
+            raise RequestTimeoutError(
+                f"The request body did not arrive within {limit.timeout_s:g}s (body_timeout_s); "
+                "send the whole body without pausing."
+            ) from None
+        raise
+    finally:
+        late.discard(expire)
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
