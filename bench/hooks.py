@@ -20,7 +20,6 @@ from typing import Any
 
 from ai_gateway.hooks.api import HookContext
 from ai_gateway.hooks.config import HookConfig
-from ai_gateway.hooks.deadlines import Deadlines
 from ai_gateway.hooks.functions import HttpClient, build_function
 from ai_gateway.hooks.runner import Hook, HookMetrics, HookSet
 from ai_gateway.observability.metrics import Metrics
@@ -49,7 +48,7 @@ def chain(metrics: HookMetrics, **hook: Any) -> Chain:
     hooks = []
     if hook:
         config = HookConfig.model_validate({"name": "noop", "point": "pre_request", **hook})
-        hooks.append(Hook(config, build_function(config, HttpClient()), metrics, Deadlines()))
+        hooks.append(Hook(config, build_function(config, HttpClient()), metrics))
     return Chain([Hooks(HookSet(hooks)), answer])
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ai_gateway.hooks.deadlines import Deadlines
 from ai_gateway.hooks.functions import HttpClient, LoadError, build_function
 from ai_gateway.hooks.records import RecordHooks
 from ai_gateway.hooks.runner import Hook, HookMetrics, HookSet
@@ -42,7 +41,6 @@ class HookParts:
 def build_hooks(config: Config, metrics: Metrics) -> HookParts:
     client = HttpClient()
     hook_metrics = HookMetrics(metrics) if config.hooks else None
-    deadlines = Deadlines()
     hooks: list[Hook] = []
     for hook in config.hooks:
         try:
@@ -50,7 +48,7 @@ def build_hooks(config: Config, metrics: Metrics) -> HookParts:
         except LoadError as exc:
             raise ConfigError(f"{config.source}: hooks: {hook.name}: {exc}") from None
         assert hook_metrics is not None
-        hooks.append(Hook(hook, function, hook_metrics, deadlines))
+        hooks.append(Hook(hook, function, hook_metrics))
     on_record = [h for h in hooks if h.point == "on_record"]
     records = (
         RecordHooks(on_record, hook_metrics) if on_record and hook_metrics is not None else None

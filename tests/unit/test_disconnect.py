@@ -10,8 +10,9 @@ import pytest
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
 
-from ai_gateway.api.common import BodyLimit, LateStarts, cancel_on_disconnect, read_body
+from ai_gateway.api.common import BodyLimit, cancel_on_disconnect, read_body
 from ai_gateway.errors import RequestTimeoutError
+from ai_gateway.timers import LateStarts
 
 
 async def test_callbacks_run_once_due_and_discarded_ones_never() -> None:

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 import hook_functions
 from ai_gateway.errors import GatewayError
 from ai_gateway.hooks.config import HookConfig
-from ai_gateway.hooks.deadlines import Deadlines
 from ai_gateway.hooks.functions import HttpClient, LoadError, build_function
 from ai_gateway.hooks.records import RecordHooks
 from ai_gateway.hooks.runner import Hook, HookMetrics, HookSet
@@ -56,7 +55,7 @@ def hook(name: str, point: str, target: str, **extra: Any) -> HookConfig:
 
 def build(*configs: HookConfig, metrics: HookMetrics | None = None) -> tuple[Chain, Upstream]:
     hook_metrics = metrics or HookMetrics(Metrics())
-    hooks = [Hook(c, build_function(c, HttpClient()), hook_metrics, Deadlines()) for c in configs]
+    hooks = [Hook(c, build_function(c, HttpClient()), hook_metrics) for c in configs]
     upstream = Upstream()
     return Chain([Hooks(HookSet(hooks)), upstream]), upstream
 
@@ -186,9 +185,7 @@ def test_a_failing_on_chunk_hook_fails_open_per_chunk() -> None:
 def test_on_record_hooks_get_the_record_off_the_hot_path() -> None:
     config = hook("keep", "on_record", "keep_record")
     metrics = HookMetrics(Metrics())
-    hooks = RecordHooks(
-        [Hook(config, build_function(config, HttpClient()), metrics, Deadlines())], metrics
-    )
+    hooks = RecordHooks([Hook(config, build_function(config, HttpClient()), metrics)], metrics)
     hook_functions.RECORDS.clear()
 
     class Inner:
@@ -232,20 +229,3 @@ def test_a_python_hook_that_cannot_be_imported_is_a_load_error() -> None:
         )
     with pytest.raises(LoadError, match="missing"):
         build_function(hook("x", "pre_request", "missing"), HttpClient())
-
-
-def test_a_deadline_cuts_off_only_its_own_call_and_lets_an_outside_cancel_through() -> None:
-    deadlines = Deadlines(tick_s=0.005)
-
-    async def go() -> None:
-        with pytest.raises(TimeoutError):
-            await deadlines.cut(asyncio.sleep(5), 0.02)
-        assert await deadlines.cut(asyncio.sleep(0, "done"), 0.02) == "done"
-        await asyncio.sleep(0.05)  # the timer stops once no call is in flight
-        task = asyncio.create_task(deadlines.cut(asyncio.sleep(5), 5))
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(go())

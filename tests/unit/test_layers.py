@@ -56,7 +56,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # data/models.yaml), a source that routing, usage, providers and the API read, like a store.
     (
         "infrastructure",
-        ("stores", "observability", "schemas", "streaming", "model_registry", *STORED_RECORDS),
+        (
+            *("stores", "observability", "schemas", "streaming", "model_registry", "timers"),
+            *STORED_RECORDS,
+        ),
     ),
     # The features, and the request's facts that they share (`request_info`: it names routing's
     # Trace and security's Principal, and admission and usage recording fill it in).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from ai_gateway.errors import (
     PayloadTooLargeError,
     RequestTimeoutError,
 )
+from ai_gateway.timers import LateStarts, cut
 
 T = TypeVar("T")
 
@@ -77,102 +78,27 @@ async def read_body(request: Request, limit: BodyLimit) -> bytes:
         raise PayloadTooLargeError(
             f"The request body is {declared} bytes; this gateway accepts at most {max_bytes} bytes."
         )
+    try:
+        # A deadline of the loop's shared timer, not a timer per request (ai_gateway/timers.py).
+        return await cut(_read_all(request, max_bytes), limit.timeout_s)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"The request body did not arrive within {limit.timeout_s:g}s (body_timeout_s); "
+            "send the whole body without pausing."
+        ) from None
+
+
+async def _read_all(request: Request, max_bytes: int) -> bytes:
     parts: list[bytes] = []
     size = 0
-    # The deadline is one entry in the loop's shared timer (`LateStarts`), not a timer of its
-    # own: most bodies have arrived with their headers, and the entry is only added and removed.
-    task = asyncio.current_task()
-    assert task is not None
-    cancelling = task.cancelling()
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    late = LateStarts.for_loop(asyncio.get_running_loop())
-    late.add(expire, limit.timeout_s, expire)
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                raise PayloadTooLargeError(
-                    f"The request body exceeds this gateway's limit of {max_bytes} bytes."
-                )
-            parts.append(chunk)
-    except asyncio.CancelledError:
-        if expired and task.uncancel() <= cancelling:
-            raise RequestTimeoutError(
-                f"The request body did not arrive within {limit.timeout_s:g}s (body_timeout_s); "
-                "send the whole body without pausing."
-            ) from None
-        raise
-    finally:
-        late.discard(expire)
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLargeError(
+                f"The request body exceeds this gateway's limit of {max_bytes} bytes."
+            )
+        parts.append(chunk)
     return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-class LateStarts:
-    """Runs callbacks once their time has come, with one loop timer for all of them: a request
-    that ends before its time only adds and removes a dict entry, where a timer per request
-    (`call_later` and `cancel`) cost a little on every request. The timer fires at the earliest
-    time due, but at most once per `min_interval_s`, so a callback runs at most that much late.
-    Shared by the requests of a loop (`for_loop`); use it on the loop's thread only."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, min_interval_s: float = 0.01) -> None:
-        self._loop = loop
-        self._min_interval_s = min_interval_s
-        self._waiting: dict[object, tuple[float, Callable[[], None]]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
-
-    def add(self, key: object, delay_s: float, callback: Callable[[], None]) -> None:
-        due = self._loop.time() + delay_s
-        self._waiting[key] = (due, callback)
-        if self._timer is None or due < self._timer_at:
-            self._schedule(due)
-
-    def discard(self, key: object) -> None:
-        self._waiting.pop(key, None)
-
-    def _schedule(self, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self._loop.call_at(when, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        now = self._loop.time()
-        earliest = None
-        due_now: list[Callable[[], None]] = []
-        for key, (due, callback) in list(self._waiting.items()):
-            if due <= now:
-                del self._waiting[key]
-                due_now.append(callback)
-            elif earliest is None or due < earliest:
-                earliest = due
-        if earliest is not None:
-            self._schedule(max(earliest, now + self._min_interval_s))
-        for callback in due_now:  # one that fails is reported and stops neither the others
-            try:  # nor the timer (as a timer of its own would not)
-                callback()
-            except Exception as exc:
-                self._loop.call_exception_handler(
-                    {"message": "LateStarts callback failed", "exception": exc}
-                )
-
-    _last: LateStarts | None = None  # the latest loop's: almost always the running one
-
-    @classmethod
-    def for_loop(cls, loop: asyncio.AbstractEventLoop) -> LateStarts:
-        """The running loop's. Another loop gets a new one: each keeps its own callbacks and
-        timer, so sharing is only a saving, never needed for correctness."""
-        last = cls._last
-        if last is None or last._loop is not loop:
-            last = cls._last = cls(loop)
-        return last
 
 
 async def cancel_on_disconnect(work: Awaitable[T], receive: Receive, grace_s: float = 0.05) -> T:

@@ -32,11 +32,11 @@ from ai_gateway.errors import (
 )
 from ai_gateway.hooks.api import ALLOWED, Continue, HookContext, HookResult, Reject
 from ai_gateway.hooks.config import POINTS, HookConfig, HookPoint
-from ai_gateway.hooks.deadlines import Deadlines
 from ai_gateway.hooks.functions import BadStatus, HookFunction, MalformedResult
 from ai_gateway.observability.logging import get_logger
 from ai_gateway.observability.metrics import LATENCY_BUCKETS, Metrics
 from ai_gateway.redaction import scrub
+from ai_gateway.timers import cut
 
 log = get_logger(__name__)
 
@@ -116,7 +116,6 @@ class Hook:
         config: HookConfig,
         function: HookFunction,
         metrics: HookMetrics,
-        deadlines: Deadlines,
     ) -> None:
         self.name = config.name
         self.point: HookPoint = config.point
@@ -128,7 +127,6 @@ class Hook:
         # not keep.
         self._bounded = not (config.inline and not getattr(function, "is_async", True))
         self._timeout = config.timeout_s
-        self._deadlines = deadlines
         self._seconds = metrics.seconds.labels(self.name, self.point)
         self._failures = metrics.failures
 
@@ -138,7 +136,7 @@ class Hook:
         started = perf_counter()
         try:
             if self._bounded:
-                raw = await self._deadlines.cut(self._function(ctx), self._timeout)
+                raw = await cut(self._function(ctx), self._timeout)
             else:
                 raw = await self._function(ctx)
             result = check(self.point, raw)

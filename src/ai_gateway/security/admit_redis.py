@@ -44,6 +44,7 @@ from ai_gateway.security.ratelimit import (
 )
 from ai_gateway.security.ratelimit_redis import ERRORS, MAX_COST_US, US_PER_S, RedisRateLimiter
 from ai_gateway.stores.redis_pipe import RedisPipe
+from ai_gateway.timers import cut
 
 _ADMIT = """
 local t = redis.call('TIME')
@@ -239,7 +240,7 @@ class RedisAdmitter:
                 args += ("b", to_pico(check.usd), to_pico(committed) if committed > 0 else 0)
         script = self._admit
         result = await self._limiter.call(
-            lambda: self._answer(script, self._send(script, keys, args), keys, args), bounded=True
+            lambda: self._answer(script, self._send(script, keys, args), keys, args)
         )
         if result is None:
             return None
@@ -286,8 +287,8 @@ class RedisAdmitter:
         self, sent: asyncio.Future[Any], keys: list[str], args: list[str | int]
     ) -> list[Decimal] | None:
         limiter = self._limiter
-        try:  # the pipe fails the command after op_timeout_s
-            result = await self._answer(self._settle, sent, keys, args)
+        try:
+            result = await cut(self._answer(self._settle, sent, keys, args), limiter.op_timeout_s)
         except ERRORS as exc:
             limiter.failed(exc)
             return None
@@ -295,8 +296,7 @@ class RedisAdmitter:
         return [from_pico(int(total)) for total in result]
 
     def _send(self, script: _Script, keys: list[str], args: list[str | int]) -> asyncio.Future[Any]:
-        timeout_s = self._limiter.op_timeout_s
-        return self._pipe.send("EVALSHA", script.sha, len(keys), *keys, *args, timeout_s=timeout_s)
+        return self._pipe.send("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def _answer(
         self, script: _Script, sent: asyncio.Future[Any], keys: list[str], args: list[str | int]
@@ -304,10 +304,7 @@ class RedisAdmitter:
         try:
             return await sent
         except NoScriptError:  # Redis restarted or its script cache was flushed: load it
-            timeout_s = self._limiter.op_timeout_s
-            return await self._pipe.send(
-                "EVAL", script.source, len(keys), *keys, *args, timeout_s=timeout_s
-            )
+            return await self._pipe.send("EVAL", script.source, len(keys), *keys, *args)
 
     async def aclose(self) -> None:
         await self._pipe.aclose()

@@ -26,7 +26,6 @@ degraded lives there); a lease it could not free in Redis expires after its ttl.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -48,6 +47,7 @@ from ai_gateway.security.ratelimit import (
     token_cost,
     token_decision,
 )
+from ai_gateway.timers import cut
 
 US_PER_S = 1_000_000
 MAX_COST_US = 2**50  # ~35 years of debt: keeps every value an exact integer in Lua's doubles
@@ -233,20 +233,15 @@ class RedisRateLimiter:
     async def _script(self, script: Any, rkey: str, args: tuple[object, ...]) -> Any:
         return await self.call(lambda: script(keys=(rkey,), args=args))
 
-    async def call(self, make: Callable[[], Awaitable[Any]], *, bounded: bool = False) -> Any:
+    async def call(self, make: Callable[[], Awaitable[Any]]) -> Any:
         """The result of the Redis call `make()`, or None when Redis cannot answer (skipped
-        while degraded and not yet due for a retry) within `op_timeout_s`. Also used by
-        `RedisAdmitter` (admit_redis.py), whose scripts share this limiter's keys and its
-        degradation. `bounded`: `make()` fails with `TimeoutError` by itself after
-        `op_timeout_s` (a pipe command sent with that timeout), so no timer is set here."""
+        while degraded and not yet due for a retry) within `op_timeout_s` (a deadline of the
+        loop's shared timer: ai_gateway/timers.py). Also used by `RedisAdmitter`
+        (admit_redis.py), whose scripts share this limiter's keys and its degradation."""
         if not self.due():
             return None
         try:
-            if bounded:
-                result = await make()
-            else:
-                async with asyncio.timeout(self._op_timeout_s):
-                    result = await make()
+            result = await cut(make(), self._op_timeout_s)
         except ERRORS as exc:
             self.failed(exc)
             return None

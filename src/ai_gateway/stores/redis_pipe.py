@@ -16,12 +16,11 @@ Connection: opened on the first `send` (redis://, rediss:// or unix:// URLs, wit
 a user name and a database), within `connect_timeout_s`; the commands sent meanwhile wait in
 order. When it fails or closes, every pending future fails with `ConnectionError` and the next
 `send` reconnects. A reply awaited longer than `stall_timeout_s` means a hung server: the
-connection is dropped (its futures fail) when the next command is sent. A command sent with a
-`timeout_s` fails with `TimeoutError` once that time has passed without its reply (checked by
-one timer for the whole pipe, every `SWEEP_S`, not a timer per command: it may fail up to that
-much later). Replies are decoded as
-UTF-8 (as `create_redis`'s client does); a Redis error reply raises `ResponseError` (or
-`NoScriptError`) from its future. Secrets (the URL's password) never appear in errors.
+connection is dropped (its futures fail) when the next command is sent. A caller bounds its
+own wait (e.g. with `ai_gateway.timers.cut`); a reply that comes after it gave up is skipped.
+Replies are decoded as UTF-8 (as `create_redis`'s client does); a Redis error reply raises
+`ResponseError` (or `NoScriptError`) from its future. Secrets (the URL's password) never appear
+in errors.
 """
 
 from __future__ import annotations
@@ -39,8 +38,6 @@ from redis.exceptions import NoScriptError, ResponseError
 
 CONNECT_TIMEOUT_S = 1.0
 STALL_TIMEOUT_S = 1.0
-SWEEP_S = 0.02  # how often commands past their `timeout_s` are failed
-NO_DEADLINE = float("inf")
 
 
 class RedisPipe(asyncio.Protocol):
@@ -64,22 +61,17 @@ class RedisPipe(asyncio.Protocol):
         self._ready = False  # connected, and the connection's own commands queued first
         self._connecting: asyncio.Task[None] | None = None
         self._reader = hiredis.Reader(encoding="utf-8")
-        # Sent, in order: each command's future, when it was sent and its deadline.
-        self._waiting: deque[tuple[asyncio.Future[Any], float, float]] = deque()
-        self._sweeper: asyncio.TimerHandle | None = None  # armed while a deadline is pending
+        self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()  # sent, in order
         self._unsent: list[bytes] = []  # queued this turn of the loop, or until connected
         self._flush_scheduled = False
         self._closed = False
 
     # --- sending ----------------------------------------------------------------------------
 
-    def send(
-        self, *args: str | int | float | bytes, timeout_s: float | None = None
-    ) -> asyncio.Future[Any]:
+    def send(self, *args: str | int | float | bytes) -> asyncio.Future[Any]:
         """Queue one command; its reply (or error) arrives in the returned future. Commands
         are sent, and run by Redis, in the order of the calls; those of one turn of the event
-        loop leave together at its end. `timeout_s`: the future fails with `TimeoutError`
-        when the reply has not come by then (up to `SWEEP_S` later)."""
+        loop leave together at its end."""
         loop = asyncio.get_running_loop()
         if self._closed:
             raise RedisConnectionError("the Redis pipe is closed")
@@ -89,12 +81,7 @@ class RedisPipe(asyncio.Protocol):
         if waiting and now - waiting[0][1] > self._stall_timeout_s and self._transport:
             self._transport.abort()  # a reply overdue: the server hangs; fail and reconnect
         self._unsent.append(_pack(args))
-        if timeout_s is None:
-            waiting.append((future, now, NO_DEADLINE))
-        else:
-            waiting.append((future, now, now + timeout_s))
-            if self._sweeper is None:
-                self._sweeper = loop.call_later(SWEEP_S, self._sweep)
+        waiting.append((future, now))
         if not self._ready:
             if self._connecting is None:
                 self._connecting = loop.create_task(self._connect())
@@ -102,22 +89,6 @@ class RedisPipe(asyncio.Protocol):
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         return future
-
-    def _sweep(self) -> None:
-        """Fail the commands past their deadline; again in `SWEEP_S` while any has one."""
-        self._sweeper = None
-        now = time.monotonic()
-        pending = False
-        for future, _, deadline in self._waiting:
-            if deadline == NO_DEADLINE or future.done():
-                continue
-            if deadline <= now:
-                future.set_exception(TimeoutError("Redis did not answer in time"))
-                future.exception()  # a caller that gave up must not leave it unretrieved
-            else:
-                pending = True
-        if pending:
-            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -147,7 +118,7 @@ class RedisPipe(asyncio.Protocol):
                     host, port = options.get("host", "localhost"), int(options.get("port", 6379))
                     await loop.create_connection(lambda: self, host, port, ssl=tls)
                 now = time.monotonic()
-                self._waiting.extendleft((check, now, NO_DEADLINE) for check in reversed(checks))
+                self._waiting.extendleft((check, now) for check in reversed(checks))
                 self._unsent[:0] = hello
                 self._ready = True
                 self._flush()
@@ -175,7 +146,7 @@ class RedisPipe(asyncio.Protocol):
                 if self._transport is not None:
                     self._transport.abort()
                 return
-            future, _, _ = waiting.popleft()
+            future, _ = waiting.popleft()
             if future.done():  # its caller stopped waiting (a timeout)
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -193,16 +164,13 @@ class RedisPipe(asyncio.Protocol):
     def _fail(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, deque()
         self._unsent = []
-        for future, _, _ in waiting:
+        for future, _ in waiting:
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # a caller that gave up must not leave it unretrieved
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
         if self._connecting is not None:
             self._connecting.cancel()
         if self._transport is not None:
