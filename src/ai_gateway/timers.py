@@ -10,8 +10,8 @@ to `min_interval_s` (10 ms) late.
 - `LateStarts`: run a callback once its time has come (the disconnect watcher, api/common.py).
 - `cut`: `await` a call, or `TimeoutError` once it has run its time (the request body, the
   shared rate limiter's Redis calls with admission's and settlement's scripts, hooks; the
-  spend counter's own Redis calls, off the request path when admission goes through
-  Redis, keep `asyncio.timeout`).
+  spend counter's own Redis calls keep `asyncio.timeout`: with admission through Redis they
+  only seed a budget's counter, once per period).
 """
 
 from __future__ import annotations
